@@ -1,0 +1,39 @@
+# The two commands of the README: `make docs` (build the documentation) and `make test` (run every check).
+# Both create .venv on first use; nothing has to be installed by hand.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: venv docs test lint snapshots system-deps clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Debian packages the browser and LaTeX tests use; installed only when missing, and only where we are root.
+system-deps:
+	@bash tools/system-deps.sh
+
+docs: venv
+	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
+	@echo "The site is built: open docs/_build/html/index.html"
+
+lint: venv
+	$(PY) -m ruff check src tests bench
+	$(PY) -m ruff format --check src tests bench
+	$(PY) -m mypy
+
+test: venv system-deps lint
+	$(PY) -m pytest -n 2 --dist loadfile
+
+# Rewrites the expected outputs under tests/snapshots/ from the current code; review the diff before committing.
+snapshots: venv
+	MODELVIS_UPDATE_SNAPSHOTS=1 $(PY) -m pytest -n 2 tests -k snapshot
+
+clean:
+	rm -rf docs/_build .pytest_cache .mypy_cache .ruff_cache .modelvis_cache

@@ -1,0 +1,188 @@
+"""Folding repeated siblings into one line (``0-11``), depth cuts, pruning and parameter totals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .tree import ModelTree, ModuleNode
+
+__all__ = [
+    "FoldedNode",
+    "ParamSummary",
+    "drop_parameter_free",
+    "fold_siblings",
+    "format_count",
+    "format_names",
+    "summarize",
+]
+
+
+@dataclass(slots=True, eq=False)
+class FoldedNode:
+    """One displayed line of the tree: one module, or several identical siblings.
+
+    ``node`` is the first of the folded modules (they are all alike); ``names`` are all of their
+    names in the order met. ``hidden`` counts the modules below that a depth cut left out.
+    """
+
+    names: list[str]
+    node: ModuleNode
+    children: list[FoldedNode] = field(default_factory=list)
+    hidden: int = 0
+
+    @property
+    def label(self) -> str:
+        """The names as shown: ``0-11``, ``0,2,4-5`` or ``query,key,value``."""
+        return format_names(self.names)
+
+    @property
+    def folded(self) -> bool:
+        """Whether this line stands for more than one module."""
+        return len(self.names) > 1
+
+
+@dataclass(slots=True, frozen=True)
+class ParamSummary:
+    """Parameter totals; tied parameters and shared modules count once, buffers not at all."""
+
+    total: int
+    tunable: int
+    frozen: int
+    delta: int
+
+    @property
+    def tunable_ratio(self) -> float:
+        return self.tunable / self.total if self.total else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"total": self.total, "tunable": self.tunable, "frozen": self.frozen, "delta": self.delta}
+
+
+def format_names(names: list[str]) -> str:
+    """Join sibling names: integer names become ranges (``0-11``, ``0,2,4-5``), others are joined by commas."""
+    if names and all(name.isdecimal() for name in names):
+        numbers = sorted({int(name) for name in names})
+        runs: list[str] = []
+        start = previous = numbers[0]
+        for number in [*numbers[1:], None]:
+            if number is not None and number == previous + 1:
+                previous = number
+                continue
+            runs.append(str(start) if start == previous else f"{start}-{previous}")
+            if number is not None:
+                start = previous = number
+        return ",".join(runs)
+    return ",".join(names)
+
+
+def format_count(count: int) -> str:
+    """A parameter count in human units: ``950``, ``12.3K``, ``109.5M``, ``70.6B``."""
+    for unit, scale in (("T", 10**12), ("B", 10**9), ("M", 10**6), ("K", 10**3)):
+        if count >= scale:
+            return f"{count / scale:.1f}{unit}"
+    return str(count)
+
+
+def drop_parameter_free(root: ModuleNode) -> ModuleNode:
+    """A copy of the tree without modules that own no parameter and keep no child.
+
+    The root always stays. A module met again through a second parent stays when the place
+    it is shown stays.
+    """
+    # Post-order without recursion: children are decided before their parent.
+    copies: dict[int, ModuleNode] = {}
+    kept_paths: set[str] = set()
+    order: list[tuple[ModuleNode, str]] = []
+    stack: list[tuple[ModuleNode, str]] = [(root, "")]
+    while stack:
+        node, path = stack.pop()
+        order.append((node, path))
+        for child in node.children:
+            stack.append((child, f"{path}.{child.name}" if path else child.name))
+    # ``order`` is pre-order with children reversed; walking it backwards visits children first,
+    # and visits earlier siblings before later ones, so a shared module's first place is decided first.
+    for node, path in reversed(order):
+        kids = [copies[id(child)] for child in node.children if id(child) in copies]
+        keep = bool(node.params) or bool(kids) or node is root
+        if node.shared_with is not None:
+            keep = keep or node.shared_with in kept_paths or _is_ancestor(node.shared_with, path)
+        if keep:
+            copies[id(node)] = ModuleNode(node.name, node.type_name, list(node.params), kids, node.shared_with)
+            kept_paths.add(path)
+    return copies[id(root)]
+
+
+def _is_ancestor(candidate: str, path: str) -> bool:
+    return candidate == "" or path.startswith(candidate + ".")
+
+
+def _signatures(root: ModuleNode) -> dict[int, int]:
+    """A small integer per node such that equal integers mean identical subtrees (names of children included)."""
+    table: dict[tuple[Any, ...], int] = {}
+    ids: dict[int, int] = {}
+    order: list[ModuleNode] = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        order.append(node)
+        stack.extend(node.children)
+    for node in reversed(order):
+        key = (
+            node.type_name,
+            node.shared_with,
+            tuple(param.signature() for param in node.params),
+            tuple((child.name, ids[id(child)]) for child in node.children),
+        )
+        ids[id(node)] = table.setdefault(key, len(table))
+    return ids
+
+
+def fold_siblings(tree: ModelTree | ModuleNode, *, max_depth: int | None = None) -> FoldedNode:
+    """Fold siblings whose whole subtrees match into one :class:`FoldedNode`.
+
+    Siblings fold when type, child names and types, parameter names, shapes, dtypes and
+    tunable/frozen/delta state all match, wherever they stand among their siblings; the folded
+    line stands where the first of them stood. ``max_depth`` cuts the tree below that depth
+    (the root is depth 0) and records how many modules were left out.
+    """
+    root = tree.root if isinstance(tree, ModelTree) else tree
+    signature = _signatures(root)
+    top = FoldedNode([root.name], root)
+    stack: list[tuple[FoldedNode, int]] = [(top, 0)]
+    while stack:
+        folded, depth = stack.pop()
+        children = folded.node.children
+        if not children:
+            continue
+        if max_depth is not None and depth >= max_depth:
+            folded.hidden = sum(1 for child in children for _ in child.walk())
+            continue
+        groups: dict[int, FoldedNode] = {}
+        for child in children:
+            key = signature[id(child)]
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = FoldedNode([child.name], child)
+                folded.children.append(group)
+            else:
+                group.names.append(child.name)
+        stack.extend((child, depth + 1) for child in folded.children)
+    return top
+
+
+def summarize(tree: ModelTree | ModuleNode) -> ParamSummary:
+    """Count parameters: total, tunable, frozen and delta, each tensor once."""
+    root = tree.root if isinstance(tree, ModelTree) else tree
+    total = tunable = delta = 0
+    for node in root.walk():
+        for param in node.params:
+            if param.buffer or param.tied_to is not None:
+                continue
+            count = param.numel
+            total += count
+            if param.requires_grad:
+                tunable += count
+            if param.delta:
+                delta += count
+    return ParamSummary(total=total, tunable=tunable, frozen=total - tunable, delta=delta)

@@ -1,0 +1,209 @@
+"""The model tree as plain data: modules, their parameters, and a JSON round trip."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["TREE_FORMAT_VERSION", "ModelTree", "ModuleNode", "ParamInfo"]
+
+#: Bumped whenever the JSON layout changes, so cached trees of an older layout are rebuilt.
+TREE_FORMAT_VERSION = 1
+
+
+@dataclass(slots=True)
+class ParamInfo:
+    """One parameter (or buffer) owned directly by a module.
+
+    ``shape`` is ``None`` for a parameter whose shape is not known yet
+    (``torch.nn.LazyLinear`` before its first call).
+    ``tied_to`` names the first place the same tensor was met, for a tied weight;
+    a tied parameter is shown but not counted again.
+    """
+
+    name: str
+    shape: tuple[int, ...] | None
+    dtype: str = "float32"
+    requires_grad: bool = True
+    delta: bool = False
+    buffer: bool = False
+    tied_to: str | None = None
+
+    @property
+    def numel(self) -> int:
+        """Number of elements; 0 when the shape is unknown."""
+        if self.shape is None:
+            return 0
+        count = 1
+        for size in self.shape:
+            count *= size
+        return count
+
+    @property
+    def state(self) -> str:
+        """The color role of the parameter: ``delta``, ``tunable``, ``frozen`` or ``buffer``."""
+        if self.buffer:
+            return "buffer"
+        if self.delta:
+            return "delta"
+        return "tunable" if self.requires_grad else "frozen"
+
+    def signature(self) -> tuple[Any, ...]:
+        """What must match for two parameters to be shown as one."""
+        return (
+            self.name,
+            self.shape,
+            self.dtype,
+            self.requires_grad,
+            self.delta,
+            self.buffer,
+            self.tied_to is not None,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name, "shape": None if self.shape is None else list(self.shape)}
+        if self.dtype != "float32":
+            data["dtype"] = self.dtype
+        if not self.requires_grad:
+            data["requires_grad"] = False
+        if self.delta:
+            data["delta"] = True
+        if self.buffer:
+            data["buffer"] = True
+        if self.tied_to is not None:
+            data["tied_to"] = self.tied_to
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ParamInfo:
+        shape = data.get("shape")
+        return cls(
+            name=data["name"],
+            shape=None if shape is None else tuple(shape),
+            dtype=data.get("dtype", "float32"),
+            requires_grad=data.get("requires_grad", True),
+            delta=data.get("delta", False),
+            buffer=data.get("buffer", False),
+            tied_to=data.get("tied_to"),
+        )
+
+
+@dataclass(slots=True, eq=False)
+class ModuleNode:
+    """One module: its attribute name, class name, own parameters and children.
+
+    ``shared_with`` is set on a module met a second time (reachable from two parents);
+    it then names the path where it is shown, and carries no parameters or children.
+    """
+
+    name: str
+    type_name: str
+    params: list[ParamInfo] = field(default_factory=list)
+    children: list[ModuleNode] = field(default_factory=list)
+    shared_with: str | None = None
+
+    def walk(self) -> Iterator[ModuleNode]:
+        """Every node of the subtree, parents before children, without recursion."""
+        stack = [self]
+        while stack:
+            node = stack.pop()
+            yield node
+            stack.extend(reversed(node.children))
+
+    def __eq__(self, other: object) -> bool:
+        """Structural equality, compared without recursion."""
+        if not isinstance(other, ModuleNode):
+            return NotImplemented
+        pairs = [(self, other)]
+        while pairs:
+            left, right = pairs.pop()
+            if (left.name, left.type_name, left.params, left.shared_with, len(left.children)) != (
+                right.name,
+                right.type_name,
+                right.params,
+                right.shared_with,
+                len(right.children),
+            ):
+                return False
+            pairs.extend(zip(left.children, right.children, strict=True))
+        return True
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict; built without recursion so deep chains do not overflow."""
+        root: dict[str, Any] = {}
+        stack: list[tuple[ModuleNode, dict[str, Any]]] = [(self, root)]
+        while stack:
+            node, out = stack.pop()
+            out["name"] = node.name
+            out["type"] = node.type_name
+            if node.params:
+                out["params"] = [param.to_json() for param in node.params]
+            if node.shared_with is not None:
+                out["shared_with"] = node.shared_with
+            if node.children:
+                kids: list[dict[str, Any]] = [{} for _ in node.children]
+                out["children"] = kids
+                stack.extend(zip(node.children, kids, strict=True))
+        return root
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModuleNode:
+        def make(item: dict[str, Any]) -> ModuleNode:
+            return cls(
+                name=item["name"],
+                type_name=item["type"],
+                params=[ParamInfo.from_json(p) for p in item.get("params", ())],
+                shared_with=item.get("shared_with"),
+            )
+
+        root = make(data)
+        stack = [(root, data)]
+        while stack:
+            node, item = stack.pop()
+            for child_data in item.get("children", ()):
+                child = make(child_data)
+                node.children.append(child)
+                stack.append((child, child_data))
+        return root
+
+
+@dataclass(slots=True)
+class ModelTree:
+    """A whole model: the root module and the dtype most of its parameters have.
+
+    Parameters whose dtype differs from ``dominant_dtype`` show it next to their shape.
+    """
+
+    root: ModuleNode
+    dominant_dtype: str = "float32"
+    #: Whether figures of this tree put each parameter on its own line.
+    expand_params: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "version": TREE_FORMAT_VERSION,
+            "dominant_dtype": self.dominant_dtype,
+            "expand_params": self.expand_params,
+            "root": self.root.to_json(),
+        }
+
+    def to_json(self) -> str:
+        """Serialize to a compact JSON string."""
+        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | dict[str, Any]) -> ModelTree:
+        """Read what :meth:`to_json` or :meth:`to_dict` wrote."""
+        data = json.loads(text) if isinstance(text, str) else text
+        if data.get("version") != TREE_FORMAT_VERSION:
+            raise ValueError(f"model tree JSON of format {data.get('version')!r}, expected {TREE_FORMAT_VERSION}")
+        return cls(
+            root=ModuleNode.from_json(data["root"]),
+            dominant_dtype=data.get("dominant_dtype", "float32"),
+            expand_params=data.get("expand_params", False),
+        )
