@@ -1,0 +1,1 @@
+"""Running snippets: in this process (command line) or in a worker process (docs builds)."""

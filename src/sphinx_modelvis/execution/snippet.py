@@ -1,0 +1,284 @@
+"""Running one snippet in a namespace: compiled under the docs file and line, output captured, traceback trimmed.
+
+Shared by the worker process (Sphinx and MkDocs figures) and the command line.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import linecache
+import os
+import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from ..capture import Capture, TreeBlock
+from ..errors import NotAModule, SnippetError
+
+__all__ = [
+    "CaptureStream",
+    "TreeSettings",
+    "captured_output",
+    "evaluate_module",
+    "last_module_name",
+    "module_block",
+    "run_snippet",
+    "show_snippet",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class TreeSettings:
+    """How the tree of a module named by the figure (or found by default) is built and laid out."""
+
+    keep_non_params: bool = False
+    expand_params: bool = False
+    show_buffers: bool = False
+    max_depth: int | None = None
+    rootname: str = "root"
+
+
+class CaptureStream(io.TextIOBase):
+    """A ``sys.stdout`` that records text into a :class:`Capture`.
+
+    ``Visualization.structure_graph()`` hands its tree to :meth:`modelvis_add_tree` instead of
+    printing it, so the figure draws the tree itself (in the figure's theme, guides as lines).
+    """
+
+    def __init__(self, capture: Capture) -> None:
+        super().__init__()
+        self.capture = capture
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.capture.add_text(text)
+        return len(text)
+
+    def isatty(self) -> bool:
+        return False
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "utf-8"
+
+    def modelvis_add_tree(self, block: TreeBlock) -> None:
+        self.capture.blocks.append(block)
+
+
+@contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextmanager
+def captured_output(*, columns: int = 100) -> Iterator[Capture]:
+    """Send ``sys.stdout`` into a fresh :class:`Capture` for the duration.
+
+    ``COLUMNS`` is the figure's width and ``FORCE_COLOR`` is set, so rich output a snippet prints
+    itself keeps its colors and wraps where the figure does.
+    """
+    capture = Capture()
+    saved = sys.stdout
+    sys.stdout = CaptureStream(capture)
+    try:
+        with _environment(COLUMNS=str(columns), FORCE_COLOR="1", TERM="xterm-256color"):
+            yield capture
+    finally:
+        sys.stdout.flush()
+        sys.stdout = saved
+
+
+def _register_source(code: str, filename: str, first_line: int) -> None:
+    """Let tracebacks show the snippet's lines at their docs line numbers (several snippets share a page)."""
+    entry = linecache.cache.get(filename)
+    lines = list(entry[2]) if entry is not None and entry[1] is None else []
+    snippet = code.splitlines(keepends=True)
+    end = first_line - 1 + len(snippet)
+    if len(lines) < end:
+        lines.extend("\n" for _ in range(end - len(lines)))
+    lines[first_line - 1 : end] = [line if line.endswith("\n") else line + "\n" for line in snippet]
+    linecache.cache[filename] = (sum(map(len, lines)), None, lines, filename)
+
+
+def _snippet_error(exc: BaseException, filename: str) -> SnippetError:
+    """The exception as a :class:`SnippetError`: traceback from the snippet's first frame down, and its docs line."""
+    tb: TracebackType | None = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename != filename:
+        tb = tb.tb_next
+    line = None
+    walk = tb
+    while walk is not None:
+        if walk.tb_frame.f_code.co_filename == filename:
+            line = walk.tb_lineno
+        walk = walk.tb_next
+    if isinstance(exc, SyntaxError) and exc.filename == filename:
+        line = exc.lineno
+    text = "".join(traceback.format_exception(type(exc), exc, tb))
+    summary = traceback.format_exception_only(type(exc), exc)[-1].strip()
+    return SnippetError(summary, traceback=text, filename=filename, line=line)
+
+
+def _device(device: str | None) -> Any:
+    if not device:
+        return nullcontext()
+    import torch
+
+    return torch.device(device)
+
+
+def run_snippet(
+    code: str,
+    namespace: dict[str, Any],
+    *,
+    filename: str = "<snippet>",
+    first_line: int = 1,
+    device: str | None = None,
+) -> None:
+    """Execute ``code`` in ``namespace``; its line ``k`` is reported as ``first_line + k - 1`` of ``filename``.
+
+    ``device="meta"`` runs it under ``torch.device("meta")``, so models are built without memory
+    for their weights. Any exception becomes a :class:`SnippetError` carrying the snippet's own
+    traceback lines and the docs line that raised.
+    """
+    padded = "\n" * (first_line - 1) + code
+    _register_source(code, filename, first_line)
+    try:
+        compiled = compile(padded, filename, "exec", dont_inherit=True)
+        with _device(device):
+            exec(compiled, namespace)
+    except Exception as exc:
+        raise _snippet_error(exc, filename) from None
+    except SystemExit as exc:
+        raise SnippetError(
+            f"the snippet called sys.exit({exc.code!r})", filename=filename, line=None, traceback=""
+        ) from None
+
+
+def _bound_names(body: list[ast.stmt]) -> Iterator[str]:
+    """Names bound at the top level of a module body, in source order."""
+
+    def targets(node: ast.AST) -> Iterator[str]:
+        if isinstance(node, ast.Name):
+            yield node.id
+        elif isinstance(node, (ast.Tuple, ast.List)):
+            for element in node.elts:
+                yield from targets(element)
+        elif isinstance(node, ast.Starred):
+            yield from targets(node.value)
+
+    for statement in body:
+        if isinstance(statement, ast.Assign):
+            for target in statement.targets:
+                yield from targets(target)
+        elif isinstance(statement, (ast.AnnAssign, ast.AugAssign)):
+            yield from targets(statement.target)
+        elif isinstance(statement, (ast.For, ast.AsyncFor)):
+            yield from targets(statement.target)
+            yield from _bound_names(statement.body)
+            yield from _bound_names(statement.orelse)
+        elif isinstance(statement, (ast.With, ast.AsyncWith)):
+            for item in statement.items:
+                if item.optional_vars is not None:
+                    yield from targets(item.optional_vars)
+            yield from _bound_names(statement.body)
+        elif isinstance(statement, ast.If | ast.While):
+            yield from _bound_names(statement.body)
+            yield from _bound_names(statement.orelse)
+        elif isinstance(statement, ast.Try):
+            yield from _bound_names(statement.body)
+            for handler in statement.handlers:
+                yield from _bound_names(handler.body)
+            yield from _bound_names(statement.orelse)
+            yield from _bound_names(statement.finalbody)
+        elif isinstance(statement, ast.Expr) and isinstance(statement.value, ast.NamedExpr):
+            yield from targets(statement.value.target)
+
+
+def last_module_name(code: str, namespace: dict[str, Any]) -> str | None:
+    """The last top-level name the snippet binds that now holds a ``torch.nn.Module``."""
+    from ..introspect import is_module
+
+    try:
+        body = ast.parse(code).body
+    except SyntaxError:
+        return None
+    for name in reversed(list(_bound_names(body))):
+        if is_module(namespace.get(name)):
+            return name
+    return None
+
+
+def evaluate_module(expr: str, namespace: dict[str, Any], *, filename: str = "<expression>", line: int = 1) -> Any:
+    """Evaluate ``expr`` in ``namespace``; it must give a ``torch.nn.Module``."""
+    from ..introspect import is_module
+
+    try:
+        value = eval(compile(expr, filename, "eval", dont_inherit=True), namespace)
+    except Exception as exc:
+        error = _snippet_error(exc, filename)
+        error.line = error.line or line
+        raise error from None
+    if not is_module(value):
+        raise NotAModule(f"`{expr}` is a {type(value).__name__}, not a torch.nn.Module, so it has no tree to show")
+    return value
+
+
+def module_block(module: Any, settings: TreeSettings) -> TreeBlock:
+    """The tree of ``module`` as a figure block."""
+    from ..introspect import build_tree
+
+    tree = build_tree(
+        module,
+        keep_non_params=settings.keep_non_params,
+        expand_params=settings.expand_params,
+        show_buffers=settings.show_buffers,
+    )
+    return TreeBlock(tree, rootname=settings.rootname, max_depth=settings.max_depth)
+
+
+def show_snippet(
+    code: str,
+    namespace: dict[str, Any],
+    *,
+    filename: str = "<snippet>",
+    first_line: int = 1,
+    expr: str | None = None,
+    settings: TreeSettings = TreeSettings(),
+    device: str | None = None,
+    columns: int = 100,
+) -> Capture:
+    """Run a figure's snippet and return what the figure shows.
+
+    With ``expr``: the tree of that expression, evaluated after the snippet. Without: what the
+    snippet printed (``print(model)``, ``structure_graph()``, any rich output), or if it printed
+    nothing, the tree of the last ``torch.nn.Module`` it bound to a top-level name.
+    """
+    with captured_output(columns=columns) as capture:
+        run_snippet(code, namespace, filename=filename, first_line=first_line, device=device)
+    if expr:
+        return Capture([module_block(evaluate_module(expr, namespace, filename=filename, line=first_line), settings)])
+    if not capture.empty:
+        return capture
+    name = last_module_name(code, namespace)
+    if name is None:
+        raise NotAModule(
+            "the snippet printed nothing and bound no torch.nn.Module to a top-level name: "
+            "print something, or name the model as the directive's argument"
+        )
+    return Capture([module_block(namespace[name], settings)])
