@@ -106,8 +106,8 @@ def captured_output(*, columns: int = 100) -> Iterator[Capture]:
 
 def _register_source(code: str, filename: str, first_line: int) -> None:
     """Let tracebacks show the snippet's lines at their docs line numbers (several snippets share a page)."""
-    entry = linecache.cache.get(filename)
-    lines = list(entry[2]) if entry is not None and entry[1] is None else []
+    entry: tuple[Any, ...] | None = linecache.cache.get(filename)
+    lines = list(entry[2]) if entry is not None and len(entry) == 4 and entry[1] is None else []
     snippet = code.splitlines(keepends=True)
     end = first_line - 1 + len(snippet)
     if len(lines) < end:

@@ -69,7 +69,7 @@ def split_box_cells(line: Text, palette: TerminalTheme) -> tuple[Text, list[BoxC
             column += 1
         else:
             column += 1 if char < "\u1100" else cell_len(char)
-    return Text("".join(chars), style=line.style, spans=list(line.spans), end=""), cells
+    return Text("".join(chars), style=line.style, spans=list(line.spans)), cells
 
 
 class Segments:

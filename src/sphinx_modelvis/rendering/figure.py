@@ -115,6 +115,8 @@ role="img" aria-label="@LABEL@">
 """
 
 _CLIP = re.compile(r' clip-path="url\(#[^)]*\)"')
+#: rich (15) also writes each line's newline as a ``<text>`` of its own; it draws nothing.
+_NEWLINE_TEXT = re.compile(r"<text [^>]*>\n</text>")
 
 
 def _number(value: float) -> str:
@@ -168,7 +170,7 @@ def figure_svg(figure: Figure, *, unique_id: str | None = None, label: str = "mo
         title="",
     )
     # The figure is laid out to its width, so rich's per-line clip paths only cost bytes.
-    return _CLIP.sub("", svg)
+    return _NEWLINE_TEXT.sub("", _CLIP.sub("", svg))
 
 
 def _escape_attribute(value: str) -> str:

@@ -1,0 +1,161 @@
+"""The `modelvis` command (also `python -m sphinx_modelvis`): render a snippet's model, or check a file for drift."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import sys
+from collections.abc import Sequence
+from contextlib import redirect_stdout
+from pathlib import Path
+
+from .errors import ModelvisError, NotAModule, SnippetError
+
+__all__ = ["main"]
+
+SUFFIX_FORMATS = {".svg": "svg", ".png": "png", ".html": "html", ".htm": "html", ".txt": "text", ".ansi": "ansi"}
+FORMAT_CHOICES = ("svg", "png", "html", "txt", "text", "ansi")
+
+EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="modelvis",
+        description=(
+            "Run a Python snippet that builds a PyTorch model and render the model's folded tree "
+            "(SVG, PNG, HTML, text or ANSI). With --check, compare with an existing file instead of writing it."
+        ),
+        epilog="exit status: 0 ok (or up to date), 1 --check found a difference, 2 the snippet or the arguments failed",
+    )
+    parser.add_argument("snippet", type=Path, help="Python file to run (it builds the model)")
+    parser.add_argument(
+        "--model",
+        metavar="EXPR",
+        help="expression, evaluated after the snippet, giving the module to show "
+        "(default: the last torch.nn.Module the snippet bound to a top-level name)",
+    )
+    parser.add_argument("-o", "--output", type=Path, metavar="OUT", help="file to write; no -o prints to the terminal")
+    parser.add_argument(
+        "--format", choices=FORMAT_CHOICES, help="output format (default: from OUT's suffix; svg if it has none)"
+    )
+    parser.add_argument("--theme", choices=("dark", "light"), default="dark", help="color theme (default: dark)")
+    parser.add_argument("--width", type=int, default=100, help="terminal width lines wrap at (default: 100)")
+    parser.add_argument("--keep-non-params", action="store_true", help="keep modules without parameters")
+    parser.add_argument("--expand-params", action="store_true", help="one line per parameter")
+    parser.add_argument("--show-buffers", action="store_true", help="show buffers too")
+    parser.add_argument("--max-depth", type=int, metavar="N", help="cut the tree below depth N")
+    parser.add_argument("--rootname", default="root", help="label of the root line (default: root)")
+    parser.add_argument(
+        "--device", choices=("meta", "cpu"), help="run the snippet under torch.device(DEVICE) (meta: no weights)"
+    )
+    parser.add_argument("--check", action="store_true", help="compare with OUT and report drift instead of writing")
+    return parser
+
+
+def _format_for(args: argparse.Namespace) -> str | None:
+    if args.format:
+        return "text" if args.format == "txt" else str(args.format)
+    if args.output is not None:
+        return SUFFIX_FORMATS.get(args.output.suffix.lower(), "svg")
+    return None
+
+
+def _drift(path: Path, new: str | bytes) -> str:
+    """A short account of how ``new`` differs from the file at ``path``."""
+    old = path.read_bytes()
+    if isinstance(new, bytes):
+        return f"{path}: out of date (PNG differs: {len(old)} bytes committed, {len(new)} bytes now)"
+    old_lines = old.decode("utf-8", "replace").splitlines()
+    new_lines = new.splitlines()
+    diff = list(difflib.unified_diff(old_lines, new_lines, f"{path} (committed)", f"{path} (now)", lineterm="", n=1))
+    changed = sum(1 for line in diff if line[:1] in "+-" and not line.startswith(("+++", "---")))
+    shown = diff[:40]
+    more = f"\n... {len(diff) - len(shown)} more diff lines" if len(diff) > len(shown) else ""
+    return f"{path}: out of date ({changed} lines changed)\n" + "\n".join(shown) + more
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    if args.check and args.output is None:
+        print("modelvis: --check needs -o OUT, the committed file to compare with", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        code = args.snippet.read_text(encoding="utf-8")
+    except OSError as exc:
+        print(f"modelvis: cannot read {args.snippet}: {exc.strerror}", file=sys.stderr)
+        return EXIT_ERROR
+
+    from .capture import Capture
+    from .execution.snippet import TreeSettings, evaluate_module, last_module_name, module_block, run_snippet
+    from .rendering import build_figure, render_figure
+
+    settings = TreeSettings(
+        keep_non_params=args.keep_non_params,
+        expand_params=args.expand_params,
+        show_buffers=args.show_buffers,
+        max_depth=args.max_depth,
+        rootname=args.rootname,
+    )
+    namespace = {"__name__": "__main__", "__file__": str(args.snippet)}
+    try:
+        # What the snippet prints goes to stderr, so the figure alone reaches stdout.
+        with redirect_stdout(sys.stderr):
+            run_snippet(code, namespace, filename=str(args.snippet), device=args.device)
+        if args.model:
+            try:
+                module = evaluate_module(args.model, namespace, filename="--model")
+            except SnippetError as exc:
+                raise NotAModule(f"--model {args.model} could not be evaluated: {exc}") from None
+        else:
+            name = last_module_name(code, namespace)
+            if name is None:
+                raise NotAModule(
+                    f"{args.snippet} binds no torch.nn.Module to a top-level name; say which one with --model EXPR"
+                )
+            module = namespace[name]
+        capture = Capture([module_block(module, settings)])
+    except SnippetError as exc:
+        print(exc.traceback or str(exc), file=sys.stderr, end="" if exc.traceback else "\n")
+        print(f"modelvis: {args.snippet} raised {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except ModelvisError as exc:
+        print(f"modelvis: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+    fmt = _format_for(args)
+    figure = build_figure(capture, theme=args.theme, width=args.width)
+    if args.output is None:
+        if fmt is None:
+            from rich.console import Console
+
+            console = Console(highlight=False, markup=False, emoji=False)
+            for line in figure.lines:
+                console.print(line, no_wrap=True, overflow="crop", crop=True, soft_wrap=False)
+            return EXIT_OK
+        out = render_figure(figure, fmt)
+        if isinstance(out, bytes):
+            sys.stdout.buffer.write(out)
+        else:
+            sys.stdout.write(out)
+        return EXIT_OK
+    assert fmt is not None
+    out = render_figure(figure, fmt)
+    if args.check:
+        if not args.output.exists():
+            print(f"{args.output}: missing; run the same command without --check to create it", file=sys.stderr)
+            return EXIT_DRIFT
+        current = args.output.read_bytes()
+        if current == (out if isinstance(out, bytes) else out.encode("utf-8")):
+            print(f"{args.output}: up to date")
+            return EXIT_OK
+        print(_drift(args.output, out), file=sys.stderr)
+        return EXIT_DRIFT
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(out, bytes):
+        args.output.write_bytes(out)
+    else:
+        args.output.write_text(out, encoding="utf-8", newline="\n")
+    print(f"{args.output}: written ({fmt})", file=sys.stderr)
+    return EXIT_OK
