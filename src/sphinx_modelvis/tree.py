@@ -132,43 +132,51 @@ class ModuleNode:
 
     __hash__ = None  # type: ignore[assignment]
 
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict; built without recursion so deep chains do not overflow."""
-        root: dict[str, Any] = {}
-        stack: list[tuple[ModuleNode, dict[str, Any]]] = [(self, root)]
+    def to_json(self) -> list[dict[str, Any]]:
+        """The subtree as a flat, JSON-ready list in pre-order; ``n`` is a node's number of children.
+
+        Flat, so that neither writing nor reading it recurses, however deep the model.
+        """
+        out: list[dict[str, Any]] = []
+        stack = [self]
         while stack:
-            node, out = stack.pop()
-            out["name"] = node.name
-            out["type"] = node.type_name
+            node = stack.pop()
+            item: dict[str, Any] = {"name": node.name, "type": node.type_name}
             if node.params:
-                out["params"] = [param.to_json() for param in node.params]
+                item["params"] = [param.to_json() for param in node.params]
             if node.shared_with is not None:
-                out["shared_with"] = node.shared_with
+                item["shared_with"] = node.shared_with
             if node.children:
-                kids: list[dict[str, Any]] = [{} for _ in node.children]
-                out["children"] = kids
-                stack.extend(zip(node.children, kids, strict=True))
-        return root
+                item["n"] = len(node.children)
+            out.append(item)
+            stack.extend(reversed(node.children))
+        return out
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ModuleNode:
-        def make(item: dict[str, Any]) -> ModuleNode:
-            return cls(
+    def from_json(cls, items: list[dict[str, Any]]) -> ModuleNode:
+        """Read what :meth:`to_json` wrote."""
+        nodes = [
+            cls(
                 name=item["name"],
                 type_name=item["type"],
                 params=[ParamInfo.from_json(p) for p in item.get("params", ())],
                 shared_with=item.get("shared_with"),
             )
-
-        root = make(data)
-        stack = [(root, data)]
-        while stack:
-            node, item = stack.pop()
-            for child_data in item.get("children", ()):
-                child = make(child_data)
-                node.children.append(child)
-                stack.append((child, child_data))
-        return root
+            for item in items
+        ]
+        # Each open parent with how many children it still waits for.
+        open_parents: list[tuple[ModuleNode, int]] = []
+        for node, item in zip(nodes, items, strict=True):
+            if open_parents:
+                parent, left = open_parents.pop()
+                parent.children.append(node)
+                if left > 1:
+                    open_parents.append((parent, left - 1))
+            if item.get("n"):
+                open_parents.append((node, item["n"]))
+        if open_parents or not nodes:
+            raise ValueError("model tree JSON ends before all children are given")
+        return nodes[0]
 
 
 @dataclass(slots=True)

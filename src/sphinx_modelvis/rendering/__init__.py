@@ -9,7 +9,7 @@ from ..folding import fold_siblings, summarize
 from ..theme import Theme, get_theme
 from ..tree import ModelTree
 from .figure import Figure, figure_ansi, figure_html, figure_svg, figure_text
-from .lines import TreeOptions, ansi_lines, summary_line, tree_lines
+from .lines import TreeOptions, ansi_lines, summary_lines, tree_lines
 
 __all__ = ["FORMATS", "Figure", "build_figure", "render", "render_figure", "tree_block_lines"]
 
@@ -22,7 +22,7 @@ def tree_block_lines(block: TreeBlock, theme: Theme, *, width: int) -> list[Text
     options = TreeOptions(rootname=block.rootname, expand_params=block.tree.expand_params, width=width)
     lines = tree_lines(folded, theme, options=options, dominant_dtype=block.tree.dominant_dtype)
     if block.summary:
-        lines.append(summary_line(summarize(block.tree), theme))
+        lines.extend(summary_lines(summarize(block.tree), theme, width=width))
     return lines
 
 

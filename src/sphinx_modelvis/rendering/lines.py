@@ -12,7 +12,7 @@ from ..folding import FoldedNode, ParamSummary, format_count
 from ..theme import Role, Theme
 from ..tree import ParamInfo
 
-__all__ = ["TreeOptions", "ansi_lines", "role_style", "summary_line", "tree_lines"]
+__all__ = ["TreeOptions", "ansi_lines", "role_style", "summary_lines", "tree_lines"]
 
 #: Short names for dtypes shown next to a parameter whose dtype is not the model's usual one.
 DTYPE_NAMES = {
@@ -153,18 +153,24 @@ def tree_lines(
     return lines
 
 
-def summary_line(summary: ParamSummary, theme: Theme) -> Text:
+def summary_lines(summary: ParamSummary, theme: Theme, *, width: int = 100) -> list[Text]:
     """``parameters: 109.5M total, 109.5M tunable (100.00%), 0 frozen, 0 delta``, each count in its role's color."""
     note = role_style(theme.note)
-    text = Text("parameters: ", style=note)
-    text.append(format_count(summary.total), style=role_style(theme.module_name))
-    text.append(" total, ", style=note)
-    text.append(f"{format_count(summary.tunable)} tunable", style=role_style(theme.tunable))
-    text.append(f" ({summary.tunable_ratio * 100:.2f}%), ", style=note)
-    text.append(f"{format_count(summary.frozen)} frozen", style=role_style(theme.frozen))
-    text.append(", ", style=note)
-    text.append(f"{format_count(summary.delta)} delta", style=role_style(theme.delta))
-    return text
+
+    def token(*parts: tuple[str, Style]) -> Text:
+        return Text.assemble(*parts)
+
+    tokens = [
+        token(("parameters:", note)),
+        token((format_count(summary.total), role_style(theme.module_name)), (" total,", note)),
+        token(
+            (f"{format_count(summary.tunable)} tunable", role_style(theme.tunable)),
+            (f" ({summary.tunable_ratio * 100:.2f}%),", note),
+        ),
+        token((f"{format_count(summary.frozen)} frozen", role_style(theme.frozen)), (",", note)),
+        token((f"{format_count(summary.delta)} delta", role_style(theme.delta))),
+    ]
+    return _wrap(tokens, "", SPACE, max(width, 24), note)
 
 
 def ansi_lines(ansi: str, theme: Theme, *, width: int) -> list[Text]:
