@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv docs test lint snapshots system-deps clean
+.PHONY: venv docs test lint check-figures snapshots system-deps clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,11 @@ lint: venv
 	$(PY) -m ruff format --check src tests bench
 	$(PY) -m mypy
 
-test: venv system-deps lint
+# The README's figure must still be what the code draws.
+check-figures: venv
+	$(VENV)/bin/modelvis docs/readme/bert.py -o docs/readme/bert.svg --check
+
+test: venv system-deps lint check-figures
 	$(PY) -m pytest -n 2 --dist loadfile
 
 # Rewrites the expected outputs under tests/snapshots/ from the current code; review the diff before committing.
