@@ -97,7 +97,7 @@ def captured_output(*, columns: int = 100) -> Iterator[Capture]:
     saved = sys.stdout
     sys.stdout = CaptureStream(capture)
     try:
-        with _environment(COLUMNS=str(columns), FORCE_COLOR="1", TERM="xterm-256color"):
+        with _environment(COLUMNS=str(columns), FORCE_COLOR="1", COLORTERM="truecolor", TERM="xterm-256color"):
             yield capture
     finally:
         sys.stdout.flush()
