@@ -31,3 +31,40 @@ intersphinx_mapping: dict[str, tuple[str, str | None]] = {}
 
 # Figures: dark terminal look, cached between builds (CI keeps this folder, see the CI guide).
 modelvis_cache_dir = "_build/.modelvis-cache"
+
+
+def setup(app):  # type: ignore[no-untyped-def]
+    """A docs-only directive: the table of `modelvis_*` settings, read from the config dataclass itself."""
+    from docutils import nodes
+    from docutils.parsers.rst import Directive
+
+    from sphinx_modelvis.config import ModelvisConfig
+
+    class ConfigTable(Directive):
+        def run(self) -> list[nodes.Node]:
+            table = nodes.table(classes=["modelvis-config"])
+            group = nodes.tgroup(cols=3)
+            table += group
+            for width in (30, 20, 50):
+                group += nodes.colspec(colwidth=width)
+            head = nodes.thead()
+            body = nodes.tbody()
+            group += head
+            group += body
+
+            def row(*cells: nodes.Node) -> nodes.row:
+                line = nodes.row()
+                for cell in cells:
+                    entry = nodes.entry()
+                    entry += nodes.paragraph("", "", cell)
+                    line += entry
+                return line
+
+            head += row(nodes.Text("setting"), nodes.Text("default"), nodes.Text("meaning"))
+            for name, default, help_text in ModelvisConfig.settings():
+                body += row(
+                    nodes.literal(text=f"modelvis_{name}"), nodes.literal(text=repr(default)), nodes.Text(help_text)
+                )
+            return [table]
+
+    app.add_directive("modelvis-config-table", ConfigTable)
