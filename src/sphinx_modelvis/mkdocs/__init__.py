@@ -1,0 +1,1 @@
+"""The MkDocs plugin (``plugins: [modelvis]``); MkDocs is an optional extra."""
