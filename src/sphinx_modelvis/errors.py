@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "ConfigError",
     "ExecutionCrashed",
     "ExecutionTimeout",
     "ModelvisError",
@@ -35,3 +36,7 @@ class ExecutionTimeout(ModelvisError):
 
 class ExecutionCrashed(ModelvisError):
     """The worker process running a snippet died (segfault, ``os._exit``, out of memory)."""
+
+
+class ConfigError(ModelvisError):
+    """A configuration value or a figure option is invalid; the message names it and what it accepts."""

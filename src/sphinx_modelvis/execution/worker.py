@@ -1,0 +1,138 @@
+"""The worker process that runs snippets (``python -m sphinx_modelvis.execution.worker REQUESTS_FD RESPONSES_FD``).
+
+It reads requests and writes replies as JSON messages on two private pipes, never on stdout:
+snippets and C extensions may write to file descriptor 1 and 2 as they like (the client sends both
+to a log file it reads when the worker crashes). One namespace at a time: ``reset`` starts a new one.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+import typing
+from multiprocessing.connection import Connection
+from typing import Any
+
+from ..errors import NotAModule, SnippetError
+from .snippet import TreeSettings, captured_output, run_snippet, show_snippet
+
+__all__ = ["Worker", "main"]
+
+
+class Worker:
+    """The state of a worker: the current page's namespace and working directory."""
+
+    def __init__(self) -> None:
+        self.namespace: dict[str, Any] = {"__name__": "__main__"}
+
+    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Answer one request (``setup``, ``reset`` or ``run``)."""
+        op = request["op"]
+        if op == "setup":
+            missing = [entry for entry in request.get("sys_path", []) if entry not in sys.path]
+            sys.path[:0] = missing
+            return {"ok": True, "pid": os.getpid()}
+        if op == "reset":
+            self.namespace = {"__name__": "__main__"}
+            cwd = request.get("cwd")
+            if cwd:
+                os.chdir(cwd)
+            return {"ok": True}
+        if op == "run":
+            return self.run(request)
+        return {"ok": False, "kind": "internal", "message": f"unknown request {op!r}", "traceback": "", "line": None}
+
+    def run(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Run one snippet in the namespace; a replay runs it only for its effect on the namespace."""
+        started = time.perf_counter()
+        try:
+            if request.get("replay"):
+                with captured_output(columns=request["columns"]):
+                    run_snippet(
+                        request["code"],
+                        self.namespace,
+                        filename=request["filename"],
+                        first_line=request["first_line"],
+                        device=request["device"],
+                    )
+                capture_json = None
+            else:
+                capture = show_snippet(
+                    request["code"],
+                    self.namespace,
+                    filename=request["filename"],
+                    first_line=request["first_line"],
+                    expr=request["expr"],
+                    settings=TreeSettings(**request["settings"]),
+                    device=request["device"],
+                    columns=request["columns"],
+                )
+                capture_json = capture.to_json()
+        except SnippetError as exc:
+            return _failure("snippet", str(exc), exc.traceback, exc.line, started)
+        except NotAModule as exc:
+            return _failure("not-a-module", str(exc), "", None, started)
+        except BaseException as exc:  # a bug of ours, or KeyboardInterrupt & co. from the snippet
+            summary = traceback.format_exception_only(type(exc), exc)[-1].strip()
+            return _failure("internal", summary, traceback.format_exc(), None, started)
+        return {"ok": True, "capture": capture_json, "seconds": time.perf_counter() - started}
+
+
+def _failure(kind: str, message: str, trace: str, line: int | None, started: float) -> dict[str, Any]:
+    seconds = time.perf_counter() - started
+    return {"ok": False, "kind": kind, "message": message, "traceback": trace, "line": line, "seconds": seconds}
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    # A parallel Sphinx reader ends with os._exit, which runs no clean-up: the worker notices instead.
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            os._exit(0)
+
+
+def _report_exits() -> None:
+    """Make ``os._exit`` in the worker write where it was called from, like a crash does."""
+    real_exit = os._exit
+    worker = os.getpid()
+
+    def _exit(status: int) -> typing.NoReturn:
+        if os.getpid() == worker:
+            faulthandler.dump_traceback(file=sys.stderr, all_threads=False)
+        real_exit(status)
+
+    os._exit = _exit
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve requests until the client says ``exit`` or goes away."""
+    args = sys.argv[1:] if argv is None else argv
+    requests = Connection(int(args[0]), writable=False)
+    responses = Connection(int(args[1]), readable=False)
+    # A crash or a timeout dump shows where the snippet was (the client reads stderr then).
+    faulthandler.enable(file=sys.stderr, all_threads=False)
+    if hasattr(signal, "SIGUSR1"):
+        faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=False)
+    _report_exits()
+    threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
+    worker = Worker()
+    while True:
+        try:
+            request = json.loads(requests.recv_bytes())
+        except (EOFError, OSError):
+            return 0
+        if request["op"] == "exit":
+            return 0
+        reply = worker.handle(request)
+        sys.stderr.flush()
+        responses.send_bytes(json.dumps(reply).encode("utf-8"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

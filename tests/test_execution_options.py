@@ -1,0 +1,163 @@
+"""The site configuration (`ModelvisConfig`) and the figure options parser that both hosts share."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from sphinx_modelvis.config import (
+    OPTION_SPEC,
+    FigureOptions,
+    ModelvisConfig,
+    convert_options,
+    parse_figure_options,
+)
+from sphinx_modelvis.errors import ConfigError, ModelvisError
+
+
+def test_every_setting_has_a_default_and_help_text() -> None:
+    settings = ModelvisConfig.settings()
+    names = [name for name, _, _ in settings]
+    for required in ("show_code", "timeout", "cache_dir", "execute", "on_error", "pre_code", "theme", "format"):
+        assert required in names
+    assert all(help.strip() for _, _, help in settings)
+    defaults = dict((name, default) for name, default, _ in settings)
+    assert defaults["timeout"] == 300.0
+    assert defaults["execute"] == "auto"
+    assert defaults["on_error"] == "warn"
+
+
+def test_from_mapping_reads_prefixed_keys_and_keeps_defaults() -> None:
+    config = ModelvisConfig.from_mapping(
+        {"modelvis_theme": "light", "modelvis_timeout": 5, "unrelated": 1}, prefix="modelvis_"
+    )
+    assert config.theme == "light"
+    assert config.timeout == 5
+    assert config.execute == "auto"
+
+
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        ({"modelvis_timeout": "5"}, "modelvis_timeout = '5' is invalid: it must be a number"),
+        ({"modelvis_timeout": 0}, "modelvis_timeout = 0 is invalid: it must be at least"),
+        ({"modelvis_execute": "sometimes"}, "'auto' or 'always' or 'never'"),
+        ({"modelvis_on_error": "ignore"}, "modelvis_on_error = 'ignore'"),
+        ({"modelvis_theme": "blue"}, "modelvis_theme = 'blue'"),
+        ({"modelvis_columns": True}, "modelvis_columns = True is invalid: it must be a whole number"),
+        ({"modelvis_device": "Meta GPU"}, "modelvis_device = 'Meta GPU'"),
+        ({"modelvis_max_depth": -1}, "modelvis_max_depth = -1"),
+        ({"modelvis_show_code": "yes"}, "modelvis_show_code = 'yes' is invalid: it must be True or False"),
+    ],
+)
+def test_invalid_settings_are_named_in_the_error(values: dict[str, object], named: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        ModelvisConfig.from_mapping(values, prefix="modelvis_")
+    assert named in str(caught.value)
+    assert isinstance(caught.value, ModelvisError)
+
+
+def test_the_config_is_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ModelvisConfig().theme = "light"  # type: ignore[misc]
+
+
+def test_options_take_their_defaults_from_the_config() -> None:
+    config = ModelvisConfig(theme="light", columns=80, device="meta", show_code=False, keep_non_params=True)
+    options = parse_figure_options(None, {}, config)
+    assert options == FigureOptions(
+        theme="light", columns=80, device="meta", show_code=False, keep_non_params=True, timeout=300.0
+    )
+
+
+def test_every_directive_option_is_parsed_from_its_text() -> None:
+    raw: dict[str, str | None] = {
+        "keep-non-params": None,
+        "expand-params": "",
+        "show-buffers": "true",
+        "max-depth": "2",
+        "rootname": "bert",
+        "device": "meta",
+        "theme": "Light",
+        "format": "html",
+        "columns": "60",
+        "timeout": "2.5",
+        "reset": None,
+        "hide-code": None,
+        "collapse": None,
+        "caption": "A *caption*",
+        "name": "fig_name",
+        "width": "600",
+        "align": "center",
+        "alt": "the tree",
+        "class": "Wide  framed",
+    }
+    assert set(raw) | {"show-code"} == set(OPTION_SPEC), "this test covers every option (show-code: below)"
+    options = parse_figure_options(" model.bert ", raw, ModelvisConfig())
+    assert options == FigureOptions(
+        expr="model.bert",
+        keep_non_params=True,
+        expand_params=True,
+        show_buffers=True,
+        max_depth=2,
+        rootname="bert",
+        device="meta",
+        theme="light",
+        format="html",
+        columns=60,
+        timeout=2.5,
+        reset=True,
+        show_code=False,
+        collapse="Click to view output",
+        caption="A *caption*",
+        name="fig_name",
+        width="600px",
+        align="center",
+        alt="the tree",
+        classes=("wide", "framed"),
+    )
+
+
+def test_flags_can_be_switched_off_and_collapse_takes_a_summary() -> None:
+    config = ModelvisConfig(keep_non_params=True, show_code=False, collapse_summary="Show")
+    options = parse_figure_options(None, {"keep-non-params": "false", "show-code": None, "collapse": ""}, config)
+    assert options.keep_non_params is False
+    assert options.show_code is True
+    assert options.collapse == "Show"
+    assert parse_figure_options(None, {"collapse": "Output of BERT"}, config).collapse == "Output of BERT"
+    assert parse_figure_options(None, {}, config).collapse is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"max-depth": "two"}, "invalid value for :max-depth: (expected a whole number, got 'two')"),
+        ({"columns": "5"}, "invalid value for :columns: (expected a number of at least 20, got 5)"),
+        ({"timeout": "-1"}, "invalid value for :timeout:"),
+        ({"theme": "solarized"}, "expected one of dark, light"),
+        ({"reset": "maybe"}, "invalid value for :reset:"),
+        ({"width": "wide"}, "expected a length such as 600px"),
+        ({"caption": ""}, "invalid value for :caption: (a value is required)"),
+        ({"colour": "red"}, "unknown option :colour:"),
+        ({"hide-code": None, "show-code": None}, "use :hide-code: or :show-code:, not both"),
+    ],
+)
+def test_bad_options_are_named(raw: dict[str, str | None], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_figure_options(None, raw, ModelvisConfig())
+    assert message in str(caught.value)
+
+
+def test_converters_raise_value_error_as_docutils_expects() -> None:
+    with pytest.raises(ValueError):
+        OPTION_SPEC["max-depth"]("x")
+    assert convert_options({"max-depth": "3"}) == {"max-depth": 3}
+
+
+def test_execution_key_holds_only_what_changes_the_output() -> None:
+    base = FigureOptions()
+    assert base.execution_key() == FigureOptions(theme="light", format="html", caption="x").execution_key()
+    assert base.execution_key() != FigureOptions(device="meta").execution_key()
+    assert base.execution_key() != FigureOptions(expr="m").execution_key()
+    assert base.execution_key() != FigureOptions(columns=60).execution_key()
