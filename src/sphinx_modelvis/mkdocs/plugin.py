@@ -64,7 +64,8 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
     # -- configuration and lifetime -----------------------------------------------------------------
 
     def on_config(self, config: Any) -> Any:
-        values = {name: self.config[name] for name, _default, _help in ModelvisConfig.settings()}
+        plugin_config: Any = self.config  # a ModelvisPluginConfig, which mypy cannot see through type()
+        values = {name: plugin_config[name] for name, _default, _help in ModelvisConfig.settings()}
         try:
             self.settings = ModelvisConfig.from_mapping(values)
         except ConfigError as exc:

@@ -1,0 +1,124 @@
+"""The Sphinx extension: configuration values, the ``modelvis`` directive, its nodes and one visitor per builder."""
+
+from __future__ import annotations
+
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+from sphinx.application import Sphinx
+from sphinx.config import Config
+from sphinx.errors import ConfigError as SphinxConfigError
+from sphinx.errors import SphinxError
+from sphinx.util import logging
+
+from .. import __version__
+from ..config import ModelvisConfig
+from ..errors import ConfigError, ModelvisError
+from ..execution.session import FigureRunner, cache_folder
+
+__all__ = ["ENV_VERSION", "ModelvisBuildError", "modelvis_config", "runner_for", "setup"]
+
+#: Bumped whenever what the directive stores on its nodes changes, so Sphinx re-reads every page.
+ENV_VERSION = 1
+#: The event that hands out the application's figure runner (directives reach it through ``env.events``).
+RUNNER_EVENT = "modelvis-runner"
+
+logger = logging.getLogger(__name__)
+
+
+class ModelvisConfigError(ConfigError, SphinxConfigError):
+    """An invalid ``modelvis_*`` value, reported by Sphinx as a configuration error."""
+
+
+class ModelvisBuildError(ModelvisError, SphinxError):
+    """A figure failed and ``modelvis_on_error = "raise"``: the build stops."""
+
+    category = "modelvis error"
+
+
+def _types(annotation: Any) -> tuple[type, ...]:
+    """The Python types Sphinx should accept for a setting annotated ``annotation``."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return tuple({type(value) for value in typing.get_args(annotation)})
+    if origin in (typing.Union, types.UnionType):
+        return tuple(kind for arg in typing.get_args(annotation) for kind in _types(arg))
+    if annotation is float:
+        return (int, float)
+    return (annotation,)
+
+
+def modelvis_config(config: Config) -> ModelvisConfig:
+    """The ``modelvis_*`` values of a Sphinx configuration, validated: the one way the extension reads them."""
+    values = {f"modelvis_{name}": getattr(config, f"modelvis_{name}") for name, _, _ in ModelvisConfig.settings()}
+    try:
+        return ModelvisConfig.from_mapping(values, prefix="modelvis_")
+    except ConfigError as exc:
+        raise ModelvisConfigError(str(exc)) from None
+
+
+def _check_config(app: Sphinx, config: Config) -> None:
+    modelvis_config(config)
+
+
+class _Figures:
+    """The figure runner of one Sphinx application in this process, made on first use."""
+
+    def __init__(self) -> None:
+        self._runner: FigureRunner | None = None
+
+    def runner(self, app: Sphinx) -> FigureRunner:
+        if self._runner is None:
+            config = modelvis_config(app.config)
+            cache = cache_folder(config, base=app.confdir, default=Path(app.outdir).parent / ".modelvis-cache")
+            self._runner = FigureRunner(config, cache_dir=cache, progress=logger.info)
+        return self._runner
+
+    def end_page(self, app: Sphinx, doctree: Any) -> None:
+        if self._runner is not None:
+            self._runner.end_page(app.env.docname)
+
+    def close(self, app: Sphinx, exception: BaseException | None) -> None:
+        if self._runner is not None:
+            self._runner.close()
+
+
+def runner_for(app: Sphinx | Any) -> FigureRunner:
+    """The figure runner of a Sphinx application (``app``, or anything with its ``events``, like ``env``)."""
+    runner = app.events.emit_firstresult(RUNNER_EVENT)
+    assert isinstance(runner, FigureRunner)
+    return runner
+
+
+def _add_static_path(app: Sphinx) -> None:
+    static = str(Path(__file__).parent / "static")
+    if static not in app.config.html_static_path:
+        app.config.html_static_path.append(static)
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+    """Register the ``modelvis`` directive, its configuration values, nodes and visitors."""
+    from .directive import ModelvisDirective
+    from .nodes import register_nodes
+
+    hints = typing.get_type_hints(ModelvisConfig)
+    for name, default, help in ModelvisConfig.settings():
+        app.add_config_value(f"modelvis_{name}", default, "env", types=_types(hints[name]), description=help)
+    app.connect("config-inited", _check_config)
+    app.add_directive("modelvis", ModelvisDirective)
+    register_nodes(app)
+    app.connect("builder-inited", _add_static_path)
+    app.add_css_file("modelvis.css")
+    figures = _Figures()
+    app.add_event(RUNNER_EVENT)
+    app.connect(RUNNER_EVENT, figures.runner)
+    app.connect("doctree-read", figures.end_page)
+    app.connect("build-finished", figures.close)
+    return {
+        "version": __version__,
+        "env_version": ENV_VERSION,
+        "parallel_read_safe": True,
+        "parallel_write_safe": True,
+    }
