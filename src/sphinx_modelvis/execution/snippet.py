@@ -229,7 +229,8 @@ def evaluate_module(expr: str, namespace: dict[str, Any], *, filename: str = "<e
     from ..introspect import is_module
 
     try:
-        value = eval(compile(expr, filename, "eval", dont_inherit=True), namespace)
+        # Compiled at ``line`` so that a traceback points at the docs line, not at line 1 of the page.
+        value = eval(compile("\n" * max(line - 1, 0) + expr, filename, "eval", dont_inherit=True), namespace)
     except Exception as exc:
         error = _snippet_error(exc, filename)
         error.line = error.line or line
