@@ -1,0 +1,44 @@
+"""Reading what the Sphinx builds wrote: figures, their SVG text and the colors that text is drawn in."""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+_STYLE = re.compile(r"\.(?P<cls>[\w-]+)\s*\{\s*fill:\s*(?P<fill>#[0-9a-f]{6})")
+_TEXT = re.compile(r'<text class="(?P<cls>[\w-]+)"[^>]*>(?P<text>[^<]*)</text>')
+
+
+def svg_lines(svg: str) -> list[str]:
+    """The SVG's text runs laid out into lines (by ``y``) and columns (by ``x``), as a reader sees them.
+
+    Guide lines are drawn as paths, not characters, so they read as spaces here.
+    """
+    runs = []
+    for match in re.finditer(r"<text (?P<attributes>[^>]*)>(?P<text>[^<]*)</text>", svg):
+        # Attribute order and case vary with who wrote the markup (an HTML parser sorts and lowercases them).
+        attributes = {name.lower(): value for name, value in re.findall(r'([\w-]+)="([^"]*)"', match["attributes"])}
+        text = html.unescape(match["text"])
+        runs.append((float(attributes["y"]), float(attributes["x"]), float(attributes["textlength"]), text))
+    cell = min((length / len(text) for _, _, length, text in runs if text), default=1.0)
+    rows: dict[float, str] = {}
+    for y, x, _, text in sorted(runs):
+        row = rows.get(y, "")
+        column = round(x / cell)
+        rows[y] = row.ljust(column)[:column] + text.replace("\xa0", " ")
+    return [row.rstrip() for _, row in sorted(rows.items())]
+
+
+def colors_of(svg: str, text: str) -> set[str]:
+    """The fill colors of every text run of ``svg`` that contains ``text``."""
+    fills = {match["cls"]: match["fill"] for match in _STYLE.finditer(svg)}
+    runs = ((match["cls"], html.unescape(match["text"]).replace("\xa0", " ")) for match in _TEXT.finditer(svg))
+    return {fills.get(cls, "?") for cls, run in runs if text in run}
+
+
+def figure_by_name(soup: Any, name: str) -> Any:
+    """The element Sphinx gave the id of a figure's ``:name:`` (the figure, or the drawing itself)."""
+    element = soup.find(id=name.replace("_", "-"))
+    assert element is not None, f"no element with the id of {name!r}"
+    return element
