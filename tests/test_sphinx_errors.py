@@ -1,0 +1,108 @@
+"""Failing, hanging and crashing snippets in real Sphinx builds: a warning at the right line, the build goes on."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOTS, Build, build_sphinx
+from sphinx_html import figure_by_name, svg_lines
+
+from sphinx_modelvis.sphinx import ModelvisBuildError
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Build:
+    return build_sphinx("errors", tmp_path_factory.mktemp("errors") / "src", "html")
+
+
+def warning_at(build: Build, page: str, line: int, subtype: str) -> str:
+    """The one warning reported at ``page:line`` with ``subtype``, with its traceback lines."""
+    pattern = rf"^\S*/{re.escape(page)}:{line}: WARNING: modelvis: (?:(?!^\S+: WARNING).)*\[modelvis\.{subtype}\]$"
+    found = re.findall(pattern, build.warnings, flags=re.M | re.S)
+    assert len(found) == 1, build.warnings
+    return str(found[0])
+
+
+def test_a_raising_snippet_is_reported_at_its_docs_line_with_its_own_traceback(built: Build) -> None:
+    warning = warning_at(built, "index.rst", 20, "snippet")
+    assert "ZeroDivisionError: division by zero" in warning
+    # The snippet's own frames, named by the page and its lines; none of sphinx-modelvis's.
+    assert 'File "index.rst", line 21, in <module>\n    helper(x)' in warning
+    assert 'File "index.rst", line 20, in helper\n    return value / 0' in warning
+    assert "sphinx_modelvis" not in warning
+
+
+def test_myst_pages_report_their_own_lines(built: Build) -> None:
+    warning = warning_at(built, "failing_md.md", 8, "snippet")
+    assert 'File "failing_md.md", line 8, in <module>\n    b[a + 5]' in warning
+    assert "IndexError: list index out of range" in warning
+    syntax = warning_at(built, "failing_md.md", 14, "snippet")
+    assert 'File "failing_md.md", line 14' in syntax and "SyntaxError" in syntax
+
+
+def test_nothing_to_show_is_a_clear_warning(built: Build) -> None:
+    assert "`3 + 4` is a int, not a torch.nn.Module" in warning_at(built, "index.rst", 28, "not-a-module")
+    assert "printed nothing and bound no torch.nn.Module" in warning_at(built, "index.rst", 34, "not-a-module")
+
+
+def test_the_page_builds_with_an_error_box_and_goes_on(built: Build) -> None:
+    soup = built.soup("index")
+    boxes = soup.select("div.modelvis-error")
+    assert len(boxes) == 3
+    first = boxes[0]
+    assert "raised an exception" in first.get_text()
+    assert "index.rst:20: the snippet raised ZeroDivisionError" in first.get_text()
+    assert "helper(x)" in first.select_one("pre").get_text()
+    # The namespace survives the failure: the next figure shows the module defined before it.
+    assert svg_lines(str(figure_by_name(soup, "after").svg))[0].startswith("root weight:[2, 2]")
+
+
+def test_a_hung_snippet_is_stopped_and_a_crash_replaced_and_the_page_goes_on(built: Build) -> None:
+    hang = warning_at(built, "lost.rst", 16, "timeout")
+    assert "ran for more than 3 s and was stopped" in hang
+    assert 'File "lost.rst", line 16 in <module>' in hang  # where it was when it was stopped
+    crash = warning_at(built, "lost.rst", 24, "crash")
+    assert "exited with status 7" in crash
+
+    # Each later figure reran the page's earlier snippets in a new worker (without the one that was lost).
+    assert len(re.findall(r"lost\.rst:7 \.\.\. [\d.]+ s \(replayed\)", built.status)) == 2
+    soup = built.soup("lost")
+    for name in ("after_hang", "after_crash"):
+        assert svg_lines(str(figure_by_name(soup, name).svg))[1].startswith("    0 (Linear)")
+    assert built.stats.worker_starts == 3
+
+
+def test_warnings_can_be_silenced_by_subtype(tmp_path: Path) -> None:
+    build = build_sphinx(
+        "errors", tmp_path / "src", suppress_warnings=["modelvis.not-a-module", "modelvis.timeout", "modelvis.crash"]
+    )
+    assert "not-a-module" not in build.warnings and "modelvis.timeout" not in build.warnings
+    assert "[modelvis.snippet]" in build.warnings
+
+
+def test_dash_w_fails_the_build_and_on_error_raise_stops_it(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "conf.py").write_text('extensions = ["sphinx_modelvis"]\n')
+    (src / "index.rst").write_text("Page\n====\n\n.. modelvis::\n\n   print('ok')\n   1 / 0\n")
+    command = [sys.executable, "-m", "sphinx", "-q", "-b", "html", str(src), str(tmp_path / "out")]
+    relaxed = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert relaxed.returncode == 0 and "index.rst:7: WARNING: modelvis" in relaxed.stderr
+    strict = subprocess.run([*command, "-W", "-E"], capture_output=True, text=True, timeout=300)
+    assert strict.returncode != 0 and "index.rst:7: WARNING: modelvis" in strict.stderr
+
+    with pytest.raises(ModelvisBuildError, match=r"index\.rst:7: the snippet raised ZeroDivisionError"):
+        build_sphinx("errors", src, modelvis_on_error="raise")
+
+
+def test_a_failing_pre_code_is_reported(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "conf.py").write_text((ROOTS / "test-errors" / "conf.py").read_text())
+    (src / "index.rst").write_text("Page\n====\n\n.. modelvis::\n\n   print('ok')\n")
+    build = build_sphinx("errors", src, modelvis_pre_code="import not_a_module_anywhere")
+    assert "ModuleNotFoundError" in build.warnings and "[modelvis.pre-code]" in build.warnings
