@@ -18,7 +18,8 @@ extensions = [
 ]
 myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3
-exclude_patterns = ["_build", "readme", "Thumbs.db", ".DS_Store"]
+# examples/ holds projects of other tools (an MkDocs site) that the guides include as files.
+exclude_patterns = ["_build", "readme", "examples", "Thumbs.db", ".DS_Store"]
 numfig = True
 
 html_theme = "furo"
