@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import html
 import logging
-import os
 import re
 import typing
 from importlib import resources
@@ -17,9 +16,9 @@ from mkdocs.config import config_options as c
 from mkdocs.exceptions import PluginError
 from mkdocs.plugins import BasePlugin
 
-from ..config import FigureOptions, ModelvisConfig, parse_figure_options
+from ..config import FigureOptions, ModelvisConfig, convert_options, parse_figure_options
 from ..errors import ConfigError
-from ..execution.session import FigureFailure, FigureRunner, Snippet, cache_folder
+from ..execution.session import FigureFailure, FigureRunner, PageSession, RunnerStats, Snippet, cache_folder
 from ..rendering import build_figure, render_figure
 from .fences import ModelvisFence, find_fences
 
@@ -28,6 +27,18 @@ __all__ = ["ModelvisPlugin"]
 log = logging.getLogger("mkdocs.plugins.modelvis")
 
 CSS_PATH = "assets/modelvis/modelvis.css"
+_TOKEN = r"MODELVISFIGURE[0-9a-f]+X\d+"
+
+_FAILURE_TITLES = {
+    "snippet": "The snippet of this figure raised an exception",
+    "not-a-module": "This figure has nothing to show",
+    "timeout": "The snippet of this figure ran past its timeout",
+    "crash": "The snippet of this figure crashed its worker process",
+    "not-cached": "This figure is not in the cache",
+    "pre-code": "The plugin's pre_code failed",
+    "internal": "sphinx-modelvis failed on this figure",
+    "options": "This figure's options are invalid",
+}
 
 
 def _option_for(kind: Any, default: Any) -> c.BaseConfigOption[Any]:
@@ -59,17 +70,34 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
     def __init__(self) -> None:
         self.settings = ModelvisConfig()
         self.runner: FigureRunner | None = None
+        #: The counts of the current (or last) build: ``stats.worker_starts == 0`` when every figure was cached.
+        self.stats = RunnerStats()
         self.figures: dict[str, str] = {}
 
     # -- configuration and lifetime -----------------------------------------------------------------
 
-    def on_config(self, config: Any) -> Any:
+    def load_config(self, options: dict[str, Any], config_file_path: str | None = None) -> tuple[Any, Any]:
+        """MkDocs' type checks, then :class:`ModelvisConfig`'s own, so a bad value fails as a config error."""
+        errors, warnings = super().load_config(options, config_file_path)
+        if errors:
+            return errors, warnings
         plugin_config: Any = self.config  # a ModelvisPluginConfig, which mypy cannot see through type()
         values = {name: plugin_config[name] for name, _default, _help in ModelvisConfig.settings()}
-        try:
+        for name, value in values.items():
+            try:
+                ModelvisConfig.from_mapping({name: value})
+            except ConfigError as exc:
+                errors.append((name, c.ValidationError(str(exc))))
+        if not errors:
             self.settings = ModelvisConfig.from_mapping(values)
-        except ConfigError as exc:
-            raise PluginError(f"modelvis plugin: {exc}") from None
+        return errors, warnings
+
+    def on_startup(self, *, command: str, dirty: bool) -> None:
+        """Present so that ``mkdocs serve`` keeps one plugin object across rebuilds (each build has its runner)."""
+
+    def on_config(self, config: Any) -> Any:
+        self.stats = RunnerStats()
+        self.figures = {}
         config_dir = Path(config.config_file_path or ".").resolve().parent
         site_dir = Path(config.site_dir).resolve()
         self.cache_dir = cache_folder(self.settings, base=config_dir, default=site_dir.parent / ".modelvis-cache")
@@ -80,14 +108,27 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
     def _runner(self) -> FigureRunner:
         if self.runner is None:
             self.runner = FigureRunner(self.settings, cache_dir=self.cache_dir, progress=log.info)
+            self.runner.stats = self.stats
         return self.runner
 
     def on_post_build(self, config: Any) -> None:
         target = Path(config.site_dir, CSS_PATH)
         target.parent.mkdir(parents=True, exist_ok=True)
-        # One stylesheet for both hosts: it only lays figures out (each figure paints its own background).
-        css = resources.files("sphinx_modelvis").joinpath("sphinx", "static", "modelvis.css").read_text("utf-8")
-        target.write_text(css, encoding="utf-8")
+        # The stylesheet both hosts share (it only lays figures out: each figure paints its own background),
+        # then what MkDocs themes need on top of it.
+        package = resources.files("sphinx_modelvis")
+        shared = package.joinpath("sphinx", "static", "modelvis.css").read_text("utf-8")
+        themes = package.joinpath("mkdocs", "static", "modelvis-mkdocs.css").read_text("utf-8")
+        target.write_text(f"{shared.rstrip()}\n\n{themes}", encoding="utf-8")
+        stats = self.stats
+        if stats.executed or stats.cached or stats.failed:
+            log.info(
+                "modelvis: %d figure(s) run, %d from the cache, %d failed; %d worker start(s)",
+                stats.executed,
+                stats.cached,
+                stats.failed,
+                stats.worker_starts,
+            )
         self._close()
 
     def on_build_error(self, error: Exception) -> None:
@@ -110,7 +151,10 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
         src_path = page.file.src_uri
         offset = _front_matter_lines(page, markdown)
         runner = self._runner()
-        session = runner.page(src_path, cwd=Path(page.file.abs_src_path).parent)
+        # Snippets run in the page's folder (the docs folder for a page a plugin generated).
+        source = page.file.abs_src_path
+        cwd = Path(source).parent if source and Path(source).is_file() else Path(config.docs_dir)
+        session = runner.page(src_path, cwd=cwd)
         lines = markdown.split("\n")
         page_id = hashlib.sha1(src_path.encode()).hexdigest()[:12]
         out: list[str] = []
@@ -127,45 +171,70 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
         out.extend(lines[cursor:])
         return "\n".join(out)
 
-    def _figure(self, fence: ModelvisFence, page: str, offset: int, session: Any) -> tuple[str, bool]:
+    def _figure(self, fence: ModelvisFence, page: str, offset: int, session: PageSession) -> tuple[str, bool]:
         """The figure's HTML (or an error box), and whether its code is shown above it."""
         try:
             options = parse_figure_options(fence.argument, fence.options, self.settings)
         except ConfigError as exc:
-            failure = FigureFailure("options", str(exc), fence.start + 1 + offset)
-            return self._report(failure, page), self.settings.show_code
-        result = session.run(Snippet(fence.code, page, fence.code_line + offset), options)
+            failure = FigureFailure("options", f"{exc}; the figure was not run", _option_error_line(fence) + offset)
+            return self._report(failure, page, failure.line), self.settings.show_code
+        snippet = Snippet(fence.code, page, fence.code_line + offset)
+        result = session.run(snippet, options)
         if result.failure is not None:
-            return self._report(result.failure, page), options.show_code
+            return self._report(result.failure, page, snippet.line), options.show_code
         assert result.capture is not None
         figure = build_figure(result.capture, theme=options.theme, width=options.columns)
-        drawing = render_figure(figure, options.format, label=options.alt or options.caption or "model structure")
+        drawing = render_figure(figure, options.format, label=_label(options))
         return _wrap(str(drawing), options), options.show_code
 
-    def _report(self, failure: FigureFailure, page: str) -> str:
-        location = f"{page}:{failure.line}"
+    def _report(self, failure: FigureFailure, page: str, line: int) -> str:
+        """Warn (or stop the build) naming the page and line; the error box shown instead of the figure.
+
+        ``line`` is the figure's own, for failures that name none (``pre_code``).
+        """
+        location = f"{page}:{failure.line or line}"
         if self.settings.on_error == "raise":
             raise PluginError(f"modelvis: {location}: {failure.report()}")
-        log.warning("%s: %s", location, failure.report())
-        trace = f"<pre>{html.escape(failure.traceback.rstrip())}</pre>" if failure.traceback.strip() else ""
+        log.warning("modelvis: %s: %s", location, failure.report())
+        title = _FAILURE_TITLES.get(failure.kind, "This figure failed")
+        trace = (
+            f'<pre class="modelvis-traceback nohighlight"><code>{html.escape(failure.traceback.rstrip())}</code></pre>'
+            if failure.traceback.strip()
+            else ""
+        )
         return (
-            '<div class="admonition failure modelvis-error"><p class="admonition-title">This figure failed</p>'
+            f'<div class="admonition failure danger modelvis-error" data-modelvis-failure="{failure.kind}">'
+            f'<p class="admonition-title">{html.escape(title)}</p>'
             f"<p>{html.escape(location)}: {html.escape(failure.message)}</p>{trace}</div>"
         )
 
     def on_page_content(self, content: str, page: Any, config: Any, files: Any) -> str:
         def figure(match: re.Match[str]) -> str:
-            return self.figures.pop(match["token"], match[0])
+            return self.figures.pop(match["token"] or match["bare"], match[0])
 
-        return re.sub(r"<p>(?P<token>MODELVISFIGURE[0-9a-f]+X\d+)</p>", figure, content)
+        # In a tight list the placeholder is no paragraph of its own: take it bare too.
+        return re.sub(rf"<p>\s*(?P<token>{_TOKEN})\s*</p>|(?P<bare>{_TOKEN})", figure, content)
+
+
+def _option_error_line(fence: ModelvisFence) -> int:
+    """The line of the first option whose value is invalid (the opening line when it is no single option)."""
+    for name, value in fence.options.items():
+        try:
+            convert_options({name: value})
+        except ConfigError:
+            return fence.option_lines.get(name, fence.start + 1)
+    return fence.start + 1
 
 
 def _replacement(fence: ModelvisFence, token: str, show_code: bool) -> list[str]:
     """The code as an ordinary fence (the site highlights it like any code), then a placeholder for the figure."""
     lines = [""]
     if show_code and fence.code.strip():
-        lines += [f"{fence.indent}```python", *(fence.indent + line for line in fence.code.rstrip("\n").split("\n"))]
-        lines += [f"{fence.indent}```", ""]
+        # A fence longer than any run of backticks in the code, so the code cannot close it.
+        longest = max((len(run) for run in re.findall(r"`+", fence.code)), default=0)
+        ticks = "`" * max(3, longest + 1)
+        code = [fence.indent + line if line.strip() else "" for line in fence.code.rstrip("\n").split("\n")]
+        lines += [f"{fence.indent}{ticks}python", *code, f"{fence.indent}{ticks}", ""]
     return [*lines, f"{fence.indent}{token}", ""]
 
 
@@ -181,17 +250,33 @@ def _front_matter_lines(page: Any, markdown: str) -> int:
     return source[:start].count("\n") if start > 0 else 0
 
 
+def _label(options: FigureOptions) -> str:
+    """The figure's accessible name: its ``:alt:``, else its caption as plain text."""
+    if options.alt:
+        return options.alt
+    if options.caption:
+        return html.unescape(re.sub(r"<[^>]+>", "", _inline_markdown(options.caption)))
+    return "model structure"
+
+
 def _wrap(drawing: str, options: FigureOptions) -> str:
     """``<figure>`` with ``<figcaption>``, the name as its id, and ``<details>`` for ``:collapse:``."""
-    classes = ["modelvis-figure", *options.classes]
+    classes = ["modelvis-figure", f"modelvis-{options.format}", *options.classes]
     if options.align:
         classes.append(f"align-{options.align}")
-    style = f' style="width: {html.escape(options.width)}"' if options.width else ""
-    inner = f'<div class="{" ".join(classes)}"{style}>{_one_block(drawing)}</div>'
+    attributes = f' class="{" ".join(classes)}"'
+    if options.width:
+        attributes += f' style="width: {html.escape(options.width)}"'
+    if options.format == "html":  # an <svg> names itself; rich's <pre> does not
+        attributes += f' role="img" aria-label="{html.escape(_label(options))}"'
+    # highlight.js (the plain mkdocs theme) would re-color every <pre><code>, the figure's own colors lost.
+    drawing = drawing.strip().replace('<pre class="modelvis-html"', '<pre class="modelvis-html nohighlight"', 1)
+    inner = f"<div{attributes}>{drawing}</div>"
     if options.caption:
         anchor = f' id="{html.escape(options.name)}"' if options.name else ""
+        align = f" align-{options.align}" if options.align else ""
         inner = (
-            f'<figure class="modelvis"{anchor}>{inner}'
+            f'<figure class="modelvis{align}"{anchor}>{inner}'
             f"<figcaption>{_inline_markdown(options.caption)}</figcaption></figure>"
         )
     elif options.name:
@@ -202,11 +287,6 @@ def _wrap(drawing: str, options: FigureOptions) -> str:
             f"{_inline_markdown(options.collapse)}</summary>{inner}</details>"
         )
     return inner
-
-
-def _one_block(drawing: str) -> str:
-    """The drawing without blank lines, so Markdown post-processors keep it one HTML block."""
-    return os.linesep.join(line for line in drawing.splitlines() if line.strip())
 
 
 def _inline_markdown(text: str) -> str:
