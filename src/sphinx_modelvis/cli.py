@@ -40,7 +40,9 @@ def _parser() -> argparse.ArgumentParser:
         "--format", choices=FORMAT_CHOICES, help="output format (default: from OUT's suffix; svg if it has none)"
     )
     parser.add_argument("--theme", choices=("dark", "light"), default="dark", help="color theme (default: dark)")
-    parser.add_argument("--width", type=int, default=100, help="terminal width lines wrap at (default: 100)")
+    parser.add_argument(
+        "--width", type=int, default=None, help="width lines wrap at (default: the terminal's when printing, else 100)"
+    )
     parser.add_argument("--keep-non-params", action="store_true", help="keep modules without parameters")
     parser.add_argument("--expand-params", action="store_true", help="one line per parameter")
     parser.add_argument("--show-buffers", action="store_true", help="show buffers too")
@@ -125,15 +127,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
 
     fmt = _format_for(args)
-    figure = build_figure(capture, theme=args.theme, width=args.width)
-    if args.output is None:
-        if fmt is None:
-            from rich.console import Console
+    if args.output is None and fmt is None:
+        from rich.console import Console
 
-            console = Console(highlight=False, markup=False, emoji=False)
-            for line in figure.lines:
-                console.print(line, no_wrap=True, overflow="crop", crop=True, soft_wrap=False)
-            return EXIT_OK
+        # Laid out to the terminal's width (or to --width), so no line is cut off at its edge.
+        console = Console(width=args.width, highlight=False, markup=False, emoji=False)
+        figure = build_figure(capture, theme=args.theme, width=console.width)
+        for line in figure.lines:
+            console.print(line, no_wrap=True, overflow="crop", crop=True, soft_wrap=False)
+        return EXIT_OK
+    figure = build_figure(capture, theme=args.theme, width=args.width or 100)
+    if args.output is None:
         out = render_figure(figure, fmt)
         if isinstance(out, bytes):
             sys.stdout.buffer.write(out)
