@@ -138,6 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     figure = build_figure(capture, theme=args.theme, width=args.width or 100)
     if args.output is None:
+        assert fmt is not None  # the terminal case (no -o, no --format) returned above
         out = render_figure(figure, fmt)
         if isinstance(out, bytes):
             sys.stdout.buffer.write(out)
