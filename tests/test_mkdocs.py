@@ -70,13 +70,14 @@ class Built:
         return found
 
 
-def build_site(project: Path, site: str = "site", **overrides: Any) -> Built:
+def build_site(project: Path, site: str | Path = "site", **overrides: Any) -> Built:
     """Build ``project/mkdocs.yml`` into ``project/<site>`` (``overrides``: mkdocs.yml keys), as ``mkdocs build``."""
-    config = load_config(str(project / "mkdocs.yml"), site_dir=str(project / site), **overrides)
+    site_dir = project / site
+    config = load_config(str(project / "mkdocs.yml"), site_dir=str(site_dir), **overrides)
     with mkdocs_log() as log:
         build(config)
     warnings = [record.getMessage() for record in log.records if record.levelno >= logging.WARNING]
-    return Built(project / site, config.plugins["modelvis"], warnings)
+    return Built(site_dir, config.plugins["modelvis"], warnings)
 
 
 def copy_site(source: Path, target: Path) -> Path:
@@ -240,6 +241,9 @@ def test_figures_in_admonitions_and_lists(tutorial: Built) -> None:
     assert listed.name == "div", ":name: without :caption: still anchors the figure"
     assert listed.find_parent("li") is not None
     assert "weight:[16, 8]" in figure_text(listed)
+    tabbed = tutorial.figure("in-tab", page)
+    assert tabbed.find_parent("div", class_="tabbed-block") is not None
+    assert "weight:[2, 16]" in figure_text(tabbed)
 
 
 def test_html_format_figure(tutorial: Built) -> None:
@@ -293,13 +297,15 @@ def test_cached_rebuild_starts_no_worker_and_gives_identical_html(tutorial_proje
         env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
     )
     stats = json.loads(done.stdout.strip().splitlines()[-1])
-    assert stats == {"worker_starts": 0, "cached": 7, "executed": 0, "torch": False}
+    assert stats == {"worker_starts": 0, "cached": 8, "executed": 0, "torch": False}
     for page in ("index.html", "other/index.html"):
         assert (again / page).read_bytes() == (tutorial.site / page).read_bytes()
 
 
-def test_material_dark_palette_from_the_cache(tutorial_project: Path, tutorial: Built) -> None:
-    built = build_site(tutorial_project, "site-slate", theme={"name": "material", "palette": {"scheme": "slate"}})
+def test_material_dark_palette_from_the_cache(tutorial_project: Path, tutorial: Built, tmp_path: Path) -> None:
+    # Into a folder elsewhere, as `mkdocs serve` builds: the cache is found next to mkdocs.yml all the same.
+    slate = {"name": "material", "palette": {"scheme": "slate"}}
+    built = build_site(tutorial_project, tmp_path / "served", theme=slate)
     assert built.plugin.stats.worker_starts == 0 and built.warnings == []
     body = built.page().find("body")
     assert isinstance(body, Tag) and body["data-md-color-scheme"] == "slate"
@@ -458,6 +464,23 @@ def test_plugin_options_mirror_the_config_values() -> None:
 
 
 # -- the documented example -----------------------------------------------------------------------
+
+
+def test_guide_lists_every_plugin_option_with_its_default() -> None:
+    import yaml
+
+    from sphinx_modelvis.config import ModelvisConfig
+    from sphinx_modelvis.mkdocs.plugin import ModelvisPlugin
+
+    guide = (HERE.parent / "docs" / "guides" / "mkdocs.md").read_text(encoding="utf-8")
+    blocks = [block.split("```", 1)[0] for block in guide.split("```yaml\n")[1:]]
+    (block,) = [block for block in blocks if "collapse_summary:" in block]
+    (entry,) = yaml.safe_load(block)["plugins"]
+    options = entry["modelvis"]
+    assert list(options) == [name for name, _default, _help in ModelvisConfig.settings()]
+    plugin = ModelvisPlugin()
+    assert plugin.load_config(options) == ([], [])
+    assert plugin.settings == ModelvisConfig(), "the defaults, as the guide says"
 
 
 def test_documented_example_site_builds_strict(tmp_path: Path) -> None:

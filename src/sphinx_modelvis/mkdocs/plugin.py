@@ -99,8 +99,9 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
         self.stats = RunnerStats()
         self.figures = {}
         config_dir = Path(config.config_file_path or ".").resolve().parent
-        site_dir = Path(config.site_dir).resolve()
-        self.cache_dir = cache_folder(self.settings, base=config_dir, default=site_dir.parent / ".modelvis-cache")
+        # By default next to mkdocs.yml (beside the default site/), not next to the site folder: `mkdocs serve`
+        # builds into a temporary folder, and should find what `mkdocs build` cached.
+        self.cache_dir = cache_folder(self.settings, base=config_dir, default=config_dir / ".modelvis-cache")
         if CSS_PATH not in config.extra_css:
             config.extra_css.append(CSS_PATH)
         return config
