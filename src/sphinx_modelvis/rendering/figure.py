@@ -24,6 +24,9 @@ LINE_HEIGHT = CHAR_HEIGHT * 1.22
 #: Where a row's cell starts, relative to rich's row origin, so guide lines center on the text.
 CELL_TOP = CHAR_HEIGHT * 0.73 - LINE_HEIGHT / 2
 PADDING = 10
+#: The SVG is drawn with a 20 px font and shown at this scale (14 px, the size of code in most
+#: themes), so a small figure does not tower over the page text and a 100-column one fits a column.
+DISPLAY_SCALE = 0.7
 
 FONT_STACK = '"DejaVu Sans Mono", Menlo, Consolas, "Liberation Mono", "Noto Sans Mono", "Courier New", monospace'
 
@@ -97,7 +100,7 @@ def figure_ansi(figure: Figure) -> str:
 
 
 _SVG_TEMPLATE = """\
-<svg xmlns="http://www.w3.org/2000/svg" class="modelvis-svg" width="@W@" height="@H@" viewBox="0 0 @W@ @H@" \
+<svg xmlns="http://www.w3.org/2000/svg" class="modelvis-svg" width="@DW@" height="@DH@" viewBox="0 0 @W@ @H@" \
 role="img" aria-label="@LABEL@">
 <style>
 .{unique_id}-matrix {{ font-family: @FONT@; font-size: @CH@px; white-space: pre; }}
@@ -151,6 +154,8 @@ def figure_svg(figure: Figure, *, unique_id: str | None = None, label: str = "mo
     total_height = max(len(figure.lines), 1) * LINE_HEIGHT + 2 * PADDING
     template = _SVG_TEMPLATE
     for key, value in {
+        "@DW@": _number(total_width * DISPLAY_SCALE),
+        "@DH@": _number(total_height * DISPLAY_SCALE),
         "@W@": _number(total_width),
         "@H@": _number(total_height),
         "@LABEL@": _escape_attribute(label),
