@@ -42,7 +42,12 @@ def setup(app):  # type: ignore[no-untyped-def]
     from sphinx_modelvis.config import ModelvisConfig
 
     class ConfigTable(Directive):
+        """``modelvis-config-table``; ``:prefix:`` is the prefix of the names (``modelvis_``, or empty for MkDocs)."""
+
+        option_spec = {"prefix": lambda value: (value or "").strip()}
+
         def run(self) -> list[nodes.Node]:
+            prefix = self.options.get("prefix", "modelvis_")
             table = nodes.table(classes=["modelvis-config"])
             group = nodes.tgroup(cols=3)
             table += group
@@ -64,7 +69,7 @@ def setup(app):  # type: ignore[no-untyped-def]
             head += row(nodes.Text("setting"), nodes.Text("default"), nodes.Text("meaning"))
             for name, default, help_text in ModelvisConfig.settings():
                 body += row(
-                    nodes.literal(text=f"modelvis_{name}"), nodes.literal(text=repr(default)), nodes.Text(help_text)
+                    nodes.literal(text=f"{prefix}{name}"), nodes.literal(text=repr(default)), nodes.Text(help_text)
                 )
             return [table]
 

@@ -45,7 +45,7 @@ class ModelvisConfig:
     cache_dir: str = _setting(
         "",
         "Folder of cached figures, one folder a CI job can keep between runs; relative to the configuration "
-        "directory. Empty: `.modelvis-cache` next to the output directory.",
+        "directory. Empty: `.modelvis-cache` in Sphinx's build directory, or next to `mkdocs.yml`.",
     )
     execute: Literal["auto", "always", "never"] = _setting(
         "auto",
