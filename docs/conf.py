@@ -24,7 +24,8 @@ numfig = True
 
 html_theme = "furo"
 html_title = "sphinx-modelvis"
-html_static_path: list[str] = []
+html_static_path = ["_static"]
+html_favicon = "_static/favicon.svg"
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"

@@ -102,13 +102,12 @@ def test_the_conf_py_example_of_the_options_guide_builds(tmp_path: Path) -> None
 
 @pytest.fixture(scope="module")
 def server(site: Path) -> Iterator[str]:
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
-
-    class Quiet(handler):  # type: ignore[misc, valid-type]
+    class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args: object) -> None:
             pass
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    handler = functools.partial(Quiet, directory=str(site))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -172,6 +171,10 @@ def test_tutorial_as_a_reader_sees_it(server: str, mode: str, tmp_path: Path) ->
             page.on("request", lambda request: requests.append(request.url))
             page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
             page.on("pageerror", lambda error: errors.append(str(error)))
+            page.on(
+                "response",
+                lambda response: errors.append(f"{response.status} {response.url}") if response.status >= 400 else None,
+            )
             page.goto(f"{server}/tutorial/visualization.html", wait_until="networkidle")
 
             # The site follows the reader's color scheme.
