@@ -23,6 +23,7 @@ from .client import WorkerClient, WorkerCrashed, WorkerTimeout, frames_in
 
 __all__ = [
     "FAILURE_KINDS",
+    "FAILURE_TITLES",
     "FigureFailure",
     "FigureResult",
     "FigureRunner",
@@ -34,6 +35,17 @@ __all__ = [
 
 #: What can go wrong with a figure; hosts use it as the warning's subtype.
 FAILURE_KINDS = ("snippet", "not-a-module", "timeout", "crash", "not-cached", "pre-code", "internal")
+#: The title of the error box a host puts where a figure failed, by kind (hosts add their own kinds).
+FAILURE_TITLES = {
+    "snippet": "The snippet of this figure raised an exception",
+    "not-a-module": "This figure has nothing to show",
+    "timeout": "The snippet of this figure ran past its timeout",
+    "crash": "The snippet of this figure crashed its worker process",
+    "not-cached": "This figure is not in the cache",
+    "pre-code": "The pre_code setting failed",
+    "internal": "sphinx-modelvis failed on this figure",
+    "options": "This figure's options are invalid",
+}
 
 PRE_CODE_FILENAME = "<pre_code>"
 #: Requests that run no user code (a new namespace) get this long.

@@ -18,7 +18,15 @@ from mkdocs.plugins import BasePlugin
 
 from ..config import FigureOptions, ModelvisConfig, convert_options, parse_figure_options
 from ..errors import ConfigError
-from ..execution.session import FigureFailure, FigureRunner, PageSession, RunnerStats, Snippet, cache_folder
+from ..execution.session import (
+    FAILURE_TITLES,
+    FigureFailure,
+    FigureRunner,
+    PageSession,
+    RunnerStats,
+    Snippet,
+    cache_folder,
+)
 from ..rendering import build_figure, render_figure
 from .fences import ModelvisFence, find_fences
 
@@ -28,17 +36,6 @@ log = logging.getLogger("mkdocs.plugins.modelvis")
 
 CSS_PATH = "assets/modelvis/modelvis.css"
 _TOKEN = r"MODELVISFIGURE[0-9a-f]+X\d+"
-
-_FAILURE_TITLES = {
-    "snippet": "The snippet of this figure raised an exception",
-    "not-a-module": "This figure has nothing to show",
-    "timeout": "The snippet of this figure ran past its timeout",
-    "crash": "The snippet of this figure crashed its worker process",
-    "not-cached": "This figure is not in the cache",
-    "pre-code": "The plugin's pre_code failed",
-    "internal": "sphinx-modelvis failed on this figure",
-    "options": "This figure's options are invalid",
-}
 
 
 def _option_for(kind: Any, default: Any) -> c.BaseConfigOption[Any]:
@@ -197,7 +194,7 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
         if self.settings.on_error == "raise":
             raise PluginError(f"modelvis: {location}: {failure.report()}")
         log.warning("modelvis: %s: %s", location, failure.report())
-        title = _FAILURE_TITLES.get(failure.kind, "This figure failed")
+        title = FAILURE_TITLES.get(failure.kind, "This figure failed")
         trace = (
             f'<pre class="modelvis-traceback nohighlight"><code>{html.escape(failure.traceback.rstrip())}</code></pre>'
             if failure.traceback.strip()

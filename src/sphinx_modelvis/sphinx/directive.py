@@ -11,23 +11,13 @@ from sphinx.util.docutils import SphinxDirective
 
 from ..config import OPTION_SPEC, FigureOptions, resolve_figure_options
 from ..errors import ConfigError
-from ..execution.session import FigureFailure, Snippet
+from ..execution.session import FAILURE_TITLES, FigureFailure, Snippet
 from . import ModelvisBuildError, modelvis_config, runner_for
 from .nodes import modelvis_details, modelvis_figure, modelvis_summary
 
 __all__ = ["ModelvisDirective"]
 
 logger = logging.getLogger(__name__)
-
-_FAILURE_TITLES = {
-    "snippet": "The snippet of this figure raised an exception",
-    "not-a-module": "This figure has nothing to show",
-    "timeout": "The snippet of this figure ran past its timeout",
-    "crash": "The snippet of this figure crashed its worker process",
-    "not-cached": "This figure is not in the cache",
-    "pre-code": "modelvis_pre_code failed",
-    "internal": "sphinx-modelvis failed on this figure",
-}
 
 
 class ModelvisDirective(SphinxDirective):
@@ -129,7 +119,7 @@ class ModelvisDirective(SphinxDirective):
         if modelvis_config(self.config).on_error == "raise":
             raise ModelvisBuildError(f"{location}: {failure.report()}")
         logger.warning("modelvis: %s", failure.report(), location=location, type="modelvis", subtype=failure.kind)
-        title = _FAILURE_TITLES.get(failure.kind, "This figure failed")
+        title = FAILURE_TITLES.get(failure.kind, "This figure failed")
         box = nodes.admonition("", classes=["error", "modelvis-error"])
         box += nodes.title(title, title)
         message = f"{snippet.filename}:{line}: {failure.message}"
