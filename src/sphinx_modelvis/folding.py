@@ -61,6 +61,9 @@ class ParamSummary:
 
 def format_names(names: list[str]) -> str:
     """Join sibling names: integer names become ranges (``0-11``, ``0,2,4-5``), others are joined by commas."""
+    if len(names) == 1:  # most lines of a big tree: a module of its own
+        name = names[0]
+        return str(int(name)) if name.isdecimal() else name
     if names and all(name.isdecimal() for name in names):
         numbers = sorted({int(name) for name in names})
         runs: list[str] = []

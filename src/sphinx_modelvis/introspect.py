@@ -6,6 +6,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ._gc import gc_paused
 from .errors import NotAModule
 from .folding import drop_parameter_free
 from .tree import ModelTree, ModuleNode, ParamInfo
@@ -36,6 +37,28 @@ def _shape(tensor: Any) -> tuple[int, ...] | None:
         return tuple(int(size) for size in tensor.shape)
     except Exception:  # odd tensor subclasses (nested, symbolic): show them with an unknown shape
         return None
+
+
+def _is_delta(module: Any, plain_types: dict[type, bool]) -> bool:
+    """``getattr(module, "_is_delta", False)``: whether OpenDelta marked the module as delta.
+
+    Answered without the attribute lookup when it would end in ``nn.Module.__getattr__`` and find
+    nothing there: that raises (slowly) for every missing attribute, and a big model has many modules.
+    ``plain_types`` remembers, per class, whether its lookup would end there (no ``__getattr__`` of its
+    own, no ``_is_delta`` class attribute).
+    """
+    kind = type(module)
+    plain = plain_types.get(kind)
+    if plain is None:
+        torch = sys.modules["torch"]
+        plain = plain_types[kind] = kind.__getattr__ is torch.nn.Module.__getattr__ and not hasattr(kind, "_is_delta")
+    if plain:
+        state = module.__dict__
+        if "_is_delta" not in state and all(
+            "_is_delta" not in state.get(store, ()) for store in ("_parameters", "_buffers", "_modules")
+        ):
+            return False
+    return bool(getattr(module, "_is_delta", False))
 
 
 def _adapter_children(module: Any) -> frozenset[str]:
@@ -82,12 +105,20 @@ def build_tree(
     """
     if not is_module(model):
         raise NotAModule(f"expected a torch.nn.Module, got {type(model).__name__}")
+    with gc_paused():
+        return _build_tree(model, keep_non_params, expand_params, show_buffers, delta)
+
+
+def _build_tree(
+    model: torch.nn.Module, keep_non_params: bool, expand_params: bool, show_buffers: bool, delta: DeltaPredicate | None
+) -> ModelTree:
     seen_modules: dict[int, str] = {}
     seen_params: dict[int, str] = {}
     dtype_totals: dict[str, int] = {}
     root = ModuleNode(name="root", type_name=type(model).__name__)
+    plain_types: dict[type, bool] = {}
     # Each entry: module, its node, its dotted path, whether it lies inside a delta (adapter) module.
-    stack: list[tuple[Any, ModuleNode, str, bool]] = [(model, root, "", bool(getattr(model, "_is_delta", False)))]
+    stack: list[tuple[Any, ModuleNode, str, bool]] = [(model, root, "", _is_delta(model, plain_types))]
     while stack:
         module, node, path, in_delta = stack.pop()
         first_path = seen_modules.get(id(module))
@@ -130,7 +161,7 @@ def build_tree(
                 continue
             child_node = ModuleNode(name=name, type_name=type(child).__name__)
             node.children.append(child_node)
-            child_delta = in_delta or name in adapters or bool(getattr(child, "_is_delta", False))
+            child_delta = in_delta or name in adapters or _is_delta(child, plain_types)
             pending.append((child, child_node, prefix + name, child_delta))
         # Depth first, in registration order (as ``named_modules``): a module reachable from two
         # parents is shown where it is met first and marked as shared where it is met again.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
+from .._gc import gc_paused
 from ..capture import Capture, TextBlock, TreeBlock
 from ..folding import fold_siblings, summarize
 from ..theme import Theme, get_theme
@@ -18,6 +19,11 @@ FORMATS = ("svg", "html", "text", "ansi", "png")
 
 def tree_block_lines(block: TreeBlock, theme: Theme, *, width: int) -> list[Text]:
     """The lines of one tree: folded, laid out to ``width``, with its summary line under it."""
+    with gc_paused():
+        return _tree_block_lines(block, theme, width=width)
+
+
+def _tree_block_lines(block: TreeBlock, theme: Theme, *, width: int) -> list[Text]:
     folded = fold_siblings(block.tree, max_depth=block.max_depth)
     options = TreeOptions(rootname=block.rootname, expand_params=block.tree.expand_params, width=width)
     lines = tree_lines(folded, theme, options=options, dominant_dtype=block.tree.dominant_dtype)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from functools import lru_cache
 
-from rich.style import Style
-from rich.text import Text
+from rich.cells import cell_len
+from rich.control import strip_control_codes
+from rich.style import Style, StyleType
+from rich.text import Span, Text
 
 from ..folding import FoldedNode, ParamSummary, format_count
 from ..theme import Role, Theme
@@ -38,66 +41,130 @@ class TreeOptions:
 
 def role_style(role: Role) -> Style:
     """The rich style of a theme role."""
+    return _role_style(role)
+
+
+@lru_cache(maxsize=256)
+def _role_style(role: Role) -> Style:
+    # Cached: building a ``Style`` is dear, and a big tree asks for the same few styles on every line.
     return Style(color=role.color, bold=role.bold or None, italic=role.italic or None)
 
 
-def _param_tokens(param: ParamInfo, dominant_dtype: str, theme: Theme) -> list[Text]:
+class _Token:
+    """A piece of a line that wraps as a whole: its text, its base style and its ``(start, end, style)`` spans.
+
+    Lines are assembled from tokens into one :class:`~rich.text.Text` each, with the very spans that
+    ``Text.append_text`` would give them, but without building a ``Text`` per token (a big tree has many).
+    """
+
+    __slots__ = ("cell_len", "plain", "spans", "style")
+
+    def __init__(self, text: str = "", style: StyleType = "") -> None:
+        if text.isascii() and text.isprintable():  # the usual case, and no control code nor wide character
+            self.plain = text
+            self.cell_len = len(text)
+        else:
+            self.plain = strip_control_codes(text)
+            self.cell_len = cell_len(self.plain)
+        self.style = style
+        self.spans: list[tuple[int, int, StyleType]] = []
+
+    def append(self, text: str, style: StyleType | None = None) -> _Token:
+        """Add ``text`` in ``style``, as ``Text.append`` does (control codes dropped, no span for no style)."""
+        if text.isascii() and text.isprintable():
+            size = len(text)
+        else:
+            text = strip_control_codes(text)
+            size = cell_len(text)
+        if text:
+            start = len(self.plain)
+            self.plain += text
+            if style:
+                self.spans.append((start, start + len(text), style))
+            self.cell_len += size
+        return self
+
+
+class _Styles:
+    """The styles of a theme's roles, made once per tree rather than once per line."""
+
+    __slots__ = ("folded", "foreground", "guide", "module_name", "module_type", "note", "state")
+
+    def __init__(self, theme: Theme) -> None:
+        self.guide = role_style(theme.guide)
+        self.note = role_style(theme.note)
+        self.module_name = role_style(theme.module_name)
+        self.folded = role_style(theme.folded)
+        self.module_type = role_style(theme.module_type)
+        self.foreground = theme.foreground
+        self.state = {state: role_style(theme.role(state)) for state in ("buffer", "delta", "tunable", "frozen")}
+
+
+def _param_tokens(param: ParamInfo, dominant_dtype: str, styles: _Styles) -> list[_Token]:
     """The parameter as wrappable tokens: ``weight:[768, 768] bf16``, then notes such as ``(tied to ...)``."""
-    shape = "?" if param.shape is None else ", ".join(str(size) for size in param.shape)
-    text = Text(f"{param.name}:[{shape}]", style=role_style(theme.role(param.state)))
-    note = role_style(theme.note)
+    shape = "?" if param.shape is None else ", ".join([str(size) for size in param.shape])
+    text = _Token(f"{param.name}:[{shape}]", styles.state[param.state])
+    note = styles.note
     if param.dtype != dominant_dtype:
-        text.append(f" {DTYPE_NAMES.get(param.dtype, param.dtype)}", style=note)
-    tokens = [text]
-    if param.shape is None:
-        tokens.append(Text("(uninitialized)", style=note))
-    if param.tied_to is not None:
-        tokens.append(Text(f"(tied to {param.tied_to})", style=note))
-    return tokens
+        text.append(f" {DTYPE_NAMES.get(param.dtype, param.dtype)}", note)
+    if param.shape is None or param.tied_to is not None:
+        tokens = [text]
+        if param.shape is None:
+            tokens.append(_Token("(uninitialized)", note))
+        if param.tied_to is not None:
+            tokens.append(_Token(f"(tied to {param.tied_to})", note))
+        return tokens
+    return [text]
 
 
-def _head(folded: FoldedNode, theme: Theme, label: str | None = None) -> Text:
-    name_role = theme.folded if folded.folded else theme.module_name
-    head = Text()
-    head.append(folded.label if label is None else label, style=role_style(name_role))
+def _head(folded: FoldedNode, styles: _Styles, label: str | None = None) -> _Token:
+    head = _Token()
+    head.append(folded.label if label is None else label, styles.folded if folded.folded else styles.module_name)
     if label is None:
-        head.append(" (", style=theme.foreground)
-        head.append(folded.node.type_name, style=role_style(theme.module_type))
-        head.append(")", style=theme.foreground)
+        head.append(" (", styles.foreground)
+        head.append(folded.node.type_name, styles.module_type)
+        head.append(")", styles.foreground)
     return head
 
 
-def _notes(folded: FoldedNode, theme: Theme) -> list[Text]:
+def _notes(folded: FoldedNode, styles: _Styles) -> list[_Token]:
     notes = []
     if folded.node.shared_with is not None:
         where = folded.node.shared_with or "the root"
-        notes.append(Text(f"shared with {where}", style=role_style(theme.note)))
+        notes.append(_Token(f"shared with {where}", styles.note))
     if folded.hidden:
         noun = "module" if folded.hidden == 1 else "modules"
-        notes.append(Text(f"… {folded.hidden} {noun} below", style=role_style(theme.note)))
+        notes.append(_Token(f"… {folded.hidden} {noun} below", styles.note))
     return notes
 
 
-def _wrap(tokens: list[Text], first: str, rest: str, width: int, guide: Style) -> list[Text]:
+def _wrap(tokens: list[_Token], first: str, rest: str, width: int, guide: Style) -> list[Text]:
     """Lay ``tokens`` out after the guide prefix ``first``, continuing under ``rest`` when a line is full."""
     lines: list[Text] = []
-    line = Text(first, style=guide)
-    length = len(first)
+    parts = [first if first.isprintable() else strip_control_codes(first)]
+    length = offset = len(parts[0])
+    spans: list[Span] = []
     start = True
     for token in tokens:
         size = token.cell_len
         if not start and length + 1 + size > width:
-            lines.append(line)
-            line = Text(rest, style=guide)
-            length = len(rest)
+            lines.append(Text("".join(parts), style=guide, spans=spans))
+            parts = [rest if rest.isprintable() else strip_control_codes(rest)]
+            length = offset = len(parts[0])
+            spans = []
             start = True
         if not start:
-            line.append(" ")
+            parts.append(" ")
             length += 1
-        line.append_text(token)
+            offset += 1
+        parts.append(token.plain)
+        if token.style:
+            spans.append(Span(offset, offset + len(token.plain), token.style))
+        spans.extend(Span(offset + begin, offset + end, style) for begin, end, style in token.spans)
         length += size
+        offset += len(token.plain)
         start = False
-    lines.append(line)
+    lines.append(Text("".join(parts), style=guide, spans=spans))
     return lines
 
 
@@ -117,7 +184,8 @@ def tree_lines(
     dominant_dtype: str = "float32",
 ) -> list[Text]:
     """One or more lines per displayed module, with box-drawing guides, wrapped to ``options.width``."""
-    guide = role_style(theme.guide)
+    styles = _Styles(theme)
+    guide = styles.guide
     width = max(options.width, 24)
     prefix_limit = max(16, width // 2)
     lines: list[Text] = []
@@ -132,18 +200,19 @@ def tree_lines(
         if isinstance(item, ParamInfo):
             continuation = _clip_prefix(below, prefix_limit) + SPACE
             lines.extend(
-                _wrap(_param_tokens(item, dominant_dtype, theme), shown_prefix + connector, continuation, width, guide)
+                _wrap(_param_tokens(item, dominant_dtype, styles), shown_prefix + connector, continuation, width, guide)
             )
             continue
         kids: list[FoldedNode | ParamInfo] = []
         if options.expand_params:
             kids.extend(item.node.params)
         kids.extend(item.children)
-        tokens = [_head(item, theme, options.rootname if is_root else None)]
+        tokens = [_head(item, styles, options.rootname if is_root else None)]
         if not options.expand_params:
             for param in item.node.params:
-                tokens.extend(_param_tokens(param, dominant_dtype, theme))
-        tokens.extend(_notes(item, theme))
+                tokens.extend(_param_tokens(param, dominant_dtype, styles))
+        if item.node.shared_with is not None or item.hidden:
+            tokens.extend(_notes(item, styles))
         continuation = _clip_prefix(below, prefix_limit) + (PIPE if kids else SPACE)
         lines.extend(_wrap(tokens, shown_prefix + connector, continuation, width, guide))
         is_root = False
@@ -157,8 +226,11 @@ def summary_lines(summary: ParamSummary, theme: Theme, *, width: int = 100) -> l
     """``parameters: 109.5M total, 109.5M tunable (100.00%), 0 frozen, 0 delta``, each count in its role's color."""
     note = role_style(theme.note)
 
-    def token(*parts: tuple[str, Style]) -> Text:
-        return Text.assemble(*parts)
+    def token(*parts: tuple[str, Style]) -> _Token:
+        assembled = _Token()
+        for text, style in parts:
+            assembled.append(text, style)
+        return assembled
 
     tokens = [
         token(("parameters:", note)),
