@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, ConsoleOptions, RenderResult
-from rich.text import Text
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Span, Text
 
+from ._gc import gc_paused
 from .capture import TreeBlock
 from .introspect import DeltaPredicate, build_tree
 from .rendering import build_figure, render_figure, tree_block_lines
@@ -36,11 +38,10 @@ class TreeFigure:
         return self.block.tree
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        lines: Iterator[Text] = iter(tree_block_lines(self.block, self.theme, width=options.max_width))
-        for line in lines:
-            line.no_wrap = True
-            line.overflow = "crop"
-            yield line
+        with gc_paused():
+            lines = tree_block_lines(self.block, self.theme, width=options.max_width)
+            output = _rich_output(lines, console, options)
+        yield from output
 
     def render(self, format: str = "svg", *, width: int = 100) -> str | bytes:
         """Export as ``svg``, ``html``, ``text``, ``ansi`` or ``png`` (bytes)."""
@@ -48,6 +49,77 @@ class TreeFigure:
 
     def __str__(self) -> str:
         return str(self.render("text"))
+
+
+def _rich_output(lines: list[Text], console: Console, options: ConsoleOptions) -> list[Segment | Text]:
+    """What rich would make of ``lines`` printed one by one, no wrap, cropped: mostly segments, made here.
+
+    A line that fits becomes the segments ``Text.render`` gives it (its style first, then its spans,
+    combined in order), made in one pass when its spans nest (each inside the one before or after it
+    ends, as the tree's lines are built), with combined styles shared between lines: a big tree has
+    many lines and few styles. Anything else (a line too long, an unusual justify) is left to rich.
+    """
+    width = options.max_width
+    plain_justify = options.justify in (None, "default")
+    null = Style.null()
+    # Every style met and every combination made, numbered (styles by id: the lines keep them alive).
+    numbers: dict[int, int] = {}
+    styles: list[Style] = [null]
+    combined: dict[tuple[int, int], int] = {}
+    newline = Segment("\n")
+    output: list[Segment | Text] = []
+    append = output.append
+    for line in lines:
+        text = line.plain
+        if not (plain_justify and line.cell_len <= width and "\n" not in text and "\t" not in text):
+            line.no_wrap = True
+            line.overflow = "crop"
+            append(line)
+            continue
+        spans = [Span(0, len(text), line.style), *line.spans] if line.style else line.spans
+        if not spans:
+            append(Segment(text))
+            append(newline)
+            continue
+        mark = len(output)
+        cursor = 0
+        # The open spans: where each ends and the number of the style combined up to it.
+        stack: list[tuple[int, int]] = [(len(text), 0)]
+        nested = True
+        for start, end, style in spans:
+            while len(stack) > 1 and stack[-1][0] <= start:
+                close, current = stack.pop()
+                if close > cursor:
+                    append(Segment(text[cursor:close], styles[current]))
+                    cursor = close
+            if start < cursor or end > stack[-1][0]:
+                nested = False  # spans out of order or crossing: rich's own sweep handles those
+                break
+            current = stack[-1][1]
+            if start > cursor:
+                append(Segment(text[cursor:start], styles[current]))
+                cursor = start
+            number = numbers.get(id(style))
+            if number is None:
+                number = numbers[id(style)] = len(styles)
+                styles.append(console.get_style(style, default=null))
+            key = (current, number)
+            joined = combined.get(key)
+            if joined is None:
+                joined = combined[key] = len(styles)
+                styles.append(styles[current] + styles[number])
+            stack.append((end, joined))
+        if not nested:
+            del output[mark:]
+            output.extend(Text(text, spans=spans).render(console, end="\n"))
+            continue
+        while stack:
+            close, current = stack.pop()
+            if close > cursor:
+                append(Segment(text[cursor:close], styles[current]))
+                cursor = close
+        append(newline)
+    return output
 
 
 def _captures_in_memory(stream: Any) -> bool:
