@@ -168,6 +168,33 @@ def test_fences_inside_other_code_blocks_are_text() -> None:
     assert find_fences(page) == []
 
 
+def test_fences_in_html_comments_are_switched_off() -> None:
+    page = textwrap.dedent(
+        """\
+        <!--
+        ```{modelvis}
+        raise RuntimeError("commented out")
+        ```
+        -->
+
+        Text <!-- a remark --> and more.
+
+        ```{modelvis}
+        shown = 1
+        ```
+
+        ```python
+        opening = "<!--"
+        ```
+
+        ```{modelvis}
+        also_shown = 1
+        ```
+        """
+    )
+    assert [fence.code for fence in find_fences(page)] == ["shown = 1\n", "also_shown = 1\n"]
+
+
 # -- the tutorial's flow, with mkdocs-material ----------------------------------------------------
 
 
@@ -461,6 +488,79 @@ def test_plugin_options_mirror_the_config_values() -> None:
     errors, warnings = plugin.load_config({"theme": "light", "timeout": 5, "max_depth": 2, "show_code": False})
     assert errors == [] and warnings == []
     assert plugin.settings == ModelvisConfig(theme="light", timeout=5, max_depth=2, show_code=False)
+
+
+LINEAR = "import torch\n{name} = torch.nn.Linear(3, 4)\n"
+
+
+def test_links_to_figure_names_pass_link_checking(tmp_path: Path) -> None:
+    page = (
+        "# Links\n\n[the tree](#lin-fig), [the other](other.md#other-fig), [the failed one](#failed-fig)\n\n"
+        f"```{{modelvis}}\n:name: lin-fig\n:caption: A Linear\n\n{LINEAR.format(name='lin')}```\n\n"
+        "```{modelvis}\n:name: failed-fig\n\nraise RuntimeError('stop')\n```\n"
+    )
+    project = _tiny_site(tmp_path, "timeout: 60", page)
+    (project / "docs" / "other.md").write_text(
+        f"# Other\n\n```{{modelvis}}\n:name: other-fig\n\n{LINEAR.format(name='other')}```\n", encoding="utf-8"
+    )
+    built = build_site(project, validation={"anchors": "warn"})
+    assert len(built.warnings) == 1 and built.warnings[0].startswith("modelvis: index.md:16: the snippet raised")
+    assert built.figure("failed-fig").find(class_="modelvis-error") is not None
+
+
+def test_indented_blocks_without_superfences_keep_their_code_block(tmp_path: Path) -> None:
+    page = (
+        "# Lists\n\n- a figure in a list:\n\n"
+        + textwrap.indent(f"```{{modelvis}}\n:name: in-list\n\n{LINEAR.format(name='lin')}```\n", "    ")
+        + "\n- the next item\n\n!!! note\n\n"
+        + textwrap.indent(f"```{{modelvis}}\n:name: in-note\n\n{LINEAR.format(name='lin2')}```\n", "    ")
+    )
+    project = _tiny_site(tmp_path, "timeout: 60", page)
+    with (project / "mkdocs.yml").open("a", encoding="utf-8") as config:
+        config.write("markdown_extensions:\n  - admonition\n")
+    built = build_site(project)
+    assert built.warnings == []
+    main = built.page().find(attrs={"role": "main"})
+    assert isinstance(main, Tag)
+    item = main.find("li")
+    assert isinstance(item, Tag)
+    for anchor, container in (("in-list", item), ("in-note", main.find(class_="admonition"))):
+        assert isinstance(container, Tag) and container.find(id=anchor) is not None
+        code = container.find("code", class_="language-python")
+        assert isinstance(code, Tag), f"no Python code block next to {anchor}"
+        assert "torch.nn.Linear(3, 4)" in code.get_text() and "```" not in container.get_text()
+    assert [li.get_text(" ", strip=True)[:13] for li in main.find_all("li")] == ["a figure in a", "the next item"]
+
+
+def test_serve_reuses_unchanged_pages_and_reruns_edited_ones(tmp_path: Path) -> None:
+    page = (
+        f"# Serve\n\n```{{modelvis}}\n{LINEAR.format(name='lin')}```\n\n"
+        "```{modelvis}\nraise RuntimeError('stop')\n```\n"
+    )
+    project = _tiny_site(tmp_path, "timeout: 60", page)
+    (project / "docs" / "other.md").write_text("# Other\n\n```{modelvis}\nprint(1)\n```\n", encoding="utf-8")
+    first = build_site(project)
+    plugin = first.plugin
+    plugin.on_startup(command="serve", dirty=False)
+    try:
+        served = build_site(
+            project
+        )  # what `mkdocs serve` builds first: runs what failed, takes the rest from the cache
+        assert served.plugin is plugin and plugin.stats.executed == 1 and len(served.warnings) == 1
+        html = str(served.page().find(attrs={"role": "main"}))
+        (project / "docs" / "other.md").write_text("# Other\n\n```{modelvis}\nprint(2)\n```\n", encoding="utf-8")
+        again = build_site(project)  # another page edited: this one is reused as it was, its warning repeated
+        assert plugin.stats.executed == 1 and plugin.stats.worker_starts == 1  # other.md's new figure only
+        assert again.warnings == served.warnings
+        assert str(again.page().find(attrs={"role": "main"})) == html
+        (project / "docs" / "index.md").write_text(page.replace("'stop'", "'halt'"), encoding="utf-8")
+        edited = build_site(project)  # this page edited: run again
+        assert plugin.stats.executed == 1 and edited.warnings[0].startswith(
+            "modelvis: index.md:9: the snippet raised RuntimeError: halt"
+        )
+    finally:
+        plugin.on_shutdown()
+    assert not plugin.serving and plugin.pages == {}
 
 
 # -- the documented example -----------------------------------------------------------------------

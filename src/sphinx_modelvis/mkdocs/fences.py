@@ -74,11 +74,20 @@ def _dedent(line: str, indent: str) -> str:
 
 
 def find_fences(markdown: str) -> list[ModelvisFence]:
-    """Every ``{modelvis}`` fence of the page, in order; fences nested in other code blocks are text, not figures."""
+    """Every ``{modelvis}`` fence of the page, in order.
+
+    Fences nested in other code blocks are text, not figures, and fences inside an HTML comment
+    (``<!-- ... -->``, a common way to switch a block off) are not run.
+    """
     lines = markdown.split("\n")
     found: list[ModelvisFence] = []
     index = 0
+    in_comment = False
     while index < len(lines):
+        if in_comment or _opens_comment(lines[index]):
+            in_comment = _still_in_comment(lines[index], in_comment)
+            index += 1
+            continue
         opener = _OPENER.match(lines[index])
         if opener is None or (opener["fence"][0] == "`" and "`" in opener["info"]):
             index += 1  # a backtick fence's info string holds no backtick: that line is inline code
@@ -111,6 +120,27 @@ def find_fences(markdown: str) -> list[ModelvisFence]:
             )
         index = end + 1
     return found
+
+
+def _opens_comment(line: str) -> bool:
+    """Whether an HTML comment starts on ``line`` (outside any code block) and goes on past it."""
+    return _still_in_comment(line, False)
+
+
+def _still_in_comment(line: str, inside: bool) -> bool:
+    """Whether an HTML comment is open at the end of ``line``, given whether one was open at its start."""
+    position = 0
+    while True:
+        if inside:
+            close = line.find("-->", position)
+            if close < 0:
+                return True
+            inside, position = False, close + 3
+        else:
+            start = line.find("<!--", position)
+            if start < 0:
+                return False
+            inside, position = True, start + 4
 
 
 def _leading_blank_lines(lines: list[str]) -> int:

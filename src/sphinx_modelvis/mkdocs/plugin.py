@@ -7,6 +7,7 @@ import html
 import logging
 import re
 import typing
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,16 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
         self.runner: FigureRunner | None = None
         #: The counts of the current (or last) build: ``stats.worker_starts == 0`` when every figure was cached.
         self.stats = RunnerStats()
+        #: The HTML each placeholder of the current build stands for, and the anchor (``:name:``) it brings.
         self.figures: dict[str, str] = {}
+        self.anchors: dict[str, str] = {}
+        #: Under ``mkdocs serve``: what each page came to in the last build, reused while its source is unchanged.
+        self.serving = False
+        self.pages: dict[str, _PageResult] = {}
+        self._warnings: list[str] = []
+        self._superfences = True
+        self._extensions: tuple[list[Any], dict[str, Any]] = ([], {})
+        self._markdown: Any = None
 
     # -- configuration and lifetime -----------------------------------------------------------------
 
@@ -90,11 +100,19 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
         return errors, warnings
 
     def on_startup(self, *, command: str, dirty: bool) -> None:
-        """Present so that ``mkdocs serve`` keeps one plugin object across rebuilds (each build has its runner)."""
+        """``mkdocs serve`` keeps this plugin object across rebuilds: pages left unchanged are not run again."""
+        self.serving = command == "serve"
+        self.pages = {}
 
     def on_config(self, config: Any) -> Any:
         self.stats = RunnerStats()
         self.figures = {}
+        self.anchors = {}
+        self._markdown = None
+        self._extensions = (list(config.markdown_extensions), dict(config.mdx_configs))
+        # Without superfences, Python-Markdown reads no indented fence: an indented block's code is then
+        # rendered on its own (with the site's extensions) and put in the page like its figure.
+        self._superfences = any("superfences" in _extension_name(ext) for ext in config.markdown_extensions)
         config_dir = Path(config.config_file_path or ".").resolve().parent
         # By default next to mkdocs.yml (beside the default site/), not next to the site folder: `mkdocs serve`
         # builds into a temporary folder, and should find what `mkdocs build` cached.
@@ -105,7 +123,7 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
 
     def _runner(self) -> FigureRunner:
         if self.runner is None:
-            self.runner = FigureRunner(self.settings, cache_dir=self.cache_dir, progress=log.info)
+            self.runner = FigureRunner(self.settings, cache_dir=self.cache_dir, progress=log.info, warn=log.warning)
             self.runner.stats = self.stats
         return self.runner
 
@@ -134,6 +152,8 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
 
     def on_shutdown(self) -> None:
         self._close()
+        self.serving = False
+        self.pages = {}
 
     def _close(self) -> None:
         if self.runner is not None:
@@ -147,43 +167,80 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
         if not fences:
             return markdown
         src_path = page.file.src_uri
-        offset = _front_matter_lines(page, markdown)
-        runner = self._runner()
-        # Snippets run in the page's folder (the docs folder for a page a plugin generated).
         source = page.file.abs_src_path
+        runner = self._runner()
+        page_id = hashlib.sha1(src_path.encode()).hexdigest()[:12]
+        memo_key = _digest(markdown, source, self.settings, runner.page_key, self.cache_dir, self._superfences)
+        remembered = self.pages.get(src_path) if self.serving else None
+        if remembered is not None and remembered.key == memo_key:
+            for message in remembered.warnings:
+                log.warning(message)
+            self.figures.update(remembered.figures)
+            self.anchors.update(remembered.anchors)
+            log.info("modelvis: %s unchanged since the last build: its %d figure(s) reused", src_path, len(fences))
+            return remembered.markdown
+        offset = _front_matter_lines(page, markdown)
+        # Snippets run in the page's folder (the docs folder for a page a plugin generated).
         cwd = Path(source).parent if source and Path(source).is_file() else Path(config.docs_dir)
         session = runner.page(src_path, cwd=cwd)
         lines = markdown.split("\n")
-        page_id = hashlib.sha1(src_path.encode()).hexdigest()[:12]
         out: list[str] = []
+        figures: dict[str, str] = {}
+        anchors: dict[str, str] = {}
+        self._warnings = []
         cursor = 0
         try:
             for number, fence in enumerate(fences):
                 out.extend(lines[cursor : fence.start])
                 token = f"MODELVISFIGURE{page_id}X{number}"
-                self.figures[token], show_code = self._figure(fence, src_path, offset, session)
-                out.extend(_replacement(fence, token, show_code))
+                drawing, options = self._figure(fence, src_path, offset, session)
+                code = fence.code if options.show_code and fence.code.strip() else ""
+                if code and fence.indent and not self._superfences:
+                    drawing = self._code_html(code) + drawing
+                    code = ""
+                figures[token] = drawing
+                if options.name:
+                    anchors[token] = options.name
+                out.extend(_replacement(fence, token, code))
                 cursor = fence.end
         finally:
             runner.end_page(src_path)
         out.extend(lines[cursor:])
-        return "\n".join(out)
+        result = "\n".join(out)
+        self.figures.update(figures)
+        self.anchors.update(anchors)
+        if self.serving:
+            self.pages[src_path] = _PageResult(memo_key, result, figures, anchors, self._warnings)
+        return result
 
-    def _figure(self, fence: ModelvisFence, page: str, offset: int, session: PageSession) -> tuple[str, bool]:
-        """The figure's HTML (or an error box), and whether its code is shown above it."""
+    def _figure(self, fence: ModelvisFence, page: str, offset: int, session: PageSession) -> tuple[str, FigureOptions]:
+        """The figure's HTML (or an error box, carrying the figure's anchor), and the options it was made with."""
         try:
             options = parse_figure_options(fence.argument, fence.options, self.settings)
         except ConfigError as exc:
             failure = FigureFailure("options", f"{exc}; the figure was not run", _option_error_line(fence) + offset)
-            return self._report(failure, page, failure.line), self.settings.show_code
-        snippet = Snippet(fence.code, page, fence.code_line + offset)
+            return self._report(failure, page, failure.line), FigureOptions(show_code=self.settings.show_code)
+        snippet = Snippet(fence.code, page, fence.code_line + offset, expr_line=fence.start + 1 + offset)
         result = session.run(snippet, options)
         if result.failure is not None:
-            return self._report(result.failure, page, snippet.line), options.show_code
+            box = self._report(result.failure, page, snippet.line)
+            if options.name:  # links to the figure still land where it should have been
+                box = f'<div id="{html.escape(options.name)}">{box}</div>'
+            return box, options
         assert result.capture is not None
         figure = build_figure(result.capture, theme=options.theme, width=options.columns)
         drawing = render_figure(figure, options.format, label=_label(options))
-        return _wrap(str(drawing), options), options.show_code
+        return _wrap(str(drawing), options), options
+
+    def _code_html(self, code: str) -> str:
+        """``code`` as a Python code block, rendered by the site's own Markdown extensions."""
+        import markdown
+
+        if self._markdown is None:
+            extensions, configs = self._extensions
+            self._markdown = markdown.Markdown(extensions=extensions, extension_configs=configs)
+        self._markdown.reset()
+        return str(self._markdown.convert("\n".join(_code_fence(code))))
 
     def _report(self, failure: FigureFailure, page: str, line: int) -> str:
         """Warn (or stop the build) naming the page and line; the error box shown instead of the figure.
@@ -193,7 +250,9 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
         location = f"{page}:{failure.line or line}"
         if self.settings.on_error == "raise":
             raise PluginError(f"modelvis: {location}: {failure.report()}")
-        log.warning("modelvis: %s: %s", location, failure.report())
+        message = f"modelvis: {location}: {failure.report()}"
+        log.warning(message)
+        self._warnings.append(message)
         title = FAILURE_TITLES.get(failure.kind, "This figure failed")
         trace = (
             f'<pre class="modelvis-traceback nohighlight"><code>{html.escape(failure.traceback.rstrip())}</code></pre>'
@@ -208,7 +267,12 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
 
     def on_page_content(self, content: str, page: Any, config: Any, files: Any) -> str:
         def figure(match: re.Match[str]) -> str:
-            return self.figures.pop(match["token"] or match["bare"], match[0])
+            token = match["token"] or match["bare"]
+            anchor = self.anchors.pop(token, None)
+            # MkDocs collected the page's anchors before the figures were in it; links to them are checked later.
+            if anchor is not None and getattr(page, "present_anchor_ids", None) is not None:
+                page.present_anchor_ids.add(anchor)
+            return self.figures.pop(token, match[0])
 
         # In a tight list the placeholder is no paragraph of its own: take it bare too.
         return re.sub(rf"<p>\s*(?P<token>{_TOKEN})\s*</p>|(?P<bare>{_TOKEN})", figure, content)
@@ -224,16 +288,44 @@ def _option_error_line(fence: ModelvisFence) -> int:
     return fence.start + 1
 
 
-def _replacement(fence: ModelvisFence, token: str, show_code: bool) -> list[str]:
-    """The code as an ordinary fence (the site highlights it like any code), then a placeholder for the figure."""
+def _code_fence(code: str, indent: str = "") -> list[str]:
+    """``code`` as an ordinary Python fence, longer than any run of backticks in it so that it cannot close it."""
+    longest = max((len(run) for run in re.findall(r"`+", code)), default=0)
+    ticks = "`" * max(3, longest + 1)
+    body = [indent + line if line.strip() else "" for line in code.rstrip("\n").split("\n")]
+    return [f"{indent}{ticks}python", *body, f"{indent}{ticks}"]
+
+
+def _replacement(fence: ModelvisFence, token: str, code: str) -> list[str]:
+    """The code (if any) as an ordinary fence, which the site highlights as all its code; then the placeholder."""
     lines = [""]
-    if show_code and fence.code.strip():
-        # A fence longer than any run of backticks in the code, so the code cannot close it.
-        longest = max((len(run) for run in re.findall(r"`+", fence.code)), default=0)
-        ticks = "`" * max(3, longest + 1)
-        code = [fence.indent + line if line.strip() else "" for line in fence.code.rstrip("\n").split("\n")]
-        lines += [f"{fence.indent}{ticks}python", *code, f"{fence.indent}{ticks}", ""]
+    if code:
+        lines += [*_code_fence(code, fence.indent), ""]
     return [*lines, f"{fence.indent}{token}", ""]
+
+
+def _extension_name(extension: Any) -> str:
+    """A Markdown extension's name as configured, or the module of an extension object."""
+    return extension if isinstance(extension, str) else type(extension).__module__
+
+
+def _digest(*parts: object) -> str:
+    sha = hashlib.sha256()
+    for part in parts:
+        sha.update(repr(part).encode("utf-8", "surrogatepass"))
+        sha.update(b"\0")
+    return sha.hexdigest()
+
+
+@dataclass(slots=True)
+class _PageResult:
+    """A page's Markdown after its figures were put in, kept for ``mkdocs serve``'s next build."""
+
+    key: str
+    markdown: str
+    figures: dict[str, str]
+    anchors: dict[str, str]
+    warnings: list[str]
 
 
 def _front_matter_lines(page: Any, markdown: str) -> int:
