@@ -76,6 +76,46 @@ def test_a_hung_snippet_is_stopped_and_a_crash_replaced_and_the_page_goes_on(bui
     assert built.stats.worker_starts == 3
 
 
+def test_snippets_import_modules_next_to_their_page(built: Build) -> None:
+    # The build runs from the repository's folder, not the page's: the page's folder is on sys.path all the same.
+    assert Path.cwd() != built.app.srcdir
+    assert svg_lines(str(figure_by_name(built.soup("more"), "imported").svg)) == ["imported from the page's folder"]
+
+
+def test_a_failing_argument_is_reported_at_the_directive_line(built: Build) -> None:
+    warning = warning_at(built, "more.rst", 12, "snippet")
+    assert "NameError: name 'undefined_name' is not defined" in warning
+    assert 'File "more.rst", line 12, in <module>\n    undefined_name' in warning
+    assert "`z + 4` is a int, not a torch.nn.Module" in warning_at(built, "more.rst", 17, "not-a-module")
+
+
+def test_a_keyboard_interrupt_from_the_snippet_is_the_snippet_s_error(built: Build) -> None:
+    warning = warning_at(built, "more.rst", 26, "snippet")
+    assert "the snippet raised KeyboardInterrupt: stop here" in warning
+    assert 'File "more.rst", line 26, in <module>' in warning and "sphinx_modelvis" not in warning
+
+
+def test_a_worker_that_dies_with_a_forked_child_alive_is_a_crash_and_the_child_is_killed(built: Build) -> None:
+    crash = warning_at(built, "more.rst", 38, "crash")
+    assert "exited with status 3" in crash  # at once, not after the figure's 120 s timeout
+    child = int((Path(built.app.srcdir) / "forked.pid").read_text())
+    status = Path(f"/proc/{child}/status")
+    assert not status.exists() or "State:\tZ" in status.read_text(), "the snippet's child outlived its worker"
+
+
+def test_an_unwritable_cache_is_a_warning_and_the_figures_are_drawn(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "conf.py").write_text('extensions = ["sphinx_modelvis"]\n')
+    (src / "cache").write_text("a file where the cache folder should be\n")
+    (src / "index.rst").write_text(
+        "Page\n====\n\n.. modelvis::\n\n   print('drawn')\n\n.. modelvis::\n\n   print('too')\n"
+    )
+    build = build_sphinx("errors", src, modelvis_cache_dir="cache")
+    assert build.warnings.count("cannot write the figure cache") == 1 and "[modelvis.cache]" in build.warnings
+    assert "drawn" in build.page("index") and "too" in build.page("index")
+
+
 def test_warnings_can_be_silenced_by_subtype(tmp_path: Path) -> None:
     build = build_sphinx(
         "errors", tmp_path / "src", suppress_warnings=["modelvis.not-a-module", "modelvis.timeout", "modelvis.crash"]
@@ -94,6 +134,9 @@ def test_dash_w_fails_the_build_and_on_error_raise_stops_it(tmp_path: Path) -> N
     assert relaxed.returncode == 0 and "index.rst:7: WARNING: modelvis" in relaxed.stderr
     strict = subprocess.run([*command, "-W", "-E"], capture_output=True, text=True, timeout=300)
     assert strict.returncode != 0 and "index.rst:7: WARNING: modelvis" in strict.stderr
+    # Incremental too: a page with a failed figure is read again by the next build until it passes.
+    again = subprocess.run([*command, "-W"], capture_output=True, text=True, timeout=300)
+    assert again.returncode != 0 and "index.rst:7: WARNING: modelvis" in again.stderr
 
     with pytest.raises(ModelvisBuildError, match=r"index\.rst:7: the snippet raised ZeroDivisionError"):
         build_sphinx("errors", src, modelvis_on_error="raise")

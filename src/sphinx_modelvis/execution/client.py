@@ -20,6 +20,8 @@ __all__ = ["WorkerClient", "WorkerCrashed", "WorkerTimeout", "frames_in"]
 
 #: How long a timed-out worker gets to write where it was before it is killed.
 DUMP_GRACE = 0.5
+#: How often a waiting request checks that the worker is still alive, in seconds.
+POLL_INTERVAL = 0.2
 _FRAME = re.compile(r'File "(?P<file>.+)", line (?P<line>\d+)')
 
 
@@ -136,7 +138,7 @@ class WorkerClient:
         mark = self._log.seek(0, os.SEEK_END)
         try:
             self._requests.send_bytes(json.dumps(message).encode("utf-8"))
-            if not self._responses.poll(timeout):
+            if not self._wait_for_reply(timeout):
                 self._dump_stack()
                 output = self._output_since(mark)
                 self._kill()
@@ -145,9 +147,27 @@ class WorkerClient:
         except (EOFError, OSError):
             returncode = self._wait_for_exit()
             output = self._output_since(mark)
-            self._discard()
+            self._kill()  # what the snippet started (a forked child, say) goes with the worker
             death = f"the worker process {_death(returncode)}"
             raise WorkerCrashed(death, output=output, returncode=returncode) from None
+
+    def _wait_for_reply(self, timeout: float) -> bool:
+        """Whether a reply came within ``timeout``; raises ``EOFError`` as soon as the worker is dead.
+
+        The reply pipe alone would not tell: a child the snippet forked holds it open after the worker died.
+        """
+        assert self._responses is not None and self._process is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if self._responses.poll(max(0.0, min(remaining, POLL_INTERVAL))):
+                return True
+            if self._process.poll() is not None:
+                if self._responses.poll(0):
+                    return True
+                raise EOFError("the worker process ended")
+            if remaining <= POLL_INTERVAL:
+                return False
 
     def _dump_stack(self) -> None:
         usr1 = getattr(signal, "SIGUSR1", None)
@@ -176,12 +196,14 @@ class WorkerClient:
             return None
 
     def _kill(self) -> None:
+        """Kill the worker and its whole session (whatever the snippet started), even when the worker is gone."""
         process = self._process
-        if process is not None and process.poll() is None:
+        if process is not None and self._owner == os.getpid():
             try:
                 os.killpg(process.pid, signal.SIGKILL)
-            except (OSError, AttributeError):
-                process.kill()
+            except (OSError, AttributeError):  # no such group left, or no process groups here
+                if process.poll() is None:
+                    process.kill()
             process.wait()
         self._discard()
 

@@ -54,11 +54,15 @@ HOUSEKEEPING_TIMEOUT = 60.0
 
 @dataclass(frozen=True, slots=True)
 class Snippet:
-    """A figure's code; ``filename`` names its page in tracebacks and ``line`` is the code's first line there."""
+    """A figure's code; ``filename`` names its page in tracebacks and ``line`` is the code's first line there.
+
+    ``expr_line`` is the line of the figure's argument (its opening line), when it is not ``line``.
+    """
 
     code: str
     filename: str
     line: int
+    expr_line: int | None = None
 
     @property
     def location(self) -> str:
@@ -173,11 +177,13 @@ class FigureRunner:
         *,
         cache_dir: str | os.PathLike[str] | None,
         progress: Callable[[str], None] | None = None,
+        warn: Callable[[str], None] | None = None,
         python: str | None = None,
     ) -> None:
         self.config = config
         self.cache = FigureCache(cache_dir) if cache_dir is not None else None
         self.progress: Callable[[str], None] = progress or (lambda message: None)
+        self.warn: Callable[[str], None] = warn or self.progress
         self.stats = RunnerStats()
         self.page_key = page_key(config.pre_code, package_versions())
         self._client = WorkerClient(python=python)
@@ -237,7 +243,14 @@ class FigureRunner:
             return FigureResult(failure=outcome.failure, seconds=outcome.seconds, key=key)
         assert outcome.capture is not None
         if self.cache is not None:
-            self.cache.put(key, outcome.capture)
+            try:
+                self.cache.put(key, outcome.capture)
+            except OSError as exc:  # a read-only folder, a file in the way, a full disk: go on without the cache
+                self.warn(
+                    f"modelvis: cannot write the figure cache in {self.cache.directory} ({exc}); "
+                    "this build goes on without it: set the cache_dir setting to a writable folder"
+                )
+                self.cache = None
         return FigureResult(capture=outcome.capture, seconds=outcome.seconds, key=key)
 
     def _ensure_worker(self) -> None:
@@ -300,6 +313,7 @@ class FigureRunner:
             "filename": snippet.filename,
             "first_line": snippet.line,
             "expr": options.expr,
+            "expr_line": snippet.expr_line,
             "settings": _settings(options),
             "device": options.device,
             "columns": options.columns,

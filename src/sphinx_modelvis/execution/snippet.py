@@ -162,12 +162,12 @@ def run_snippet(
         compiled = compile(padded, filename, "exec", dont_inherit=True)
         with _device(device):
             exec(compiled, namespace)
-    except Exception as exc:
-        raise _snippet_error(exc, filename) from None
     except SystemExit as exc:
         raise SnippetError(
             f"the snippet called sys.exit({exc.code!r})", filename=filename, line=None, traceback=""
         ) from None
+    except BaseException as exc:  # KeyboardInterrupt and the like, raised by the snippet, are its errors too
+        raise _snippet_error(exc, filename) from None
 
 
 def _bound_names(body: list[ast.stmt]) -> Iterator[str]:
@@ -229,7 +229,9 @@ def evaluate_module(expr: str, namespace: dict[str, Any], *, filename: str = "<e
     from ..introspect import is_module
 
     try:
-        # Compiled at ``line`` so that a traceback points at the docs line, not at line 1 of the page.
+        # Compiled at ``line`` so that a traceback points at the docs line, not at line 1 of the page,
+        # and shows the expression there.
+        _register_source(expr, filename, line)
         value = eval(compile("\n" * max(line - 1, 0) + expr, filename, "eval", dont_inherit=True), namespace)
     except Exception as exc:
         error = _snippet_error(exc, filename)
@@ -260,20 +262,23 @@ def show_snippet(
     filename: str = "<snippet>",
     first_line: int = 1,
     expr: str | None = None,
+    expr_line: int | None = None,
     settings: TreeSettings = TreeSettings(),
     device: str | None = None,
     columns: int = 100,
 ) -> Capture:
     """Run a figure's snippet and return what the figure shows.
 
-    With ``expr``: the tree of that expression, evaluated after the snippet. Without: what the
+    With ``expr`` (written at ``expr_line`` of ``filename``, by default the snippet's first line): the
+    tree of that expression, evaluated after the snippet. Without: what the
     snippet printed (``print(model)``, ``structure_graph()``, any rich output), or if it printed
     nothing, the tree of the last ``torch.nn.Module`` it bound to a top-level name.
     """
     with captured_output(columns=columns) as capture:
         run_snippet(code, namespace, filename=filename, first_line=first_line, device=device)
     if expr:
-        return Capture([module_block(evaluate_module(expr, namespace, filename=filename, line=first_line), settings)])
+        module = evaluate_module(expr, namespace, filename=filename, line=expr_line or first_line)
+        return Capture([module_block(module, settings)])
     if not capture.empty:
         return capture
     name = last_module_name(code, namespace)

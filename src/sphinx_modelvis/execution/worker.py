@@ -30,6 +30,8 @@ class Worker:
 
     def __init__(self) -> None:
         self.namespace: dict[str, Any] = {"__name__": "__main__"}
+        #: The page folder this worker put at the front of ``sys.path``, if any.
+        self.page_path: str | None = None
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         """Answer one request (``setup``, ``reset`` or ``run``)."""
@@ -43,10 +45,20 @@ class Worker:
             cwd = request.get("cwd")
             if cwd:
                 os.chdir(cwd)
+            self._import_from(cwd)
             return {"ok": True}
         if op == "run":
             return self.run(request)
         return {"ok": False, "kind": "internal", "message": f"unknown request {op!r}", "traceback": "", "line": None}
+
+    def _import_from(self, folder: str | None) -> None:
+        """Make modules next to the page importable, as `python page.py` would, wherever the build started."""
+        if self.page_path is not None and self.page_path in sys.path:
+            sys.path.remove(self.page_path)
+        self.page_path = None
+        if folder and folder not in sys.path:
+            sys.path.insert(0, folder)
+            self.page_path = folder
 
     def run(self, request: dict[str, Any]) -> dict[str, Any]:
         """Run one snippet in the namespace; a replay runs it only for its effect on the namespace."""
@@ -69,6 +81,7 @@ class Worker:
                     filename=request["filename"],
                     first_line=request["first_line"],
                     expr=request["expr"],
+                    expr_line=request.get("expr_line"),
                     settings=TreeSettings(**request["settings"]),
                     device=request["device"],
                     columns=request["columns"],
@@ -77,7 +90,8 @@ class Worker:
         except SnippetError as exc:
             return _failure("snippet", str(exc), exc.traceback, exc.line, started)
         except NotAModule as exc:
-            return _failure("not-a-module", str(exc), "", None, started)
+            line = request.get("expr_line") if request.get("expr") else None
+            return _failure("not-a-module", str(exc), "", line, started)
         except BaseException as exc:  # a bug of ours, or KeyboardInterrupt & co. from the snippet
             summary = traceback.format_exception_only(type(exc), exc)[-1].strip()
             return _failure("internal", summary, traceback.format_exc(), None, started)

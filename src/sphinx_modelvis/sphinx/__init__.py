@@ -18,7 +18,7 @@ from ..config import ModelvisConfig
 from ..errors import ConfigError, ModelvisError
 from ..execution.session import FigureRunner, cache_folder
 
-__all__ = ["ENV_VERSION", "ModelvisBuildError", "modelvis_config", "runner_for", "setup"]
+__all__ = ["ENV_VERSION", "ModelvisBuildError", "failed_pages", "modelvis_config", "runner_for", "setup"]
 
 #: Bumped whenever what the directive stores on its nodes changes, so Sphinx re-reads every page.
 ENV_VERSION = 1
@@ -73,7 +73,7 @@ class _Figures:
         if self._runner is None:
             config = modelvis_config(app.config)
             cache = cache_folder(config, base=app.confdir, default=Path(app.outdir).parent / ".modelvis-cache")
-            self._runner = FigureRunner(config, cache_dir=cache, progress=logger.info)
+            self._runner = FigureRunner(config, cache_dir=cache, progress=logger.info, warn=_warn_cache)
         return self._runner
 
     def end_page(self, app: Sphinx, doctree: Any) -> None:
@@ -85,11 +85,40 @@ class _Figures:
             self._runner.close()
 
 
+def _warn_cache(message: str) -> None:
+    logger.warning(message, type="modelvis", subtype="cache")
+
+
 def runner_for(app: Sphinx | Any) -> FigureRunner:
     """The figure runner of a Sphinx application (``app``, or anything with its ``events``, like ``env``)."""
     runner = app.events.emit_firstresult(RUNNER_EVENT)
     assert isinstance(runner, FigureRunner)
     return runner
+
+
+def failed_pages(env: Any) -> set[str]:
+    """The pages of ``env`` with a failed figure: read again by every build until they pass.
+
+    A failure is not cached, so without this an incremental build would keep the error box without a
+    warning (and ``-W`` would pass).
+    """
+    failed = getattr(env, "modelvis_failed_docs", None)
+    if failed is None:
+        failed = set()
+        setattr(env, "modelvis_failed_docs", failed)  # noqa: B010 (pickled with the environment)
+    return failed
+
+
+def _purge_page(app: Sphinx, env: Any, docname: str) -> None:
+    failed_pages(env).discard(docname)
+
+
+def _merge_pages(app: Sphinx, env: Any, docnames: set[str], other: Any) -> None:
+    failed_pages(env).update(failed_pages(other) & set(docnames))
+
+
+def _outdated_pages(app: Sphinx, env: Any, added: set[str], changed: set[str], removed: set[str]) -> list[str]:
+    return sorted((failed_pages(env) & env.found_docs) - added - changed - removed)
 
 
 def _add_static_path(app: Sphinx) -> None:
@@ -115,6 +144,9 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_event(RUNNER_EVENT)
     app.connect(RUNNER_EVENT, figures.runner)
     app.connect("doctree-read", figures.end_page)
+    app.connect("env-purge-doc", _purge_page)
+    app.connect("env-merge-info", _merge_pages)
+    app.connect("env-get-outdated", _outdated_pages)
     app.connect("build-finished", figures.close)
     return {
         "version": __version__,

@@ -12,7 +12,7 @@ from sphinx.util.docutils import SphinxDirective
 from ..config import OPTION_SPEC, FigureOptions, resolve_figure_options
 from ..errors import ConfigError
 from ..execution.session import FAILURE_TITLES, FigureFailure, Snippet
-from . import ModelvisBuildError, modelvis_config, runner_for
+from . import ModelvisBuildError, failed_pages, modelvis_config, runner_for
 from .nodes import modelvis_details, modelvis_figure, modelvis_summary
 
 __all__ = ["ModelvisDirective"]
@@ -37,7 +37,7 @@ class ModelvisDirective(SphinxDirective):
             raise self.error(f"modelvis: {exc}") from None
         source, line = self._code_position()
         code = "\n".join(self.content) + "\n" if self.content else ""
-        snippet = Snippet(code, self._display_name(source), line)
+        snippet = Snippet(code, self._display_name(source), line, expr_line=self.lineno)
         runner = runner_for(self.env)
         cwd = os.path.dirname(source) if os.path.isfile(source) else str(self.env.srcdir)
         result = runner.page(self.env.docname, cwd=cwd).run(snippet, options)
@@ -119,6 +119,7 @@ class ModelvisDirective(SphinxDirective):
         if modelvis_config(self.config).on_error == "raise":
             raise ModelvisBuildError(f"{location}: {failure.report()}")
         logger.warning("modelvis: %s", failure.report(), location=location, type="modelvis", subtype=failure.kind)
+        failed_pages(self.env).add(self.env.docname)
         title = FAILURE_TITLES.get(failure.kind, "This figure failed")
         box = nodes.admonition("", classes=["error", "modelvis-error"])
         box += nodes.title(title, title)
