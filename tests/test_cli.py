@@ -40,7 +40,8 @@ def test_prints_the_last_bound_module_to_the_terminal(snippet: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("suffix", "magic"), [(".svg", b"<svg"), (".png", b"\x89PNG"), (".html", b"<pre"), (".txt", b"root")]
+    ("suffix", "magic"),
+    [(".svg", b"<svg"), (".png", b"\x89PNG"), (".html", b"<pre"), (".txt", b"root"), (".ansi", b"\x1b[")],
 )
 def test_format_follows_the_output_suffix(snippet: Path, suffix: str, magic: bytes) -> None:
     out = snippet.parent / f"figure{suffix}"
@@ -75,7 +76,13 @@ def test_check_reports_drift_and_passes_when_in_sync(snippet: Path) -> None:
     snippet.write_text(SMALL.replace("nn.Linear(8, 8)", "nn.Linear(8, 16)"))
     drift = modelvis(snippet.name, "-o", out.name, "--check", cwd=snippet.parent)
     assert drift.returncode == 1
-    assert "figure.svg: out of date" in drift.stderr and "weight:[16,&#160;8]" in drift.stderr
+    # The summary is the tree's text that changed, not the SVG's markup.
+    assert "figure.svg: out of date (4 lines of text changed)" in drift.stderr  # the layer and the summary
+    assert "-    0-3 (Linear) weight:[8, 8] bias:[8]\n" in drift.stderr  # (the guides are lines, not text)
+    assert "+    0-3 (Linear) weight:[16, 8] bias:[16]\n" in drift.stderr
+    assert modelvis(snippet.name, "-o", out.name, cwd=snippet.parent).returncode == 0
+    restyled = modelvis(snippet.name, "-o", out.name, "--check", "--theme", "light", cwd=snippet.parent)
+    assert restyled.returncode == 1 and "the same text, drawn differently" in restyled.stderr
     missing = modelvis(snippet.name, "-o", "absent.svg", "--check", cwd=snippet.parent)
     assert missing.returncode == 1 and "missing" in missing.stderr
 
@@ -126,3 +133,38 @@ def test_meta_device_shows_llama_70b_without_its_weights(tmp_path: Path) -> None
     assert result.returncode == 0, result.stderr
     text = (tmp_path / "llama.txt").read_text()
     assert "0-79 (LlamaDecoderLayer)" in text and "70.6B total" in text
+
+
+def test_an_unknown_suffix_exits_2_before_running_anything(snippet: Path) -> None:
+    result = modelvis(snippet.name, "-o", "figure.jpeg", cwd=snippet.parent)
+    assert result.returncode == 2 and "cannot tell the format of figure.jpeg from its suffix" in result.stderr
+    assert "building done" not in result.stderr and not (snippet.parent / "figure.jpeg").exists()
+
+
+def test_check_of_a_png(snippet: Path) -> None:
+    assert modelvis(snippet.name, "-o", "figure.png", cwd=snippet.parent).returncode == 0
+    assert modelvis(snippet.name, "-o", "figure.png", "--check", cwd=snippet.parent).returncode == 0
+    snippet.write_text(SMALL.replace("range(4)", "range(5)"))
+    drift = modelvis(snippet.name, "-o", "figure.png", "--check", cwd=snippet.parent)
+    assert drift.returncode == 1 and "figure.png: out of date (the PNG differs" in drift.stderr
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [("model = (\n", "SyntaxError"), ("import sys\nsys.exit(3)\n", "the snippet called sys.exit(3)")],
+)
+def test_syntax_errors_and_exits_are_the_snippet_s_errors(tmp_path: Path, code: str, message: str) -> None:
+    (tmp_path / "broken.py").write_text(code)
+    result = modelvis("broken.py", cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr
+
+
+def test_the_installed_command_imports_modules_next_to_the_snippet(tmp_path: Path) -> None:
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "blocks.py").write_text("from torch import nn\n\ndef make():\n    return nn.Linear(2, 3)\n")
+    (folder / "snippet.py").write_text("from blocks import make\n\nmodel = make()\n")
+    command = Path(sys.executable).with_name("modelvis")
+    result = subprocess.run([str(command), "models/snippet.py"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("root weight:[3, 2] bias:[3]")

@@ -137,3 +137,21 @@ def test_wide_model_of_120k_modules() -> None:
 def test_not_a_module_is_a_clear_error() -> None:
     with pytest.raises(NotAModule, match=r"expected a torch\.nn\.Module, got dict"):
         build_tree({})  # type: ignore[arg-type]
+
+
+def test_classes_that_share_a_name_are_told_apart() -> None:
+    namespace: dict[str, object] = {"nn": nn}
+    exec("class Linear(nn.Linear):\n    pass\n", namespace)
+    model = nn.Sequential(nn.Linear(2, 2), namespace["Linear"](2, 2), nn.Linear(2, 2))
+    lines = text(model).splitlines()
+    assert lines[1:3] == ["├── 0,2 (Linear) weight:[2, 2] bias:[2]", "└── 1 (Linear) weight:[2, 2] bias:[2]"]
+    plain = build_tree(nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2)))
+    assert all(node.type_path == "" for node in plain.root.walk()), "only names shared by two classes carry a path"
+
+
+def test_names_that_look_like_numbers_stay_as_written() -> None:
+    model = nn.ModuleDict({"1": nn.Linear(2, 2), "01": nn.Linear(2, 2), "007": nn.Linear(3, 3)})
+    assert text(model).splitlines()[1:3] == [
+        "├── 1,01 (Linear) weight:[2, 2] bias:[2]",
+        "└── 007 (Linear) weight:[3, 3] bias:[3]",
+    ]

@@ -190,3 +190,17 @@ def test_unknown_format_and_theme_are_clear_errors() -> None:
         render(sample_tree(), format="jpeg")
     with pytest.raises(ValueError, match="unknown theme 'blue'"):
         render(sample_tree(), theme="blue")
+
+
+@pytest.mark.parametrize("fmt", ["text", "ansi", "svg"])
+def test_control_characters_in_names_are_shown_escaped_on_their_line(fmt: str) -> None:
+    names = ["new\nline", "tab\there", "bell\x07"]
+    children = [ModuleNode(name, "Linear", [ParamInfo("weight", (2, i + 1))]) for i, name in enumerate(names)]
+    out = str(render(ModelTree(ModuleNode("root", "ModuleDict", children=children)), format=fmt))
+    for shown in ("new\\nline", "tab\\there", "bell\\x07"):
+        if fmt == "svg":  # the name is a text run of its own
+            assert f">{shown}</text>" in out
+        else:
+            assert f"{shown} (Linear)" in re.sub(r"\x1b\[[0-9;]*m", "", out)
+    if fmt == "text":
+        assert len(out.splitlines()) == 5  # root, three modules, the summary

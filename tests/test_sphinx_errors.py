@@ -45,7 +45,7 @@ def test_myst_pages_report_their_own_lines(built: Build) -> None:
 
 
 def test_nothing_to_show_is_a_clear_warning(built: Build) -> None:
-    assert "`3 + 4` is a int, not a torch.nn.Module" in warning_at(built, "index.rst", 28, "not-a-module")
+    assert "`3 + 4` is an int, not a torch.nn.Module" in warning_at(built, "index.rst", 28, "not-a-module")
     assert "printed nothing and bound no torch.nn.Module" in warning_at(built, "index.rst", 34, "not-a-module")
 
 
@@ -86,7 +86,7 @@ def test_a_failing_argument_is_reported_at_the_directive_line(built: Build) -> N
     warning = warning_at(built, "more.rst", 12, "snippet")
     assert "NameError: name 'undefined_name' is not defined" in warning
     assert 'File "more.rst", line 12, in <module>\n    undefined_name' in warning
-    assert "`z + 4` is a int, not a torch.nn.Module" in warning_at(built, "more.rst", 17, "not-a-module")
+    assert "`z + 4` is an int, not a torch.nn.Module" in warning_at(built, "more.rst", 17, "not-a-module")
 
 
 def test_a_keyboard_interrupt_from_the_snippet_is_the_snippet_s_error(built: Build) -> None:

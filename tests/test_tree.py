@@ -47,6 +47,8 @@ def text(tree: ModelTree | ModuleNode, **kwargs: object) -> str:
         (["0", "1"], "0-1"),
         (["query", "key", "value"], "query,key,value"),
         (["5", "1", "2"], "1-2,5"),
+        (["007"], "007"),
+        (["1", "01"], "1,01"),
     ],
 )
 def test_format_names(names: list[str], expected: str) -> None:
@@ -78,6 +80,25 @@ def test_different_types_never_merge() -> None:
     root = ModuleNode("root", "Seq", children=[linear("0"), other, linear("2")])
     labels = [(child.label, child.node.type_name) for child in fold_siblings(root).children]
     assert labels == [("0,2", "Linear"), ("1", "LoRALinear")]
+
+
+def test_classes_of_the_same_name_never_merge() -> None:
+    plain, adapted = linear("0"), linear("1")
+    plain.type_path, adapted.type_path = "torch.nn.Linear", "peft.tuners.lora.Linear"
+    root = ModuleNode("root", "Seq", children=[plain, adapted, linear("2")])
+    root.children[2].type_path = "torch.nn.Linear"
+    assert [child.label for child in fold_siblings(root).children] == ["0,2", "1"]
+    assert ModelTree.from_json(ModelTree(root).to_json()).root == root
+
+
+def test_weights_tied_to_different_places_stay_apart() -> None:
+    heads = [
+        ModuleNode(name, "Linear", [ParamInfo("weight", (2, 2), tied_to=target)])
+        for name, target in (("a", "x.weight"), ("b", "z.weight"), ("c", "x.weight"))
+    ]
+    out = text(ModuleNode("root", "Heads", children=heads))
+    assert "a,c (Linear) weight:[2, 2] (tied to x.weight)" in out
+    assert "b (Linear) weight:[2, 2] (tied to z.weight)" in out
 
 
 def test_partly_frozen_stack_splits_into_groups() -> None:

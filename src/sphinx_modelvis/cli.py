@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import html
+import re
 import sys
 from collections.abc import Sequence
 from contextlib import redirect_stdout
@@ -56,25 +58,56 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _format_for(args: argparse.Namespace) -> str | None:
+    """The output format: ``--format``, else OUT's suffix (svg when it has none); ``None`` for the terminal."""
     if args.format:
         return "text" if args.format == "txt" else str(args.format)
-    if args.output is not None:
-        return SUFFIX_FORMATS.get(args.output.suffix.lower(), "svg")
-    return None
+    if args.output is None:
+        return None
+    suffix = args.output.suffix.lower()
+    if not suffix:
+        return "svg"
+    if suffix not in SUFFIX_FORMATS:
+        known = ", ".join(sorted(SUFFIX_FORMATS))
+        raise ModelvisError(f"cannot tell the format of {args.output} from its suffix (known: {known}); give --format")
+    return SUFFIX_FORMATS[suffix]
 
 
-def _drift(path: Path, new: str | bytes) -> str:
-    """A short account of how ``new`` differs from the file at ``path``."""
+_SVG_TEXT = re.compile(r'<text\b[^>]*\bx="(?P<x>[-\d.]+)" y="(?P<y>[-\d.]+)"[^>]*>(?P<text>.*?)</text>', re.S)
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _visible_lines(data: str, fmt: str) -> list[str]:
+    """The text a reader sees in a figure file: the SVG's text rows, the HTML without tags, the ANSI without escapes."""
+    if fmt == "svg":
+        from .rendering.figure import CHAR_WIDTH
+
+        rows: dict[float, str] = {}
+        for match in _SVG_TEXT.finditer(data):  # runs of one style, each at its column (guides are lines)
+            y, column = float(match["y"]), round(float(match["x"]) / CHAR_WIDTH)
+            row = rows.get(y, "")
+            rows[y] = row.ljust(column) + html.unescape(match["text"])
+        text = "\n".join(rows[y] for y in sorted(rows))
+    elif fmt == "html":
+        text = html.unescape(re.sub(r"<[^>]+>", "", data))
+    else:
+        text = _ANSI.sub("", data)
+    return [line.replace("\xa0", " ").rstrip() for line in text.splitlines()]
+
+
+def _drift(path: Path, new: str | bytes, fmt: str) -> str:
+    """A short account of how ``new`` differs from the file at ``path``: the tree's text, when that changed."""
     old = path.read_bytes()
     if isinstance(new, bytes):
-        return f"{path}: out of date (PNG differs: {len(old)} bytes committed, {len(new)} bytes now)"
-    old_lines = old.decode("utf-8", "replace").splitlines()
-    new_lines = new.splitlines()
+        return f"{path}: out of date (the PNG differs: {len(old)} bytes committed, {len(new)} bytes now)"
+    old_lines = _visible_lines(old.decode("utf-8", "replace"), fmt)
+    new_lines = _visible_lines(new, fmt)
     diff = list(difflib.unified_diff(old_lines, new_lines, f"{path} (committed)", f"{path} (now)", lineterm="", n=1))
+    if not diff:
+        return f"{path}: out of date (the same text, drawn differently: colors, theme or layout changed)"
     changed = sum(1 for line in diff if line[:1] in "+-" and not line.startswith(("+++", "---")))
     shown = diff[:40]
     more = f"\n... {len(diff) - len(shown)} more diff lines" if len(diff) > len(shown) else ""
-    return f"{path}: out of date ({changed} lines changed)\n" + "\n".join(shown) + more
+    return f"{path}: out of date ({changed} lines of text changed)\n" + "\n".join(shown) + more
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,6 +115,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.check and args.output is None:
         print("modelvis: --check needs -o OUT, the committed file to compare with", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        fmt = _format_for(args)
+    except ModelvisError as exc:
+        print(f"modelvis: {exc}", file=sys.stderr)
         return EXIT_ERROR
     try:
         code = args.snippet.read_text(encoding="utf-8")
@@ -101,6 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         rootname=args.rootname,
     )
     namespace = {"__name__": "__main__", "__file__": str(args.snippet)}
+    # As `python SNIPPET.py` would: modules next to the snippet are importable.
+    folder = str(args.snippet.resolve().parent)
+    sys.path.insert(0, folder)
     try:
         # What the snippet prints goes to stderr, so the figure alone reaches stdout.
         with redirect_stdout(sys.stderr):
@@ -125,8 +166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModelvisError as exc:
         print(f"modelvis: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    finally:
+        sys.path.remove(folder)
 
-    fmt = _format_for(args)
     if args.output is None and fmt is None:
         from rich.console import Console
 
@@ -155,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if current == (out if isinstance(out, bytes) else out.encode("utf-8")):
             print(f"{args.output}: up to date")
             return EXIT_OK
-        print(_drift(args.output, out), file=sys.stderr)
+        print(_drift(args.output, out, fmt), file=sys.stderr)
         return EXIT_DRIFT
     args.output.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(out, bytes):

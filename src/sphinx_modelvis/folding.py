@@ -60,12 +60,14 @@ class ParamSummary:
 
 
 def format_names(names: list[str]) -> str:
-    """Join sibling names: integer names become ranges (``0-11``, ``0,2,4-5``), others are joined by commas."""
+    """Join sibling names: integer names become ranges (``0-11``, ``0,2,4-5``), others are joined by commas.
+
+    Only names written as Python writes integers count as numbers: ``01`` or ``007`` stay as they are.
+    """
     if len(names) == 1:  # most lines of a big tree: a module of its own
-        name = names[0]
-        return str(int(name)) if name.isdecimal() else name
-    if names and all(name.isdecimal() for name in names):
-        numbers = sorted({int(name) for name in names})
+        return names[0]
+    if names and all(_is_index(name) for name in names):
+        numbers = sorted(int(name) for name in names)
         runs: list[str] = []
         start = previous = numbers[0]
         for number in [*numbers[1:], None]:
@@ -77,6 +79,10 @@ def format_names(names: list[str]) -> str:
                 start = previous = number
         return ",".join(runs)
     return ",".join(names)
+
+
+def _is_index(name: str) -> bool:
+    return name.isdecimal() and name.isascii() and (name == "0" or not name.startswith("0"))
 
 
 def format_count(count: int) -> str:
@@ -111,7 +117,9 @@ def drop_parameter_free(root: ModuleNode) -> ModuleNode:
         if node.shared_with is not None:
             keep = keep or node.shared_with in kept_paths or _is_ancestor(node.shared_with, path)
         if keep:
-            copies[id(node)] = ModuleNode(node.name, node.type_name, list(node.params), kids, node.shared_with)
+            copies[id(node)] = ModuleNode(
+                node.name, node.type_name, list(node.params), kids, node.shared_with, node.type_path
+            )
             kept_paths.add(path)
     return copies[id(root)]
 
@@ -132,7 +140,7 @@ def _signatures(root: ModuleNode) -> dict[int, int]:
         stack.extend(node.children)
     for node in reversed(order):
         key = (
-            node.type_name,
+            node.type_key,
             node.shared_with,
             tuple(param.signature() for param in node.params),
             tuple((child.name, ids[id(child)]) for child in node.children),

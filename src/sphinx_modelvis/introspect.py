@@ -61,6 +61,20 @@ def _is_delta(module: Any, plain_types: dict[type, bool]) -> bool:
     return bool(getattr(module, "_is_delta", False))
 
 
+def _tell_apart_same_named_types(nodes_of_type: dict[type, list[ModuleNode]]) -> None:
+    """Give the nodes of classes that share their name with another class (``lora.Linear`` and ``nn.Linear``,
+    say) the class's full path, so they never fold together; other nodes stay without it (smaller trees)."""
+    by_name: dict[str, list[type]] = {}
+    for kind in nodes_of_type:
+        by_name.setdefault(kind.__name__, []).append(kind)
+    for kinds in by_name.values():
+        if len(kinds) > 1:
+            for kind in kinds:
+                path = f"{kind.__module__}.{kind.__qualname__}"
+                for node in nodes_of_type[kind]:
+                    node.type_path = path
+
+
 def _adapter_children(module: Any) -> frozenset[str]:
     """Names of the children that PEFT inserted into ``module`` (LoRA's ``lora_A``/``lora_B``, ...).
 
@@ -117,6 +131,7 @@ def _build_tree(
     dtype_totals: dict[str, int] = {}
     root = ModuleNode(name="root", type_name=type(model).__name__)
     plain_types: dict[type, bool] = {}
+    nodes_of_type: dict[type, list[ModuleNode]] = {}
     # Each entry: module, its node, its dotted path, whether it lies inside a delta (adapter) module.
     stack: list[tuple[Any, ModuleNode, str, bool]] = [(model, root, "", _is_delta(model, plain_types))]
     while stack:
@@ -159,13 +174,16 @@ def _build_tree(
         for name, child in module._modules.items():
             if child is None:
                 continue
-            child_node = ModuleNode(name=name, type_name=type(child).__name__)
+            kind = type(child)
+            child_node = ModuleNode(name=name, type_name=kind.__name__)
+            nodes_of_type.setdefault(kind, []).append(child_node)
             node.children.append(child_node)
             child_delta = in_delta or name in adapters or _is_delta(child, plain_types)
             pending.append((child, child_node, prefix + name, child_delta))
         # Depth first, in registration order (as ``named_modules``): a module reachable from two
         # parents is shown where it is met first and marked as shared where it is met again.
         stack.extend(reversed(pending))
+    _tell_apart_same_named_types(nodes_of_type)
     dominant = max(dtype_totals.items(), key=lambda item: item[1])[0] if dtype_totals else "float32"
     if not keep_non_params:
         root = drop_parameter_free(root)

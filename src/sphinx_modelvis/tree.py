@@ -10,7 +10,7 @@ from typing import Any
 __all__ = ["TREE_FORMAT_VERSION", "ModelTree", "ModuleNode", "ParamInfo"]
 
 #: Bumped whenever the JSON layout changes, so cached trees of an older layout are rebuilt.
-TREE_FORMAT_VERSION = 1
+TREE_FORMAT_VERSION = 2
 
 
 @dataclass(slots=True)
@@ -59,7 +59,7 @@ class ParamInfo:
             self.requires_grad,
             self.delta,
             self.buffer,
-            self.tied_to is not None,
+            self.tied_to,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -96,6 +96,8 @@ class ModuleNode:
 
     ``shared_with`` is set on a module met a second time (reachable from two parents);
     it then names the path where it is shown, and carries no parameters or children.
+    ``type_path`` is the class's module and qualified name (``torch.nn.modules.linear.Linear``),
+    so that two classes of the same name are told apart; empty when unknown (trees made by hand).
     """
 
     name: str
@@ -103,6 +105,12 @@ class ModuleNode:
     params: list[ParamInfo] = field(default_factory=list)
     children: list[ModuleNode] = field(default_factory=list)
     shared_with: str | None = None
+    type_path: str = ""
+
+    @property
+    def type_key(self) -> str:
+        """What tells this module's class from others: its full path when known, else its name."""
+        return self.type_path or self.type_name
 
     def walk(self) -> Iterator[ModuleNode]:
         """Every node of the subtree, parents before children, without recursion."""
@@ -119,9 +127,9 @@ class ModuleNode:
         pairs = [(self, other)]
         while pairs:
             left, right = pairs.pop()
-            if (left.name, left.type_name, left.params, left.shared_with, len(left.children)) != (
+            if (left.name, left.type_key, left.params, left.shared_with, len(left.children)) != (
                 right.name,
-                right.type_name,
+                right.type_key,
                 right.params,
                 right.shared_with,
                 len(right.children),
@@ -142,6 +150,8 @@ class ModuleNode:
         while stack:
             node = stack.pop()
             item: dict[str, Any] = {"name": node.name, "type": node.type_name}
+            if node.type_path:
+                item["type_path"] = node.type_path
             if node.params:
                 item["params"] = [param.to_json() for param in node.params]
             if node.shared_with is not None:
@@ -161,6 +171,7 @@ class ModuleNode:
                 type_name=item["type"],
                 params=[ParamInfo.from_json(p) for p in item.get("params", ())],
                 shared_with=item.get("shared_with"),
+                type_path=item.get("type_path", ""),
             )
             for item in items
         ]

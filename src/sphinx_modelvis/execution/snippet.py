@@ -238,7 +238,9 @@ def evaluate_module(expr: str, namespace: dict[str, Any], *, filename: str = "<e
         error.line = error.line or line
         raise error from None
     if not is_module(value):
-        raise NotAModule(f"`{expr}` is a {type(value).__name__}, not a torch.nn.Module, so it has no tree to show")
+        kind = type(value).__name__
+        article = "an" if kind[:1].lower() in "aeiou" else "a"
+        raise NotAModule(f"`{expr}` is {article} {kind}, not a torch.nn.Module, so it has no tree to show")
     return value
 
 

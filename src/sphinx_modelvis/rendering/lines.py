@@ -50,6 +50,13 @@ def _role_style(role: Role) -> Style:
     return Style(color=role.color, bold=role.bold or None, italic=role.italic or None)
 
 
+def _visible(text: str) -> str:
+    """``text`` with its control characters written as escapes (``\\n``, ``\\x1b``), so a name stays on its line."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in text)
+
+
 class _Token:
     """A piece of a line that wraps as a whole: its text, its base style and its ``(start, end, style)`` spans.
 
@@ -64,7 +71,7 @@ class _Token:
             self.plain = text
             self.cell_len = len(text)
         else:
-            self.plain = strip_control_codes(text)
+            self.plain = _visible(text)
             self.cell_len = cell_len(self.plain)
         self.style = style
         self.spans: list[tuple[int, int, StyleType]] = []
@@ -74,7 +81,7 @@ class _Token:
         if text.isascii() and text.isprintable():
             size = len(text)
         else:
-            text = strip_control_codes(text)
+            text = _visible(text)
             size = cell_len(text)
         if text:
             start = len(self.plain)
