@@ -170,7 +170,8 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
         source = page.file.abs_src_path
         runner = self._runner()
         page_id = hashlib.sha1(src_path.encode()).hexdigest()[:12]
-        memo_key = _digest(markdown, source, self.settings, runner.page_key, self.cache_dir, self._superfences)
+        offset = _front_matter_lines(page, markdown)
+        memo_key = _digest(markdown, offset, source, self.settings, runner.page_key, self.cache_dir, self._superfences)
         remembered = self.pages.get(src_path) if self.serving else None
         if remembered is not None and remembered.key == memo_key:
             for message in remembered.warnings:
@@ -179,7 +180,6 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
             self.anchors.update(remembered.anchors)
             log.info("modelvis: %s unchanged since the last build: its %d figure(s) reused", src_path, len(fences))
             return remembered.markdown
-        offset = _front_matter_lines(page, markdown)
         # Snippets run in the page's folder (the docs folder for a page a plugin generated).
         cwd = Path(source).parent if source and Path(source).is_file() else Path(config.docs_dir)
         session = runner.page(src_path, cwd=cwd)
