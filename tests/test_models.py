@@ -90,6 +90,32 @@ def test_other_peft_adapters_are_delta(config: object) -> None:
     assert summarize(tree).delta == trainable > 0
 
 
+@pytest.mark.parametrize(
+    "config",
+    [
+        lambda: peft.PromptTuningConfig(task_type="SEQ_CLS", num_virtual_tokens=4),
+        lambda: peft.PrefixTuningConfig(task_type="SEQ_CLS", num_virtual_tokens=4),
+    ],
+    ids=["prompt", "prefix"],
+)
+def test_prompt_encoders_and_modules_to_save_are_delta(config: object) -> None:
+    small = transformers.BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    model = peft.get_peft_model(transformers.BertForSequenceClassification(small), config())  # type: ignore[operator]
+    tree = build_tree(model)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert summarize(tree).delta == trainable > 0
+    out = text(model)
+    # The classifier's trainable copy (PEFT's modules_to_save) is delta and its original frozen; the prompt is delta.
+    assert "original_module (Linear) weight:[2, 32] bias:[2]" in out and "prompt_encoder (ModuleDict)" in out
+    states: dict[str, set[str]] = {}
+    for node in tree.root.walk():
+        for child in node.children:
+            for below in child.walk():
+                states.setdefault(child.name, set()).update(param.state for param in below.params)
+    assert states["original_module"] == {"frozen"}
+    assert states["modules_to_save"] == states["prompt_encoder"] == {"delta"}
+
+
 def test_gpt2_snapshot() -> None:
     with torch.device("meta"):
         model = transformers.GPT2LMHeadModel(transformers.GPT2Config())
