@@ -74,39 +74,34 @@ def test_peft_lora_bert_snapshot() -> None:
     assert f'class="{delta_class}"' in svg and f'class="{frozen_class}"' in svg
 
 
+SMALL_BERT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+
+
 @pytest.mark.parametrize(
-    "config",
+    ("head", "config"),
     [
-        lambda: peft.IA3Config(target_modules=["key", "value", "output.dense"], feedforward_modules=["output.dense"]),
-        lambda: peft.LoHaConfig(r=4, target_modules=["query"]),
+        (
+            "BertModel",
+            lambda: peft.IA3Config(
+                target_modules=["key", "value", "output.dense"], feedforward_modules=["output.dense"]
+            ),
+        ),
+        ("BertModel", lambda: peft.LoHaConfig(r=4, target_modules=["query"])),
+        ("BertForSequenceClassification", lambda: peft.PromptTuningConfig(task_type="SEQ_CLS", num_virtual_tokens=4)),
+        ("BertForSequenceClassification", lambda: peft.PrefixTuningConfig(task_type="SEQ_CLS", num_virtual_tokens=4)),
     ],
-    ids=["ia3", "loha"],
+    ids=["ia3", "loha", "prompt", "prefix"],
 )
-def test_other_peft_adapters_are_delta(config: object) -> None:
-    small = transformers.BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
-    model = peft.get_peft_model(transformers.BertModel(small), config())  # type: ignore[operator]
+def test_other_peft_adapters_are_delta(head: str, config: object) -> None:
+    model = peft.get_peft_model(getattr(transformers, head)(transformers.BertConfig(**SMALL_BERT)), config())  # type: ignore[operator]
     tree = build_tree(model)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert summarize(tree).delta == trainable > 0
 
 
-@pytest.mark.parametrize(
-    "config",
-    [
-        lambda: peft.PromptTuningConfig(task_type="SEQ_CLS", num_virtual_tokens=4),
-        lambda: peft.PrefixTuningConfig(task_type="SEQ_CLS", num_virtual_tokens=4),
-    ],
-    ids=["prompt", "prefix"],
-)
-def test_prompt_encoders_and_modules_to_save_are_delta(config: object) -> None:
-    small = transformers.BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
-    model = peft.get_peft_model(transformers.BertForSequenceClassification(small), config())  # type: ignore[operator]
-    tree = build_tree(model)
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    assert summarize(tree).delta == trainable > 0
-    out = text(model)
-    # The classifier's trainable copy (PEFT's modules_to_save) is delta and its original frozen; the prompt is delta.
-    assert "original_module (Linear) weight:[2, 32] bias:[2]" in out and "prompt_encoder (ModuleDict)" in out
+def test_modules_to_save_copy_and_prompt_encoder_are_delta_the_original_frozen() -> None:
+    base = transformers.BertForSequenceClassification(transformers.BertConfig(**SMALL_BERT))
+    tree = build_tree(peft.get_peft_model(base, peft.PrefixTuningConfig(task_type="SEQ_CLS", num_virtual_tokens=4)))
     states: dict[str, set[str]] = {}
     for node in tree.root.walk():
         for child in node.children:
