@@ -92,7 +92,7 @@ class Worker:
         except NotAModule as exc:
             line = request.get("expr_line") if request.get("expr") else None
             return _failure("not-a-module", str(exc), "", line, started)
-        except BaseException as exc:  # a bug of ours, or KeyboardInterrupt & co. from the snippet
+        except BaseException as exc:  # a bug of ours (what the snippet raises comes as a SnippetError)
             summary = traceback.format_exception_only(type(exc), exc)[-1].strip()
             return _failure("internal", summary, traceback.format_exc(), None, started)
         return {"ok": True, "capture": capture_json, "seconds": time.perf_counter() - started}
