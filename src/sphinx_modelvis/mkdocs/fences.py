@@ -84,7 +84,7 @@ def find_fences(markdown: str) -> list[ModelvisFence]:
     index = 0
     in_comment = False
     while index < len(lines):
-        if in_comment or _opens_comment(lines[index]):
+        if in_comment or "<!--" in lines[index]:
             in_comment = _still_in_comment(lines[index], in_comment)
             index += 1
             continue
@@ -120,11 +120,6 @@ def find_fences(markdown: str) -> list[ModelvisFence]:
             )
         index = end + 1
     return found
-
-
-def _opens_comment(line: str) -> bool:
-    """Whether an HTML comment starts on ``line`` (outside any code block) and goes on past it."""
-    return _still_in_comment(line, False)
 
 
 def _still_in_comment(line: str, inside: bool) -> bool:

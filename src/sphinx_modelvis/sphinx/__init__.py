@@ -102,10 +102,9 @@ def failed_pages(env: Any) -> set[str]:
     A failure is not cached, so without this an incremental build would keep the error box without a
     warning (and ``-W`` would pass).
     """
-    failed = getattr(env, "modelvis_failed_docs", None)
-    if failed is None:
-        failed = set()
-        setattr(env, "modelvis_failed_docs", failed)  # noqa: B010 (pickled with the environment)
+    if not hasattr(env, "modelvis_failed_docs"):
+        env.modelvis_failed_docs = set()  # pickled with the environment
+    failed: set[str] = env.modelvis_failed_docs
     return failed
 
 
