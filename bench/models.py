@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-__all__ = ["MODELS", "BenchModel", "Block", "Link", "NoFold", "Wide", "chain"]
+__all__ = ["MODELS", "BenchModel", "Block", "Link", "NoFold", "Wide", "chain", "sequential_blocks"]
 
 
 class Block(nn.Module):
@@ -26,6 +26,14 @@ class Wide(nn.Module):
     def __init__(self, n: int) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(Block() for _ in range(n))
+
+
+def sequential_blocks(n: int) -> nn.Module:
+    """A ``ModuleList`` of ``n`` ``Sequential(Linear(8, 8), LayerNorm(8), Linear(8, 8))``: ``4 * n + 1`` modules.
+
+    The shape the hardening issue measured (30,000 blocks: 120,001 modules).
+    """
+    return nn.ModuleList(nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8), nn.Linear(8, 8)) for _ in range(n))
 
 
 class NoFold(nn.Module):
@@ -103,6 +111,12 @@ MODELS: list[BenchModel] = [
     BenchModel("bert-base", bert_base, False, "BertForMaskedLM(BertConfig()), CPU"),
     BenchModel("llama-70b", llama_70b, False, "LlamaForCausalLM, 70B config, meta device"),
     BenchModel("wide-120k", _on_meta(lambda: Wide(40_000)), True, "40,000 identical blocks, 120,002 modules, meta"),
+    BenchModel(
+        "seq-120k",
+        _on_meta(lambda: sequential_blocks(30_000)),
+        True,
+        "30,000 Sequential(Linear, LayerNorm, Linear), 120,001 modules, meta",
+    ),
     BenchModel("nofold-20k", _on_meta(lambda: NoFold(19_998)), True, "19,998 Linear of distinct shapes, meta"),
     BenchModel("chain-1000", lambda: chain(1000), True, "1,000 nested modules, CPU"),
     BenchModel("chain-5000", lambda: chain(5000), True, "5,000 nested modules, CPU"),

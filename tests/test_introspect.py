@@ -10,6 +10,7 @@ from sphinx_modelvis import build_tree
 from sphinx_modelvis.errors import NotAModule
 from sphinx_modelvis.folding import fold_siblings, summarize
 from sphinx_modelvis.rendering import render
+from sphinx_modelvis.tree import ModelTree
 
 
 def text(model: nn.Module, **kwargs: object) -> str:
@@ -139,14 +140,39 @@ def test_not_a_module_is_a_clear_error() -> None:
         build_tree({})  # type: ignore[arg-type]
 
 
+def _classes(module: str, source: str) -> dict[str, object]:
+    """Run ``source`` as the body of a module called ``module``, registered in ``sys.modules`` meanwhile."""
+    import sys
+    import types
+
+    namespace = types.ModuleType(module)
+    namespace.nn = nn  # type: ignore[attr-defined]
+    sys.modules[module] = namespace
+    exec(source, namespace.__dict__)
+    return namespace.__dict__
+
+
 def test_classes_that_share_a_name_are_told_apart() -> None:
-    namespace: dict[str, object] = {"nn": nn}
-    exec("class Linear(nn.Linear):\n    pass\n", namespace)
-    model = nn.Sequential(nn.Linear(2, 2), namespace["Linear"](2, 2), nn.Linear(2, 2))
+    mine = _classes("mymodels", "class Linear(nn.Linear):\n    pass\n")
+    model = nn.Sequential(nn.Linear(2, 2), mine["Linear"](2, 2), nn.Linear(2, 2))
     lines = text(model).splitlines()
-    assert lines[1:3] == ["├── 0,2 (Linear) weight:[2, 2] bias:[2]", "└── 1 (Linear) weight:[2, 2] bias:[2]"]
+    assert lines[1:3] == ["├── 0,2 (Linear) weight:[2, 2] bias:[2]", "└── 1 (mymodels.Linear) weight:[2, 2] bias:[2]"]
     plain = build_tree(nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2)))
     assert all(node.type_path == "" for node in plain.root.walk()), "only names shared by two classes carry a path"
+    assert all(node.type_label == "" for node in plain.root.walk())
+
+
+def test_labels_take_the_shortest_package_prefix_that_tells_classes_apart() -> None:
+    one = _classes("zoo.vision.blocks", "class Block(nn.Linear):\n    pass\n")
+    two = _classes("zoo.text.blocks", "class Block(nn.Linear):\n    pass\n")
+    model = nn.Sequential(one["Block"](2, 2), two["Block"](2, 2))
+    assert text(model).splitlines()[1:3] == [
+        "├── 0 (vision.blocks.Block) weight:[2, 2] bias:[2]",
+        "└── 1 (text.blocks.Block) weight:[2, 2] bias:[2]",
+    ], "neither is PyTorch's: both are qualified, as far as needed"
+    again = _classes("zoo.vision.blocks", "class Block(nn.Linear):\n    pass\n")  # the same module, run twice
+    lines = text(nn.Sequential(one["Block"](2, 2), again["Block"](2, 2))).splitlines()
+    assert [line.split(" ")[2] for line in lines[1:3]] == ["(blocks.Block)", "(blocks.Block#2)"]
 
 
 def test_names_that_look_like_numbers_stay_as_written() -> None:
@@ -155,3 +181,44 @@ def test_names_that_look_like_numbers_stay_as_written() -> None:
         "├── 1,01 (Linear) weight:[2, 2] bias:[2]",
         "└── 007 (Linear) weight:[3, 3] bias:[3]",
     ]
+
+
+def test_identical_subtrees_are_one_node_object() -> None:
+    """A stack of identical layers costs one set of nodes below the layers, in memory and in the JSON."""
+    with torch.device("meta"):
+        small = nn.ModuleList(nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8), nn.Linear(8, 8)) for _ in range(300))
+        large = nn.ModuleList(nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8), nn.Linear(8, 8)) for _ in range(3000))
+    tree = build_tree(large)
+    places = sum(1 for _ in tree.root.walk())
+    assert places == 12_001
+    assert len(tree.root.distinct()) == 3_000 + 3 + 1, "the blocks differ by name only: their children are shared"
+    blocks = tree.root.children
+    assert blocks[0].children[0] is blocks[1].children[0] is blocks[2999].children[0]
+    assert blocks[0] is not blocks[1], "places of different names are different nodes"
+    # Each block adds a few bytes of JSON (its name and its children's numbers), not its subtree.
+    growth = (len(tree.to_json()) - len(build_tree(small).to_json())) / 2700
+    assert growth < 80, growth  # written out in full, a block and its three children take about 700
+    again = ModelTree.from_json(tree.to_json())
+    assert again == tree and len(again.root.distinct()) == len(tree.root.distinct())
+    assert text(large) == str(render(again, format="text"))
+
+
+def test_shared_modules_stay_where_their_first_place_stays() -> None:
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.act = nn.Sequential(nn.ReLU())  # no parameter: not shown
+            self.fc = nn.Linear(2, 2)
+            self.act_again = self.act  # shown where first met, which is not shown: not shown either
+            self.fc_again = self.fc  # shown where first met, which is shown: shown as shared
+            self.box = nn.Sequential()
+            self.box.add_module("back", self)  # the model inside itself: shared with the root
+
+    lines = text(Net()).splitlines()
+    assert lines[1:4] == [
+        "├── fc (Linear) weight:[2, 2] bias:[2]",
+        "├── fc_again (Linear) shared with fc",
+        "└── box (Sequential)",
+    ]
+    assert lines[4] == "    └── back (Net) shared with the root"
+    assert not any("act" in line for line in lines)

@@ -61,7 +61,8 @@ def test_peft_lora_bert_snapshot() -> None:
     tree = build_tree(model)
     out = str(render(tree, format="text"))
     assert_snapshot("bert_lora.txt", out)
-    assert "query,value (Linear)" in out and "lora_A (ModuleDict)" in out
+    assert "query,value (lora.Linear)" in out and "lora_A (ModuleDict)" in out
+    assert "key (Linear)" in out, "PEFT's Linear is told from torch's, which keeps its bare name"
     summary = summarize(tree)
     assert summary.delta == summary.tunable == 12 * 2 * (8 * 768 * 2)
     # LoRA matrices are purple (delta), the frozen base weights grey.

@@ -118,7 +118,7 @@ def drop_parameter_free(root: ModuleNode) -> ModuleNode:
             keep = keep or node.shared_with in kept_paths or _is_ancestor(node.shared_with, path)
         if keep:
             copies[id(node)] = ModuleNode(
-                node.name, node.type_name, list(node.params), kids, node.shared_with, node.type_path
+                node.name, node.type_name, list(node.params), kids, node.shared_with, node.type_path, node.type_label
             )
             kept_paths.add(path)
     return copies[id(root)]
@@ -129,24 +129,30 @@ def _is_ancestor(candidate: str, path: str) -> bool:
 
 
 def _signatures(root: ModuleNode) -> dict[int, int]:
-    """A small integer per node such that equal integers mean identical subtrees (names of children included)."""
+    """A small integer per node such that equal integers mean identical subtrees (names of children included).
+
+    Computed once per node object: a shared subtree (as built trees have) costs one entry.
+    """
     table: dict[tuple[Any, ...], int] = {}
     ids: dict[int, int] = {}
-    order: list[ModuleNode] = []
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        order.append(node)
-        stack.extend(node.children)
-    for node in reversed(order):
+    for node in root.distinct():
         key = (
             node.type_key,
+            node.type_label,
             node.shared_with,
-            tuple(param.signature() for param in node.params),
-            tuple((child.name, ids[id(child)]) for child in node.children),
+            tuple([param.signature() for param in node.params]) if node.params else (),
+            tuple([(child.name, ids[id(child)]) for child in node.children]) if node.children else (),
         )
         ids[id(node)] = table.setdefault(key, len(table))
     return ids
+
+
+def _sizes(root: ModuleNode) -> dict[int, int]:
+    """The number of places in each node's subtree (itself included), once per node object."""
+    sizes: dict[int, int] = {}
+    for node in root.distinct():
+        sizes[id(node)] = 1 + sum(sizes[id(child)] for child in node.children)
+    return sizes
 
 
 def fold_siblings(tree: ModelTree | ModuleNode, *, max_depth: int | None = None) -> FoldedNode:
@@ -159,6 +165,7 @@ def fold_siblings(tree: ModelTree | ModuleNode, *, max_depth: int | None = None)
     """
     root = tree.root if isinstance(tree, ModelTree) else tree
     signature = _signatures(root)
+    sizes: dict[int, int] | None = None
     top = FoldedNode([root.name], root)
     stack: list[tuple[FoldedNode, int]] = [(top, 0)]
     while stack:
@@ -167,7 +174,9 @@ def fold_siblings(tree: ModelTree | ModuleNode, *, max_depth: int | None = None)
         if not children:
             continue
         if max_depth is not None and depth >= max_depth:
-            folded.hidden = sum(1 for child in children for _ in child.walk())
+            if sizes is None:
+                sizes = _sizes(root)
+            folded.hidden = sum(sizes[id(child)] for child in children)
             continue
         groups: dict[int, FoldedNode] = {}
         for child in children:
@@ -185,8 +194,10 @@ def fold_siblings(tree: ModelTree | ModuleNode, *, max_depth: int | None = None)
 def summarize(tree: ModelTree | ModuleNode) -> ParamSummary:
     """Count parameters: total, tunable, frozen and delta, each tensor once."""
     root = tree.root if isinstance(tree, ModelTree) else tree
-    total = tunable = delta = 0
-    for node in root.walk():
+    # Totals per node object, children first: a subtree shared by many places is added up once.
+    totals: dict[int, tuple[int, int, int]] = {}
+    for node in root.distinct():
+        total = tunable = delta = 0
         for param in node.params:
             if param.buffer or param.tied_to is not None:
                 continue
@@ -196,4 +207,11 @@ def summarize(tree: ModelTree | ModuleNode) -> ParamSummary:
                 tunable += count
             if param.delta:
                 delta += count
+        for child in node.children:
+            below = totals[id(child)]
+            total += below[0]
+            tunable += below[1]
+            delta += below[2]
+        totals[id(node)] = (total, tunable, delta)
+    total, tunable, delta = totals[id(root)]
     return ParamSummary(total=total, tunable=tunable, frozen=total - tunable, delta=delta)

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 from ._gc import gc_paused
 from .errors import NotAModule
-from .folding import drop_parameter_free
 from .tree import ModelTree, ModuleNode, ParamInfo
 
 if TYPE_CHECKING:
@@ -25,18 +24,42 @@ def is_module(value: object) -> bool:
     return torch is not None and isinstance(value, torch.nn.Module)
 
 
-def _dtype_name(tensor: Any) -> str:
-    return str(getattr(tensor, "dtype", "unknown")).removeprefix("torch.")
+class _TensorReader:
+    """Reads a parameter's shape, dtype name and delta mark, with what can be known per class asked once.
 
+    Most parameters are plain ``nn.Parameter`` s: their shape is a ``torch.Size`` of ints and their
+    dtype one of a few, so both are read in C and the dtype's name comes from a small table.
+    """
 
-def _shape(tensor: Any) -> tuple[int, ...] | None:
-    torch = sys.modules["torch"]
-    if isinstance(tensor, torch.nn.parameter.UninitializedTensorMixin):
-        return None
-    try:
-        return tuple(int(size) for size in tensor.shape)
-    except Exception:  # odd tensor subclasses (nested, symbolic): show them with an unknown shape
-        return None
+    __slots__ = ("_dtypes", "_plain", "_torch")
+
+    def __init__(self) -> None:
+        self._torch = sys.modules["torch"]
+        self._dtypes: dict[Any, str] = {}
+        #: Per tensor class: whether ``tuple(tensor.shape)`` gives its shape as plain ints.
+        self._plain: dict[type, bool] = {}
+
+    def shape(self, tensor: Any) -> tuple[int, ...] | None:
+        kind = type(tensor)
+        plain = self._plain.get(kind)
+        if plain is None:
+            torch = self._torch
+            plain = self._plain[kind] = kind in (torch.nn.Parameter, torch.Tensor)
+        if plain:
+            return tuple(tensor.shape)
+        if isinstance(tensor, self._torch.nn.parameter.UninitializedTensorMixin):
+            return None
+        try:
+            return tuple(int(size) for size in tensor.shape)
+        except Exception:  # odd tensor subclasses (nested, symbolic): show them with an unknown shape
+            return None
+
+    def dtype(self, tensor: Any) -> str:
+        dtype = getattr(tensor, "dtype", None)
+        name = self._dtypes.get(dtype)
+        if name is None:
+            name = self._dtypes[dtype] = "unknown" if dtype is None else str(dtype).removeprefix("torch.")
+        return name
 
 
 def _is_delta(module: Any, plain_types: dict[type, bool]) -> bool:
@@ -54,50 +77,127 @@ def _is_delta(module: Any, plain_types: dict[type, bool]) -> bool:
         plain = plain_types[kind] = kind.__getattr__ is torch.nn.Module.__getattr__ and not hasattr(kind, "_is_delta")
     if plain:
         state = module.__dict__
-        if "_is_delta" not in state and all(
-            "_is_delta" not in state.get(store, ()) for store in ("_parameters", "_buffers", "_modules")
+        if (
+            "_is_delta" not in state
+            and "_is_delta" not in state["_parameters"]
+            and "_is_delta" not in state["_buffers"]
+            and "_is_delta" not in state["_modules"]
         ):
             return False
     return bool(getattr(module, "_is_delta", False))
 
 
-def _tell_apart_same_named_types(nodes_of_type: dict[type, list[ModuleNode]]) -> None:
+def _public_module(kind: type) -> str:
+    """The shortest package path the class can be imported from (``torch.nn`` for ``nn.Linear``).
+
+    Only modules already imported are looked at; the class's own module when no package above re-exports it.
+    """
+    parts = kind.__module__.split(".")
+    for length in range(1, len(parts)):
+        package = sys.modules.get(".".join(parts[:length]))
+        if package is not None and getattr(package, kind.__qualname__, None) is kind:
+            return ".".join(parts[:length])
+    return kind.__module__
+
+
+def type_labels(kinds: list[type]) -> dict[type, str]:
+    """How to show classes that share a name, each with the shortest package prefix that tells it apart.
+
+    ``lora.Linear`` beside ``Linear``: when exactly one of them is PyTorch's own, it keeps its bare name
+    (it is what readers take the name to mean); the others get the last parts of the package they are
+    imported from, as few as tell them apart (``lora.Linear``, ``mine.Block`` and ``theirs.Block``).
+    Classes that nothing tells apart (one defined twice in one module) are numbered: ``Block#2``.
+    """
+    native = [kind for kind in kinds if kind.__module__.split(".")[0] == "torch"]
+    bare = native[0] if len(native) == 1 else None
+    rest = [kind for kind in kinds if kind is not bare]
+    paths = {kind: _public_module(kind).split(".") for kind in rest}
+    longest = max((len(parts) for parts in paths.values()), default=0)
+
+    def labelled(depth: int) -> dict[type, str]:
+        return {kind: ".".join([*paths[kind][-depth:], kind.__qualname__]) for kind in rest}
+
+    labels = labelled(1)
+    for depth in range(2, longest + 1):
+        if len(set(labels.values())) == len(labels):
+            break
+        labels = labelled(depth)
+    if len(set(labels.values())) < len(labels):  # the same path twice: numbered, from the shortest labels
+        labels = labelled(1)
+    counts: dict[str, int] = {}
+    for kind in rest:  # still alike: the same path twice
+        label = labels[kind]
+        counts[label] = counts.get(label, 0) + 1
+        if counts[label] > 1:
+            labels[kind] = f"{label}#{counts[label]}"
+    if bare is not None:
+        labels[bare] = bare.__qualname__
+    return labels
+
+
+def _tell_apart_same_named_types(nodes_of_type: dict[type, list[ModuleNode]], kinds: list[type]) -> None:
     """Give the nodes of classes that share their name with another class (``lora.Linear`` and ``nn.Linear``,
-    say) the class's full path, so they never fold together; other nodes stay without it (smaller trees)."""
+    say) the class's full path, so they never fold together, and the label figures show; other nodes stay
+    without them (smaller trees). ``kinds`` is the class of every place, in model order."""
     by_name: dict[str, list[type]] = {}
     for kind in nodes_of_type:
         by_name.setdefault(kind.__name__, []).append(kind)
-    for kinds in by_name.values():
-        if len(kinds) > 1:
-            for kind in kinds:
-                path = f"{kind.__module__}.{kind.__qualname__}"
-                for node in nodes_of_type[kind]:
-                    node.type_path = path
+    if all(len(group) == 1 for group in by_name.values()):
+        return
+    first_place: dict[type, int] = {}
+    for place, kind in enumerate(kinds):
+        first_place.setdefault(kind, place)
+    for group in by_name.values():
+        if len(group) < 2:
+            continue
+        group.sort(key=first_place.__getitem__)  # labels numbered in the order the model uses the classes
+        labels = type_labels(group)
+        for kind in group:
+            path = f"{kind.__module__}.{kind.__qualname__}"
+            label = labels[kind] if labels[kind] != kind.__name__ else ""
+            for node in nodes_of_type[kind]:
+                node.type_path = path
+                node.type_label = label
 
 
-def _adapter_children(module: Any) -> frozenset[str]:
-    """Names of the children that PEFT inserted into ``module`` (LoRA's ``lora_A``/``lora_B``, ...).
+class _AdapterFinder:
+    """Names of the children that PEFT inserted into a module (LoRA's ``lora_A``/``lora_B``, ...).
 
     Uses PEFT's own layer classes: every tuner layer lists its adapter sub-modules in
     ``adapter_layer_names``. Only looked at when PEFT is already imported (else no model has its layers).
     """
-    peft = sys.modules.get("peft")
-    if peft is None:
-        return frozenset()
-    from peft.tuners.tuners_utils import BaseTunerLayer
 
-    wrappers: tuple[type, ...] = (BaseTunerLayer,)
-    try:
-        from peft.utils.other import AuxiliaryTrainingWrapper
+    __slots__ = ("_peft_model", "_wrappers")
 
-        wrappers += (AuxiliaryTrainingWrapper,)
-    except ImportError:  # older PEFT
-        pass
-    if isinstance(module, wrappers):
-        return frozenset(getattr(module, "adapter_layer_names", ()))
-    if isinstance(module, peft.PeftModel) and getattr(module, "prompt_encoder", None) is not None:
-        return frozenset({"prompt_encoder"})
-    return frozenset()
+    def __init__(self) -> None:
+        self._wrappers: tuple[type, ...] = ()
+        self._peft_model: type | None = None
+        peft = sys.modules.get("peft")
+        if peft is None:
+            return
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        self._wrappers = (BaseTunerLayer,)
+        try:
+            from peft.utils.other import AuxiliaryTrainingWrapper
+
+            self._wrappers += (AuxiliaryTrainingWrapper,)
+        except ImportError:  # older PEFT
+            pass
+        self._peft_model = peft.PeftModel
+
+    def __call__(self, module: Any) -> frozenset[str]:
+        if not self._wrappers:
+            return _NONE
+        if isinstance(module, self._wrappers):
+            return frozenset(getattr(module, "adapter_layer_names", ()))
+        if self._peft_model is not None and isinstance(module, self._peft_model):
+            if getattr(module, "prompt_encoder", None) is not None:
+                return frozenset({"prompt_encoder"})
+        return _NONE
+
+
+_NONE: frozenset[str] = frozenset()
 
 
 def build_tree(
@@ -116,75 +216,278 @@ def build_tree(
     attribute (on the parameter or a module above it), from PEFT tuner layers, and from
     ``delta(name, param)``. Without ``keep_non_params``, modules with no parameter below them are left out.
     Nothing recurses, so very deep models work, and meta-device models are fine (only shapes are read).
+    Identical subtrees of the result are one shared node object (see :class:`~sphinx_modelvis.tree.ModuleNode`).
     """
     if not is_module(model):
         raise NotAModule(f"expected a torch.nn.Module, got {type(model).__name__}")
     with gc_paused():
-        return _build_tree(model, keep_non_params, expand_params, show_buffers, delta)
+        return _TreeBuilder(keep_non_params, show_buffers, delta).build(model, expand_params)
 
 
-def _build_tree(
-    model: torch.nn.Module, keep_non_params: bool, expand_params: bool, show_buffers: bool, delta: DeltaPredicate | None
-) -> ModelTree:
-    seen_modules: dict[int, str] = {}
-    seen_params: dict[int, str] = {}
-    dtype_totals: dict[str, int] = {}
-    root = ModuleNode(name="root", type_name=type(model).__name__)
-    plain_types: dict[type, bool] = {}
-    nodes_of_type: dict[type, list[ModuleNode]] = {}
-    # Each entry: module, its node, its dotted path, whether it lies inside a delta (adapter) module.
-    stack: list[tuple[Any, ModuleNode, str, bool]] = [(model, root, "", _is_delta(model, plain_types))]
-    while stack:
-        module, node, path, in_delta = stack.pop()
-        first_path = seen_modules.get(id(module))
-        if first_path is not None:
-            node.shared_with = first_path
-            continue
-        seen_modules[id(module)] = path
-        prefix = f"{path}." if path else ""
-        tensors: list[tuple[str, Any, bool]] = [
-            (name, param, False) for name, param in module._parameters.items() if param is not None
-        ]
-        if show_buffers:
-            tensors.extend((name, buf, True) for name, buf in module._buffers.items() if buf is not None)
-        for name, tensor, is_buffer in tensors:
-            qualified = prefix + name
-            first = seen_params.get(id(tensor))
-            if first is None:
-                seen_params[id(tensor)] = qualified
-            info = ParamInfo(
-                name=name,
-                shape=_shape(tensor),
-                dtype=_dtype_name(tensor),
-                requires_grad=bool(getattr(tensor, "requires_grad", False)) and not is_buffer,
-                delta=not is_buffer
-                and (
-                    in_delta
-                    or bool(getattr(tensor, "_is_delta", False))
-                    or (delta is not None and bool(delta(qualified, tensor)))
-                ),
-                buffer=is_buffer,
-                tied_to=first,
-            )
-            if first is None and not is_buffer and info.shape is not None:
-                dtype_totals[info.dtype] = dtype_totals.get(info.dtype, 0) + info.numel
-            node.params.append(info)
-        adapters = _adapter_children(module)
-        pending = []
-        for name, child in module._modules.items():
-            if child is None:
+class _TreeBuilder:
+    """One walk over a model: its places (a module where it is reached) in registration order, then its nodes.
+
+    The first pass reads every place in pre-order, as ``named_modules`` does, so that a shared module and
+    a tied weight are described where met first. The second pass makes the nodes from the leaves up,
+    one node object for each distinct name and subtree: a stack of identical layers costs one set of
+    nodes below the layers, and folding them later compares small integers.
+    Both loops run once per module of models with hundreds of thousands, and are written for speed.
+    """
+
+    def __init__(self, keep_non_params: bool, show_buffers: bool, delta: DeltaPredicate | None) -> None:
+        self.keep_non_params = keep_non_params
+        self.show_buffers = show_buffers
+        self.delta = delta
+        self.reader = _TensorReader()
+        # One entry per place, by place number (the root is 0, children come after their parent).
+        self.parents: list[int] = []
+        self.names: list[str] = []
+        self.kinds: list[type] = []
+        #: Each place's own parameters, as numbers in ``described``.
+        self.params: list[tuple[int, ...]] = []
+        #: Where a module met again was met first, else -1.
+        self.shared: list[int] = []
+        self.kids: list[list[int]] = []
+        #: One entry per distinct parameter description: ``(ParamInfo, counted in the dominant dtype)``.
+        self.described: list[tuple[ParamInfo, bool]] = []
+        self._paths: dict[int, str] = {0: ""}
+
+    def build(self, model: Any, expand_params: bool) -> ModelTree:
+        self._read(model)
+        root = self._nodes()
+        return ModelTree(root=root, dominant_dtype=self._dominant_dtype(), expand_params=expand_params)
+
+    def path(self, place: int) -> str:
+        """The dotted path of a place (``""`` for the root), made only when a message needs it."""
+        path = self._paths.get(place)
+        if path is None:
+            chain = []
+            while place not in self._paths:
+                chain.append(place)
+                place = self.parents[place]
+            path = self._paths[place]
+            for step in reversed(chain):
+                path = f"{path}.{self.names[step]}" if path else self.names[step]
+                self._paths[step] = path
+        return path
+
+    def _qualified(self, place: int, key: str) -> str:
+        owner = self.path(place)
+        return f"{owner}.{key}" if owner else key
+
+    def _read(self, model: Any) -> None:
+        """The first pass: every place, with its own parameters described once per distinct description.
+
+        Plain parameters are looked up by their torch ``Size`` and ``dtype`` as they are; a
+        :class:`ParamInfo` is made only for a description not met before.
+        """
+        torch = sys.modules["torch"]
+        plain_tensors = (torch.nn.Parameter, torch.Tensor)
+        adapters_of = _AdapterFinder() if "peft" in sys.modules else None
+        delta = self.delta
+        show_buffers = self.show_buffers
+        plain_types: dict[type, bool] = {}
+        seen_modules: dict[int, int] = {}
+        seen_params: dict[int, tuple[int, str]] = {}
+        numbers: dict[tuple[Any, ...], int] = {}
+        parents, names, kinds, params, shared, kids = (
+            self.parents,
+            self.names,
+            self.kinds,
+            self.params,
+            self.shared,
+            self.kids,
+        )
+        # Each entry: module, its parent place, its name, whether it lies inside a delta (adapter) module.
+        stack: list[tuple[Any, int, str, bool]] = [(model, -1, "root", _is_delta(model, plain_types))]
+        push = stack.append
+        while stack:
+            module, parent, name, in_delta = stack.pop()
+            place = len(names)
+            parents.append(parent)
+            names.append(name)
+            kinds.append(type(module))
+            kids.append([])
+            if parent >= 0:
+                kids[parent].append(place)
+            first = seen_modules.setdefault(id(module), place)
+            if first != place:
+                shared.append(first)
+                params.append(())
                 continue
-            kind = type(child)
-            child_node = ModuleNode(name=name, type_name=kind.__name__)
-            nodes_of_type.setdefault(kind, []).append(child_node)
-            node.children.append(child_node)
-            child_delta = in_delta or name in adapters or _is_delta(child, plain_types)
-            pending.append((child, child_node, prefix + name, child_delta))
-        # Depth first, in registration order (as ``named_modules``): a module reachable from two
-        # parents is shown where it is met first and marked as shared where it is met again.
-        stack.extend(reversed(pending))
-    _tell_apart_same_named_types(nodes_of_type)
-    dominant = max(dtype_totals.items(), key=lambda item: item[1])[0] if dtype_totals else "float32"
-    if not keep_non_params:
-        root = drop_parameter_free(root)
-    return ModelTree(root=root, dominant_dtype=dominant, expand_params=expand_params)
+            shared.append(-1)
+            own: list[int] = []
+            for key, tensor in module._parameters.items():
+                if tensor is None:
+                    continue
+                met = (place, key)
+                first_met = seen_params.setdefault(id(tensor), met)
+                tied = None if first_met is met else first_met
+                if type(tensor) in plain_tensors:
+                    is_delta = in_delta or bool(getattr(tensor, "_is_delta", False))
+                    if not is_delta and delta is not None:
+                        is_delta = bool(delta(self._qualified(place, key), tensor))
+                    signature: tuple[Any, ...] = (
+                        key,
+                        tensor.shape,
+                        tensor.dtype,
+                        tensor.requires_grad,
+                        is_delta,
+                        tied,
+                    )
+                else:  # odd tensors: their shape or dtype may not be readable as above
+                    signature = self._describe(tensor, key, in_delta, False, tied, place).signature()
+                number = numbers.get(signature)
+                if number is None:
+                    number = numbers[signature] = self._add(tensor, key, in_delta, False, tied, place)
+                own.append(number)
+            if show_buffers:
+                for key, tensor in module._buffers.items():
+                    if tensor is None:
+                        continue
+                    met = (place, key)
+                    first_met = seen_params.setdefault(id(tensor), met)
+                    tied = None if first_met is met else first_met
+                    signature = self._describe(tensor, key, False, True, tied, place).signature()
+                    number = numbers.get(signature)
+                    if number is None:
+                        number = numbers[signature] = self._add(tensor, key, False, True, tied, place)
+                    own.append(number)
+            params.append(tuple(own))
+            adapters = adapters_of(module) if adapters_of is not None else _NONE
+            # Depth first, in registration order (as ``named_modules``: pushed last to first): a module
+            # reachable from two parents is shown where it is met first and marked as shared where met again.
+            for key, child in reversed(module._modules.items()):
+                if child is None:
+                    continue
+                if in_delta or key in adapters:
+                    child_delta = True
+                else:
+                    kind = type(child)
+                    plain = plain_types.get(kind)
+                    if plain is None:
+                        plain = plain_types[kind] = _plain_module_type(kind)
+                    # What ``_is_delta`` answers, without its call for the usual module.
+                    child_delta = (not plain or "_is_delta" in child.__dict__) and _is_delta(child, plain_types)
+                push((child, place, key, child_delta))
+
+    def _describe(
+        self, tensor: Any, key: str, in_delta: bool, is_buffer: bool, tied: tuple[int, str] | None, place: int
+    ) -> ParamInfo:
+        """The :class:`ParamInfo` of a parameter (or buffer) met at ``place`` under the name ``key``."""
+        tied_to = None if tied is None else self._qualified(*tied)
+        if is_buffer:
+            requires_grad = is_delta = False
+        else:
+            requires_grad = bool(getattr(tensor, "requires_grad", False))
+            is_delta = in_delta or bool(getattr(tensor, "_is_delta", False))
+            if not is_delta and self.delta is not None:
+                is_delta = bool(self.delta(self._qualified(place, key), tensor))
+        reader = self.reader
+        return ParamInfo(key, reader.shape(tensor), reader.dtype(tensor), requires_grad, is_delta, is_buffer, tied_to)
+
+    def _add(
+        self, tensor: Any, key: str, in_delta: bool, is_buffer: bool, tied: tuple[int, str] | None, place: int
+    ) -> int:
+        """Describe a parameter not met before; returns its number in ``described``."""
+        info = self._describe(tensor, key, in_delta, is_buffer, tied, place)
+        # Tied weights, buffers and unknown shapes do not count towards the dominant dtype.
+        self.described.append((info, info.tied_to is None and not is_buffer and info.shape is not None))
+        return len(self.described) - 1
+
+    def _dominant_dtype(self) -> str:
+        """The dtype holding most parameter elements (counted only when there are several)."""
+        dtypes = {info.dtype for info, counted in self.described if counted}
+        if len(dtypes) < 2:
+            return dtypes.pop() if dtypes else "float32"
+        totals = dict.fromkeys(dtypes, 0)
+        for place, own in enumerate(self.params):
+            if self.shared[place] < 0:
+                for number in own:
+                    info, counted = self.described[number]
+                    if counted:
+                        totals[info.dtype] += info.numel
+        return max(totals.items(), key=lambda item: item[1])[0]
+
+    def _kept(self) -> list[bool] | None:
+        """Which places the tree shows; ``None`` when :meth:`_nodes` decides that as it goes.
+
+        All places with ``keep_non_params``; else those with a parameter below them, which the node pass
+        sees from the leaves up. A place where a shared module is met again stays when the place it is
+        shown stays (or lies above it): that place comes earlier in the model, so a pass from the leaves
+        up decides it only after. Models with shared modules repeat the pass until nothing changes.
+        """
+        count = len(self.names)
+        if self.keep_non_params:
+            return [True] * count
+        params, kids, shared = self.params, self.kids, self.shared
+        again = [place for place in range(count) if shared[place] >= 0]
+        if not again:
+            return None
+        kept = [False] * count
+        kept[0] = True
+        while True:
+            for place in range(count - 1, 0, -1):  # children before their parents
+                first = shared[place]
+                if first >= 0:
+                    kept[place] = kept[first] or self._is_above(first, place)
+                else:
+                    kept[place] = bool(params[place]) or any(kept[kid] for kid in kids[place])
+            if all(kept[place] == (kept[shared[place]] or self._is_above(shared[place], place)) for place in again):
+                return kept
+
+    def _is_above(self, upper: int, place: int) -> bool:
+        """Whether ``upper`` is ``place`` 's parent, grandparent, ..."""
+        while place > 0:
+            place = self.parents[place]
+            if place == upper:
+                return True
+        return False
+
+    def _nodes(self) -> ModuleNode:
+        """The second pass: one node object per distinct (name, subtree), from the leaves up."""
+        kept = self._kept()
+        names, kinds, params, kids, shared = self.names, self.kinds, self.params, self.kids, self.shared
+        infos = [info for info, _counted in self.described]
+        # A small number per distinct subtree, its own name left out (siblings that differ only in
+        # their names have the same number), and one node per distinct (name, number).
+        numbers: dict[tuple[Any, ...], int] = {}
+        nodes: dict[tuple[str, int], ModuleNode] = {}
+        node_of: list[ModuleNode | None] = [None] * len(names)
+        nodes_of_type: dict[type, list[ModuleNode]] = {}
+        for place in range(len(names) - 1, -1, -1):
+            own = params[place]
+            below: list[ModuleNode] = []
+            if kept is None:  # no shared module: a place stays when it has a parameter or a child that stays
+                if kids[place]:  # most places are leaves
+                    below = [node for node in map(node_of.__getitem__, kids[place]) if node is not None]
+                if not (own or below or place == 0):
+                    continue
+            elif kept[place]:
+                below = [node_of[kid] for kid in kids[place] if kept[kid]]  # type: ignore[misc]
+            else:
+                continue
+            first = shared[place]
+            shared_with = None if first < 0 else self.path(first)
+            key = (kinds[place], shared_with, own, tuple(map(id, below)) if below else ())
+            number = numbers.get(key)
+            if number is None:
+                number = numbers[key] = len(numbers)
+            node = nodes.get((names[place], number))
+            if node is None:
+                kind = kinds[place]
+                node = nodes[(names[place], number)] = ModuleNode(
+                    names[place], kind.__name__, [infos[index] for index in own], below, shared_with
+                )
+                nodes_of_type.setdefault(kind, []).append(node)
+            node_of[place] = node
+        _tell_apart_same_named_types(nodes_of_type, kinds)
+        root = node_of[0]
+        assert root is not None
+        return root
+
+
+def _plain_module_type(kind: type) -> bool:
+    """Whether looking up a missing attribute on modules of this class ends in ``nn.Module.__getattr__``."""
+    torch = sys.modules["torch"]
+    return kind.__getattr__ is torch.nn.Module.__getattr__ and not hasattr(kind, "_is_delta")  # type: ignore[attr-defined]

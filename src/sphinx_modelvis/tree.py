@@ -10,7 +10,7 @@ from typing import Any
 __all__ = ["TREE_FORMAT_VERSION", "ModelTree", "ModuleNode", "ParamInfo"]
 
 #: Bumped whenever the JSON layout changes, so cached trees of an older layout are rebuilt.
-TREE_FORMAT_VERSION = 2
+TREE_FORMAT_VERSION = 3
 
 
 @dataclass(slots=True)
@@ -98,6 +98,12 @@ class ModuleNode:
     it then names the path where it is shown, and carries no parameters or children.
     ``type_path`` is the class's module and qualified name (``torch.nn.modules.linear.Linear``),
     so that two classes of the same name are told apart; empty when unknown (trees made by hand).
+    ``type_label`` is how the class is shown when its name alone would not tell it from another class
+    of the figure (``lora.Linear`` beside ``Linear``); empty means ``type_name``.
+
+    A tree made by :func:`~sphinx_modelvis.build_tree` shares identical subtrees: the same node object
+    stands in every place whose name and whole subtree are alike (the layers of a 12-layer stack share
+    their children). Treat built trees as read-only; :meth:`distinct` visits each node object once.
     """
 
     name: str
@@ -106,30 +112,69 @@ class ModuleNode:
     children: list[ModuleNode] = field(default_factory=list)
     shared_with: str | None = None
     type_path: str = ""
+    type_label: str = ""
 
     @property
     def type_key(self) -> str:
         """What tells this module's class from others: its full path when known, else its name."""
         return self.type_path or self.type_name
 
+    @property
+    def shown_type(self) -> str:
+        """The class as figures show it: ``type_label`` when set, else ``type_name``."""
+        return self.type_label or self.type_name
+
     def walk(self) -> Iterator[ModuleNode]:
-        """Every node of the subtree, parents before children, without recursion."""
+        """Every place of the subtree, parents before children, without recursion.
+
+        A node object shared by several places is yielded once per place, as in the model.
+        """
         stack = [self]
         while stack:
             node = stack.pop()
             yield node
             stack.extend(reversed(node.children))
 
+    def distinct(self) -> list[ModuleNode]:
+        """Every node object of the subtree once, children before their parents, without recursion.
+
+        What a computation over a shared tree walks: work per node object, not per place.
+        """
+        seen: set[int] = set()
+        order: list[ModuleNode] = []
+        # Each entry: a node, or None before a node whose children are all listed (it comes next).
+        stack: list[ModuleNode | None] = [self]
+        while stack:
+            node = stack.pop()
+            if node is None:
+                order.append(stack.pop())  # type: ignore[arg-type]
+                continue
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            if not node.children:
+                order.append(node)
+                continue
+            stack.append(node)
+            stack.append(None)
+            stack.extend([child for child in reversed(node.children) if id(child) not in seen])
+        return order
+
     def __eq__(self, other: object) -> bool:
-        """Structural equality, compared without recursion."""
+        """Structural equality, compared without recursion (shared nodes are compared once)."""
         if not isinstance(other, ModuleNode):
             return NotImplemented
         pairs = [(self, other)]
+        compared: set[tuple[int, int]] = set()
         while pairs:
             left, right = pairs.pop()
-            if (left.name, left.type_key, left.params, left.shared_with, len(left.children)) != (
+            if left is right or (id(left), id(right)) in compared:
+                continue
+            compared.add((id(left), id(right)))
+            if (left.name, left.type_key, left.type_label, left.params, left.shared_with, len(left.children)) != (
                 right.name,
                 right.type_key,
+                right.type_label,
                 right.params,
                 right.shared_with,
                 len(right.children),
@@ -141,53 +186,51 @@ class ModuleNode:
     __hash__ = None  # type: ignore[assignment]
 
     def to_json(self) -> list[dict[str, Any]]:
-        """The subtree as a flat, JSON-ready list in pre-order; ``n`` is a node's number of children.
+        """The subtree as a flat, JSON-ready list of its node objects, children before parents.
 
-        Flat, so that neither writing nor reading it recurses, however deep the model.
+        ``c`` lists a node's children by their index in the list, so a node object shared by many
+        places is written once, and neither writing nor reading recurses, however deep the model.
+        The last item is this node.
         """
+        order = self.distinct()
+        index = {id(node): number for number, node in enumerate(order)}
         out: list[dict[str, Any]] = []
-        stack = [self]
-        while stack:
-            node = stack.pop()
+        for node in order:
             item: dict[str, Any] = {"name": node.name, "type": node.type_name}
             if node.type_path:
                 item["type_path"] = node.type_path
+            if node.type_label:
+                item["type_label"] = node.type_label
             if node.params:
                 item["params"] = [param.to_json() for param in node.params]
             if node.shared_with is not None:
                 item["shared_with"] = node.shared_with
             if node.children:
-                item["n"] = len(node.children)
+                item["c"] = [index[id(child)] for child in node.children]
             out.append(item)
-            stack.extend(reversed(node.children))
         return out
 
     @classmethod
     def from_json(cls, items: list[dict[str, Any]]) -> ModuleNode:
-        """Read what :meth:`to_json` wrote."""
-        nodes = [
-            cls(
+        """Read what :meth:`to_json` wrote; nodes written once and used in several places stay shared."""
+        nodes: list[ModuleNode] = []
+        for item in items:
+            node = cls(
                 name=item["name"],
                 type_name=item["type"],
-                params=[ParamInfo.from_json(p) for p in item.get("params", ())],
+                params=[ParamInfo.from_json(param) for param in item.get("params", ())],
                 shared_with=item.get("shared_with"),
                 type_path=item.get("type_path", ""),
+                type_label=item.get("type_label", ""),
             )
-            for item in items
-        ]
-        # Each open parent with how many children it still waits for.
-        open_parents: list[tuple[ModuleNode, int]] = []
-        for node, item in zip(nodes, items, strict=True):
-            if open_parents:
-                parent, left = open_parents.pop()
-                parent.children.append(node)
-                if left > 1:
-                    open_parents.append((parent, left - 1))
-            if item.get("n"):
-                open_parents.append((node, item["n"]))
-        if open_parents or not nodes:
-            raise ValueError("model tree JSON ends before all children are given")
-        return nodes[0]
+            children = item.get("c", ())
+            if any(not 0 <= number < len(nodes) for number in children):
+                raise ValueError("model tree JSON names a child before it is given")
+            node.children = [nodes[number] for number in children]
+            nodes.append(node)
+        if not nodes:
+            raise ValueError("model tree JSON has no node")
+        return nodes[-1]
 
 
 @dataclass(slots=True)

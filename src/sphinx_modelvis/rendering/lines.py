@@ -129,7 +129,7 @@ def _head(folded: FoldedNode, styles: _Styles, label: str | None = None) -> _Tok
     head.append(folded.label if label is None else label, styles.folded if folded.folded else styles.module_name)
     if label is None:
         head.append(" (", styles.foreground)
-        head.append(folded.node.type_name, styles.module_type)
+        head.append(folded.node.shown_type, styles.module_type)
         head.append(")", styles.foreground)
     return head
 
