@@ -77,6 +77,7 @@ def test_every_directive_option_is_parsed_from_its_text() -> None:
         "expand-params": "",
         "show-buffers": "true",
         "max-depth": "2",
+        "max-lines": "40",
         "rootname": "bert",
         "device": "meta",
         "theme": "Light",
@@ -101,6 +102,7 @@ def test_every_directive_option_is_parsed_from_its_text() -> None:
         expand_params=True,
         show_buffers=True,
         max_depth=2,
+        max_lines=40,
         rootname="bert",
         device="meta",
         theme="light",
@@ -161,3 +163,4 @@ def test_execution_key_holds_only_what_changes_the_output() -> None:
     assert base.execution_key() != FigureOptions(device="meta").execution_key()
     assert base.execution_key() != FigureOptions(expr="m").execution_key()
     assert base.execution_key() != FigureOptions(columns=60).execution_key()
+    assert base.execution_key() != FigureOptions(max_lines=0).execution_key()

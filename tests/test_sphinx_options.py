@@ -81,6 +81,18 @@ def test_theme_format_and_columns(soup: Any) -> None:
     assert len(columns) == 4 and max(map(len, columns)) <= 30
 
 
+def test_printed_output_keeps_its_first_and_last_lines(soup: Any) -> None:
+    capped = lines_of(soup, "capped")
+    assert capped == [
+        *(f"step {step}" for step in range(5)),
+        "⋯ 990 lines left out: the figure keeps the first and last of 10 (:max-lines:) ⋯",
+        *(f"step {step}" for step in range(995, 1000)),
+    ]
+    by_default = lines_of(soup, "capped_by_default")
+    assert len(by_default) == 1001 and by_default[0] == "step 0" and by_default[-1] == "step 2999"
+    assert by_default[500].startswith("⋯ 2,000 lines left out")
+
+
 def test_code_shown_hidden_and_collapsed(soup: Any) -> None:
     def code_before(name: str) -> str | None:
         element = figure_by_name(soup, name)

@@ -64,6 +64,12 @@ class ModelvisConfig:
     expand_params: bool = _setting(False, "Put each parameter on its own line in trees.")
     show_buffers: bool = _setting(False, "Show buffers in trees.")
     max_depth: int | None = _setting(None, "Cut trees below this depth.", minimum=0)
+    max_lines: int = _setting(
+        1000,
+        "Most lines of printed output a figure shows: its first and last lines, with a note of how many were "
+        "left out between them; 0 shows everything. Trees are not cut (see `max_depth`).",
+        minimum=0,
+    )
     collapse_summary: str = _setting(DEFAULT_COLLAPSE_SUMMARY, "Default summary of a `:collapse:` figure.")
 
     def __post_init__(self) -> None:
@@ -208,6 +214,7 @@ OPTION_SPEC: dict[str, Callable[[str | None], Any]] = {
     "expand-params": _flag,
     "show-buffers": _flag,
     "max-depth": _int_at_least(0),
+    "max-lines": _int_at_least(0),
     "rootname": _text,
     "device": _device,
     "theme": _choice("dark", "light"),
@@ -240,6 +247,7 @@ class FigureOptions:
     expand_params: bool = False
     show_buffers: bool = False
     max_depth: int | None = None
+    max_lines: int = 1000
     rootname: str = "root"
     device: str | None = None
     theme: str = "dark"
@@ -264,6 +272,7 @@ class FigureOptions:
             "expand_params": self.expand_params,
             "show_buffers": self.show_buffers,
             "max_depth": self.max_depth,
+            "max_lines": self.max_lines,
             "rootname": self.rootname,
             "device": self.device,
             "columns": self.columns,
@@ -304,6 +313,7 @@ def resolve_figure_options(argument: str | None, options: Mapping[str, Any], con
         expand_params=options.get("expand-params", config.expand_params),
         show_buffers=options.get("show-buffers", config.show_buffers),
         max_depth=options.get("max-depth", config.max_depth),
+        max_lines=options.get("max-lines", config.max_lines),
         rootname=options.get("rootname", "root"),
         device=options.get("device", config.device),
         theme=options.get("theme", config.theme),

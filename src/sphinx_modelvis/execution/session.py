@@ -317,6 +317,7 @@ class FigureRunner:
             "settings": _settings(options),
             "device": options.device,
             "columns": options.columns,
+            "max_lines": options.max_lines,
             "replay": replay,
         }
         started = time.perf_counter()

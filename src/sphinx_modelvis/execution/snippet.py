@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from ..capture import Capture, TreeBlock
+from ..capture import Capture, PrintedText, TreeBlock
 from ..errors import NotAModule, SnippetError
 
 __all__ = [
@@ -44,22 +44,22 @@ class TreeSettings:
 
 
 class CaptureStream(io.TextIOBase):
-    """A ``sys.stdout`` that records text into a :class:`Capture`.
+    """A ``sys.stdout`` that records text into a :class:`Capture`, at most ``max_lines`` lines a run (0: all).
 
     ``Visualization.structure_graph()`` hands its tree to :meth:`modelvis_add_tree` instead of
     printing it, so the figure draws the tree itself (in the figure's theme, guides as lines).
     """
 
-    def __init__(self, capture: Capture) -> None:
+    def __init__(self, capture: Capture, *, max_lines: int = 0, columns: int = 100) -> None:
         super().__init__()
         self.capture = capture
+        self.printed = PrintedText(max_lines=max_lines, columns=columns)
+        # ``print`` looks ``write`` up on each call: found here, it is the collector's own method,
+        # one Python call per write (a print flood makes millions).
+        self.write = self.printed.write  # type: ignore[method-assign]
 
     def writable(self) -> bool:
         return True
-
-    def write(self, text: str) -> int:
-        self.capture.add_text(text)
-        return len(text)
 
     def isatty(self) -> bool:
         return False
@@ -69,7 +69,14 @@ class CaptureStream(io.TextIOBase):
         return "utf-8"
 
     def modelvis_add_tree(self, block: TreeBlock) -> None:
+        self.end_text()
         self.capture.blocks.append(block)
+
+    def end_text(self) -> None:
+        """Add what was printed since the last tree (if anything) to the capture."""
+        text = self.printed.block()
+        if text is not None:
+            self.capture.blocks.append(text)
 
 
 @contextmanager
@@ -87,20 +94,23 @@ def _environment(**values: str) -> Iterator[None]:
 
 
 @contextmanager
-def captured_output(*, columns: int = 100) -> Iterator[Capture]:
+def captured_output(*, columns: int = 100, max_lines: int = 0) -> Iterator[Capture]:
     """Send ``sys.stdout`` into a fresh :class:`Capture` for the duration.
 
     ``COLUMNS`` is the figure's width and ``FORCE_COLOR`` is set, so rich output a snippet prints
-    itself keeps its colors and wraps where the figure does.
+    itself keeps its colors and wraps where the figure does. ``max_lines`` caps each run of printed
+    text (its first and last lines are kept); 0 keeps everything.
     """
     capture = Capture()
+    stream = CaptureStream(capture, max_lines=max_lines, columns=columns)
     saved = sys.stdout
-    sys.stdout = CaptureStream(capture)
+    sys.stdout = stream
     try:
         with _environment(COLUMNS=str(columns), FORCE_COLOR="1", COLORTERM="truecolor", TERM="xterm-256color"):
             yield capture
     finally:
-        sys.stdout.flush()
+        stream.flush()
+        stream.end_text()
         sys.stdout = saved
 
 
@@ -268,15 +278,17 @@ def show_snippet(
     settings: TreeSettings = TreeSettings(),
     device: str | None = None,
     columns: int = 100,
+    max_lines: int = 0,
 ) -> Capture:
     """Run a figure's snippet and return what the figure shows.
 
     With ``expr`` (written at ``expr_line`` of ``filename``, by default the snippet's first line): the
     tree of that expression, evaluated after the snippet. Without: what the
     snippet printed (``print(model)``, ``structure_graph()``, any rich output), or if it printed
-    nothing, the tree of the last ``torch.nn.Module`` it bound to a top-level name.
+    nothing, the tree of the last ``torch.nn.Module`` it bound to a top-level name. Printed text keeps at
+    most ``max_lines`` lines a run, its first and last ones (0: all).
     """
-    with captured_output(columns=columns) as capture:
+    with captured_output(columns=columns, max_lines=max_lines) as capture:
         run_snippet(code, namespace, filename=filename, first_line=first_line, device=device)
     if expr:
         module = evaluate_module(expr, namespace, filename=filename, line=expr_line or first_line)

@@ -65,7 +65,7 @@ class Worker:
         started = time.perf_counter()
         try:
             if request.get("replay"):
-                with captured_output(columns=request["columns"]):
+                with captured_output(columns=request["columns"], max_lines=request.get("max_lines", 0)):
                     run_snippet(
                         request["code"],
                         self.namespace,
@@ -85,6 +85,7 @@ class Worker:
                     settings=TreeSettings(**request["settings"]),
                     device=request["device"],
                     columns=request["columns"],
+                    max_lines=request.get("max_lines", 0),
                 )
                 capture_json = capture.to_json()
         except SnippetError as exc:

@@ -10,7 +10,7 @@ from ..folding import fold_siblings, summarize
 from ..theme import Theme, get_theme
 from ..tree import ModelTree
 from .figure import Figure, figure_ansi, figure_html, figure_svg, figure_text
-from .lines import TreeOptions, ansi_lines, summary_lines, tree_lines
+from .lines import TreeOptions, printed_lines, summary_lines, tree_lines
 
 __all__ = ["FORMATS", "Figure", "build_figure", "render", "render_figure", "tree_block_lines"]
 
@@ -39,11 +39,12 @@ def build_figure(source: ModelTree | TreeBlock | Capture, *, theme: str | Theme 
         source = TreeBlock(source)
     blocks = [source] if isinstance(source, TreeBlock) else source.blocks
     lines: list[Text] = []
-    for block in blocks:
-        if isinstance(block, TextBlock):
-            lines.extend(ansi_lines(block.ansi, resolved, width=width))
-        else:
-            lines.extend(tree_block_lines(block, resolved, width=width))
+    with gc_paused():  # many small objects made, none freed: the collector would find nothing
+        for block in blocks:
+            if isinstance(block, TextBlock):
+                lines.extend(printed_lines(block, resolved, width=width))
+            else:
+                lines.extend(_tree_block_lines(block, resolved, width=width))
     return Figure(lines, resolved)
 
 

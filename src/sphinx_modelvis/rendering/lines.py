@@ -11,11 +11,12 @@ from rich.control import strip_control_codes
 from rich.style import Style, StyleType
 from rich.text import Span, Text
 
+from ..capture import TextBlock
 from ..folding import FoldedNode, ParamSummary, format_count
 from ..theme import Role, Theme
 from ..tree import ParamInfo
 
-__all__ = ["TreeOptions", "ansi_lines", "role_style", "summary_lines", "tree_lines"]
+__all__ = ["TreeOptions", "ansi_lines", "printed_lines", "role_style", "summary_lines", "tree_lines"]
 
 #: Short names for dtypes shown next to a parameter whose dtype is not the model's usual one.
 DTYPE_NAMES = {
@@ -265,3 +266,34 @@ def ansi_lines(ansi: str, theme: Theme, *, width: int) -> list[Text]:
         else:
             lines.extend(line.wrap(console, width, overflow="fold"))
     return lines
+
+
+def printed_lines(block: TextBlock, theme: Theme, *, width: int) -> list[Text]:
+    """A run of printed text as lines no wider than ``width``, at most ``block.max_lines`` of them (0: all).
+
+    Past the cap, the first half and the last half of the lines stay, with a note between them saying how
+    many were left out (those the capture dropped, and those that long lines wrapped into past the cap).
+    """
+    head = ansi_lines(block.ansi, theme, width=width) if block.ansi else []
+    tail = ansi_lines(block.tail, theme, width=width) if block.tail else []
+    omitted = block.omitted
+    cap = block.max_lines
+    if cap:
+        keep_head, keep_tail = (cap + 1) // 2, cap // 2
+        if not (omitted or tail):
+            if len(head) > cap:
+                tail = head[len(head) - keep_tail :] if keep_tail else []
+                omitted = len(head) - keep_head - len(tail)
+                head = head[:keep_head]
+        else:
+            if len(head) > keep_head:
+                omitted += len(head) - keep_head
+                head = head[:keep_head]
+            if len(tail) > keep_tail:
+                omitted += len(tail) - keep_tail
+                tail = tail[len(tail) - keep_tail :] if keep_tail else []
+    if not omitted:
+        return head + tail
+    noun = "line" if omitted == 1 else "lines"
+    note = f"⋯ {omitted:,} {noun} left out: the figure keeps the first and last of {cap:,} (:max-lines:) ⋯"
+    return [*head, Text(note, style=role_style(theme.note)), *tail]
