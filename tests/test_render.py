@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
 import xml.etree.ElementTree as ET
 
 import pytest
 from PIL import Image
 
 from sphinx_modelvis.capture import Capture, TextBlock, TreeBlock
-from sphinx_modelvis.rendering import build_figure, render
+from sphinx_modelvis.rendering import build_figure, render, render_figure
+from sphinx_modelvis.rendering.figure import figure_text, first_lines
 from sphinx_modelvis.theme import DARK, LIGHT
 from sphinx_modelvis.tree import ModelTree, ModuleNode, ParamInfo
 
@@ -204,3 +206,30 @@ def test_control_characters_in_names_are_shown_escaped_on_their_line(fmt: str) -
             assert f"{shown} (Linear)" in re.sub(r"\x1b\[[0-9;]*m", "", out)
     if fmt == "text":
         assert len(out.splitlines()) == 5  # root, three modules, the summary
+
+
+def test_a_png_too_tall_to_open_keeps_its_first_lines_and_says_so() -> None:
+    """A 5,000-deep chain: its PNG would be 180,000 px high, which Pillow refuses to open."""
+    root = node = ModuleNode("root", "Chain")
+    for depth in range(5000):
+        child = ModuleNode("inner", "Link", [ParamInfo("weight", (depth + 1,))])
+        node.children.append(child)
+        node = child
+    figure = build_figure(ModelTree(root))
+    png = render_figure(figure, "png", hint="--max-depth N draws a shorter tree")
+    assert isinstance(png, bytes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        image = Image.open(io.BytesIO(png))
+        width, height = image.size
+        assert width * height <= Image.MAX_IMAGE_PIXELS
+        # The last line is the note, in the note color.
+        bottom = image.convert("RGB").crop((0, height - 2 * round(28 * 1.3), width, height))
+    assert _rgb(DARK.note.color) in {color for _, color in bottom.getcolors(maxcolors=1 << 20) or []}
+    rows = (height - 2 * round(28 * 0.6)) // round(28 * 1.3)
+    cut = figure_text(first_lines(figure, rows, hint="--max-depth N draws a shorter tree")).splitlines()
+    assert len(cut) == rows and cut[-1] == (
+        f"⋯ {len(figure.lines) - rows + 1:,} more lines not shown: --max-depth N draws a shorter tree"
+    )
+    short = render_figure(build_figure(sample_tree()), "png", max_lines=3)
+    assert isinstance(short, bytes) and Image.open(io.BytesIO(short)).size[1] < 4 * round(28 * 1.3)

@@ -153,6 +153,43 @@ def test_latex_gets_pngs_that_latexmk_builds_into_a_pdf(tmp_path: Path) -> None:
     assert next(build.outdir.glob("*.pdf")).stat().st_size > 10_000
 
 
+def test_a_figure_taller_than_a_page_is_cut_in_the_pdf(tmp_path: Path) -> None:
+    """A 5,000-deep chain makes a 5,002-line figure: its PNG would be 180,000 px high (Pillow refuses to open it)."""
+    from PIL import Image
+
+    from sphinx_modelvis.sphinx.nodes import LATEX_MAX_LINES
+
+    src = tmp_path / "src"
+    shutil.copytree(Path(__file__).parent / "roots" / "test-options", src)
+    (src / "index.rst").write_text(
+        "Deep\n====\n\n.. modelvis::\n   :name: deep\n\n   from torch import nn\n"
+        "   model = nn.Linear(2, 2)\n   for _ in range(5000):\n       model = nn.Sequential(model)\n"
+    )
+    build = build_sphinx("options", src, "latex")
+    assert build.warnings == ""
+    tex = next(build.outdir.glob("*.tex")).read_text(encoding="utf-8")
+    (name,) = re.findall(r"\\sphinxincludegraphics(?:\[[^]]*\])?\{\{?([^}]+\.png)\}?\}", tex)
+    with Image.open(build.outdir / name) as image:
+        width, height = image.size
+    line_height = round(28 * 1.3)  # the PNG's 28 px font
+    assert LATEX_MAX_LINES * line_height < height < (LATEX_MAX_LINES + 2) * line_height, (width, height)
+    # Its last line is the note saying so, drawn in the note color.
+    with Image.open(build.outdir / name) as image:
+        last = image.convert("RGB").crop((0, height - 2 * line_height, width, height))
+        colors = {color for _, color in last.getcolors(maxcolors=1 << 20) or []}
+    assert tuple(int(DARK.note.color[i : i + 2], 16) for i in (1, 3, 5)) in colors
+    if shutil.which("latexmk") is None:
+        pytest.skip("latexmk is not installed (tools/system-deps.sh installs it)")
+    result = subprocess.run(
+        ["make", "all-pdf", "LATEXMKOPTS=-interaction=nonstopmode -halt-on-error"],
+        cwd=build.outdir,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
 def test_parallel_build_gives_the_same_pages(tmp_path: Path, html: Build) -> None:
     parallel = build_sphinx("tutorial", tmp_path / "src", "html", parallel=2)
     assert parallel.warnings == ""

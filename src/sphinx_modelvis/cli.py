@@ -19,6 +19,8 @@ SUFFIX_FORMATS = {".svg": "svg", ".png": "png", ".html": "html", ".htm": "html",
 FORMAT_CHOICES = ("svg", "png", "html", "txt", "text", "ansi")
 
 EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
+#: What a PNG cut short says (a PNG keeps no more lines than image libraries open).
+CLI_HINT = "--max-depth N draws a shorter tree"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -181,14 +183,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     figure = build_figure(capture, theme=args.theme, width=args.width or 100)
     if args.output is None:
         assert fmt is not None  # the terminal case (no -o, no --format) returned above
-        out = render_figure(figure, fmt)
+        out = render_figure(figure, fmt, hint=CLI_HINT)
         if isinstance(out, bytes):
             sys.stdout.buffer.write(out)
         else:
             sys.stdout.write(out)
         return EXIT_OK
     assert fmt is not None
-    out = render_figure(figure, fmt)
+    out = render_figure(figure, fmt, hint=CLI_HINT)
     if args.check:
         if not args.output.exists():
             print(f"{args.output}: missing; run the same command without --check to create it", file=sys.stderr)

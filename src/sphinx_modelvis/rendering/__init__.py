@@ -9,7 +9,7 @@ from ..capture import Capture, TextBlock, TreeBlock
 from ..folding import fold_siblings, summarize
 from ..theme import Theme, get_theme
 from ..tree import ModelTree
-from .figure import Figure, figure_ansi, figure_html, figure_svg, figure_text
+from .figure import SHORTER_HINT, Figure, figure_ansi, figure_html, figure_svg, figure_text
 from .lines import TreeOptions, printed_lines, summary_lines, tree_lines
 
 __all__ = ["FORMATS", "Figure", "build_figure", "render", "render_figure", "tree_block_lines"]
@@ -48,8 +48,19 @@ def build_figure(source: ModelTree | TreeBlock | Capture, *, theme: str | Theme 
     return Figure(lines, resolved)
 
 
-def render_figure(figure: Figure, format: str, *, label: str = "model structure") -> str | bytes:
-    """Export a figure: ``svg``, ``html``, ``text`` and ``ansi`` give ``str``, ``png`` gives ``bytes``."""
+def render_figure(
+    figure: Figure,
+    format: str,
+    *,
+    label: str = "model structure",
+    max_lines: int | None = None,
+    hint: str = SHORTER_HINT,
+) -> str | bytes:
+    """Export a figure: ``svg``, ``html``, ``text`` and ``ansi`` give ``str``, ``png`` gives ``bytes``.
+
+    A PNG keeps at most ``max_lines`` lines (and never more than image libraries open), ending with a note
+    of how many more there were and ``hint`` (how to draw a shorter figure).
+    """
     if format == "svg":
         return figure_svg(figure, label=label)
     if format == "html":
@@ -61,7 +72,7 @@ def render_figure(figure: Figure, format: str, *, label: str = "model structure"
     if format == "png":
         from .png import figure_png
 
-        return figure_png(figure)
+        return figure_png(figure, max_lines=max_lines, hint=hint)
     raise ValueError(f"unknown format {format!r}; choose one of: {', '.join(FORMATS)}")
 
 

@@ -14,7 +14,16 @@ from rich.text import Text
 from ..theme import Theme
 from .boxdraw import Segments, split_box_cells
 
-__all__ = ["Figure", "figure_ansi", "figure_html", "figure_svg", "figure_text", "terminal_theme"]
+__all__ = [
+    "SHORTER_HINT",
+    "Figure",
+    "figure_ansi",
+    "figure_html",
+    "figure_svg",
+    "figure_text",
+    "first_lines",
+    "terminal_theme",
+]
 
 #: Geometry of the SVG, in the units rich's ``export_svg`` uses.
 CHAR_HEIGHT = 20
@@ -27,6 +36,9 @@ PADDING = 10
 #: The SVG is drawn with a 20 px font and shown at this scale (14 px, the size of code in most
 #: themes), so a small figure does not tower over the page text and a 100-column one fits a column.
 DISPLAY_SCALE = 0.7
+
+#: What a figure cut short (a PNG) says can be done about it, unless its host says better.
+SHORTER_HINT = "max_depth draws a shorter tree"
 
 FONT_STACK = '"DejaVu Sans Mono", Menlo, Consolas, "Liberation Mono", "Noto Sans Mono", "Courier New", monospace'
 
@@ -49,6 +61,21 @@ class Figure:
             sha.update(line.markup.encode("utf-8", "surrogatepass"))
             sha.update(b"\n")
         return sha.hexdigest()[:10]
+
+
+def first_lines(figure: Figure, count: int, *, hint: str) -> Figure:
+    """The figure's first ``count`` lines, the last of them a note of how many more there were, and ``hint``.
+
+    The figure itself when it has no more than ``count`` lines.
+    """
+    if len(figure.lines) <= count:
+        return figure
+    from .lines import role_style
+
+    kept = max(count - 1, 0)
+    more = len(figure.lines) - kept
+    note = Text(f"⋯ {more:,} more lines not shown: {hint}", style=role_style(figure.theme.note))
+    return Figure([*figure.lines[:kept], note], figure.theme)
 
 
 def _rgb(color: str) -> tuple[int, int, int]:

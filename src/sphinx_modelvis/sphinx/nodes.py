@@ -20,6 +20,7 @@ from ..capture import Capture
 from ..rendering import Figure, build_figure, render_figure
 
 __all__ = [
+    "LATEX_MAX_LINES",
     "PNG_DPI",
     "modelvis_details",
     "modelvis_figure",
@@ -29,6 +30,11 @@ __all__ = [
 
 #: Resolution written into the PNG for LaTeX: the 28 px font becomes about 8.4 pt on paper.
 PNG_DPI = 240
+#: The most lines of a figure in a PDF. LaTeX shrinks an image taller than the text block to fit it: about 64
+#: lines fit an A4 or letter page at full size, 100 lines at 5.4 pt, still readable; past that, the figure keeps
+#: its first lines and says so.
+LATEX_MAX_LINES = 100
+LATEX_HINT = f"a PDF figure keeps its first {LATEX_MAX_LINES} (:max-depth: draws a shorter tree)"
 
 
 # docutils names node classes in lower case, and so do we.
@@ -124,7 +130,7 @@ def write_image(directory: Path, data: bytes, *, prefix: str = "modelvis", suffi
 
 def visit_figure_latex(self: Any, node: modelvis_figure) -> None:
     """A PNG drawn with Pillow, written under the image folder and included with ``\\sphinxincludegraphics``."""
-    png = render_figure(node_figure(node), "png")
+    png = render_figure(node_figure(node), "png", max_lines=LATEX_MAX_LINES, hint=LATEX_HINT)
     assert isinstance(png, bytes)
     name = write_image(Path(self.builder.outdir) / self.builder.imagedir, with_resolution(png, PNG_DPI))
     path = posixpath.join(self.builder.imgpath, name)
