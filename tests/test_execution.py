@@ -70,7 +70,7 @@ def test_a_page_shares_one_namespace_in_order_and_pages_do_not_share(runner: Fig
     assert text(shown.capture) == "x is 42\n"
     other = runner.page("b.md").run(Snippet("print('x' in globals())\n", "b.md", 1), FAST)
     assert text(other.capture) == "False\n"
-    assert runner.stats.worker_starts == 1, "one worker serves every page"
+    assert runner.stats.worker_starts == 2, "each page runs in a worker of its own, forked from the template"
     assert runner.stats.replayed == 0
 
 
@@ -260,7 +260,7 @@ def test_a_forked_child_starts_its_own_worker(runner: FigureRunner) -> None:
 
 def test_progress_lines_name_the_page_line_and_seconds(runner: FigureRunner, messages: list[str]) -> None:
     runner.page("guide/p.md").run(Snippet("print(1)\n", "guide/p.md", 12), FAST)
-    assert messages[0].startswith("modelvis: started a worker process (pid ")
+    assert re.fullmatch(r"modelvis: forked a worker process \(pid \d+\) in \d+\.\d\d s", messages[0])
     assert re.fullmatch(r"modelvis: guide/p\.md:12 \.\.\. \d+\.\d s", messages[-1])
 
 

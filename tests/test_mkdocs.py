@@ -208,7 +208,7 @@ def tutorial(tutorial_project: Path) -> Built:
     """The tutorial site built once with material (light and dark palettes): every figure run."""
     built = build_site(tutorial_project)
     assert built.warnings == []
-    assert built.plugin.stats.worker_starts == 1
+    assert built.plugin.stats.worker_starts == 2, "a worker of its own for each page, forked from the template"
     return built
 
 
@@ -397,7 +397,7 @@ def test_crash_warns_and_later_figures_rerun(failures: Built) -> None:
     assert "the rest of the page runs in a new worker" in warning
     assert "crash" in _error_boxes(failures)
     assert "0 (Linear)" in figure_text(failures.figure("after-crash"))
-    assert failures.plugin.stats.worker_starts == 3, "the first, after the timeout, after the crash"
+    assert failures.plugin.stats.worker_starts == 4, "one a page (2), and one after the timeout and the crash"
 
 
 def test_bad_option_warns_at_its_line(failures: Built) -> None:

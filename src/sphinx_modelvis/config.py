@@ -56,6 +56,13 @@ class ModelvisConfig:
         "warn", "`warn`: a failing snippet gives a warning and an error box; `raise`: it stops the build."
     )
     pre_code: str = _setting("", "Python run at the start of each page's namespace (and after `:reset:`).")
+    fork_workers: bool = _setting(
+        True,
+        "Fork each page's worker from a template process that has imported the installed packages the snippets "
+        "import (torch, transformers, ...): milliseconds instead of seconds per worker, with `-j` too. `False`: "
+        "start each worker as a new Python process (for a snippet that must set something before a package is "
+        "first imported).",
+    )
     theme: Literal["dark", "light"] = _setting("dark", "Color theme of the figures.")
     format: Literal["svg", "html"] = _setting("svg", "HTML output: inline `svg`, or `html` (a styled <pre>).")
     columns: int = _setting(100, "Terminal width, in characters, that output and trees are laid out to.", minimum=20)

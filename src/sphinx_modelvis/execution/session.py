@@ -12,7 +12,7 @@ import itertools
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from ..capture import Capture
 from ..config import FigureOptions, ModelvisConfig
 from .cache import FigureCache, chain_key, package_versions, page_key
 from .client import WorkerClient, WorkerCrashed, WorkerTimeout, frames_in
+from .template import TemplateLink, forking_supported, preload_statements
 
 __all__ = [
     "FAILURE_KINDS",
@@ -104,13 +105,18 @@ class FigureResult:
 
 @dataclass(slots=True)
 class RunnerStats:
-    """Counts over a runner's life (in this process): worker starts, snippets run, replayed, cache hits, failures."""
+    """Counts over a runner's life (in this process): worker starts, snippets run, replayed, cache hits, failures.
+
+    ``start_seconds`` holds how long each worker start took (a fork from the template takes milliseconds,
+    once the template has imported what the snippets import).
+    """
 
     worker_starts: int = 0
     executed: int = 0
     replayed: int = 0
     cached: int = 0
     failed: int = 0
+    start_seconds: list[float] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -186,7 +192,11 @@ class FigureRunner:
         self.warn: Callable[[str], None] = warn or self.progress
         self.stats = RunnerStats()
         self.page_key = page_key(config.pre_code, package_versions())
-        self._client = WorkerClient(python=python)
+        template = TemplateLink(python=python) if config.fork_workers and forking_supported() else None
+        self._client = WorkerClient(python=python, template=template)
+        self._client.preload_statements.update(dict.fromkeys(preload_statements(config.pre_code)))
+        #: Whether the worker has run a snippet since it started (a new namespace then needs a new worker).
+        self._worker_used = False
         self._pages: dict[str, PageSession] = {}
         self._serials = itertools.count(1)
         #: The namespace the worker holds: (session serial, generation, steps run), None when unknown.
@@ -210,9 +220,11 @@ class FigureRunner:
         self._pages.pop(page, None)
 
     def close(self) -> None:
-        """Stop the worker, if any."""
+        """Stop the worker and the template process, if any."""
         self._client.close()
         self._worker_at = None
+        if self._client.template is not None:
+            self._client.template.stop()
 
     # -- one figure --------------------------------------------------------------------------------
 
@@ -232,7 +244,7 @@ class FigureRunner:
                 line=step.snippet.line,
             )
             return FigureResult(failure=failure, key=key)
-        outcome = self._prepare(session, earlier)
+        outcome = self._prepare(session, earlier, step)
         if outcome.failure is None:
             outcome = self._run(session, step, replay=False)
             self.stats.executed += 1
@@ -254,13 +266,32 @@ class FigureRunner:
         return FigureResult(capture=outcome.capture, seconds=outcome.seconds, key=key)
 
     def _ensure_worker(self) -> None:
+        forks = self._client.forks
+        started = time.perf_counter()
         if self._client.ensure_started():
+            seconds = time.perf_counter() - started
             self.stats.worker_starts += 1
+            self.stats.start_seconds.append(seconds)
             self._worker_at = None
-            self.progress(f"modelvis: started a worker process (pid {self._client.pid})")
+            self._worker_used = False
+            if forks and not self._client.forks:
+                self.progress(
+                    f"modelvis: no template process to fork workers from ({self._client.template_failure}); "
+                    "each worker is started as a new process"
+                )
+            if self._client.forks:
+                importing = self._client.importing
+                # The first workers of a build wait for the template to import torch & co.; the others only fork.
+                waited = f" (the template imported for {importing:.2f} s first)" if importing >= 0.005 else ""
+                self.progress(f"modelvis: forked a worker process (pid {self._client.pid}) in {seconds:.2f} s{waited}")
+            else:
+                self.progress(f"modelvis: started a worker process (pid {self._client.pid}) in {seconds:.2f} s")
 
-    def _prepare(self, session: PageSession, earlier: list[_Step]) -> _Outcome:
+    def _prepare(self, session: PageSession, earlier: list[_Step], step: _Step) -> _Outcome:
         """Bring the worker's namespace to just before this figure: reset, pre_code, replay what it has not run."""
+        # What the template should import before it forks this page's worker: what its snippets import.
+        for code in (*(done.snippet.code for done in earlier), step.snippet.code):
+            self._client.preload_statements.update(dict.fromkeys(preload_statements(code)))
         try:
             self._ensure_worker()
         except (WorkerCrashed, WorkerTimeout) as exc:
@@ -286,6 +317,11 @@ class FigureRunner:
 
     def _fresh_namespace(self, session: PageSession) -> _Outcome:
         try:
+            if self._client.forks and self._worker_used:
+                # A new namespace in a new worker, forked in milliseconds: nothing a page did (to modules,
+                # to torch's settings) reaches the next, however Sphinx shares pages out among processes.
+                self._client.close()
+                self._ensure_worker()
             self._client.request({"op": "reset", "cwd": session.cwd}, timeout=HOUSEKEEPING_TIMEOUT)
         except (WorkerCrashed, WorkerTimeout) as exc:
             self._worker_at = None
@@ -322,6 +358,7 @@ class FigureRunner:
         }
         started = time.perf_counter()
         try:
+            self._worker_used = True
             reply = self._client.request(request, timeout=options.timeout)
         except (WorkerCrashed, WorkerTimeout) as exc:
             step.replayable = False
@@ -332,6 +369,7 @@ class FigureRunner:
         seconds = float(reply.get("seconds", 0.0))
         if not replay:
             self.progress(f"modelvis: {snippet.location} ... {seconds:.1f} s")
+        self._client.preload_modules.update(dict.fromkeys(reply.get("imported", ())))
         if reply["ok"]:
             capture = None if replay else Capture.from_json(reply["capture"])
             return _Outcome(capture=capture, seconds=seconds)

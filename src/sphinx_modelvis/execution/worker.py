@@ -3,6 +3,8 @@
 It reads requests and writes replies as JSON messages on two private pipes, never on stdout:
 snippets and C extensions may write to file descriptor 1 and 2 as they like (the client sends both
 to a log file it reads when the worker crashes). One namespace at a time: ``reset`` starts a new one.
+A worker is started as a new process, or forked from the build's template process (see ``template.py``);
+either way it ends when its client is gone.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import faulthandler
 import json
 import os
+import select
 import signal
 import sys
 import threading
@@ -21,6 +24,7 @@ from typing import Any
 
 from ..errors import NotAModule, SnippetError
 from .snippet import TreeSettings, captured_output, run_snippet, show_snippet
+from .template import is_installed_file
 
 __all__ = ["Worker", "main"]
 
@@ -61,7 +65,22 @@ class Worker:
             self.page_path = folder
 
     def run(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Run one snippet in the namespace; a replay runs it only for its effect on the namespace."""
+        """Run one snippet in the namespace; a replay runs it only for its effect on the namespace.
+
+        A reply that succeeds names the installed modules the snippet imported (``imported``): the template
+        imports them too, so that the next worker starts with them.
+        """
+        before = set(sys.modules)
+        reply = self._run(request)
+        if reply["ok"]:
+            # Listed first: looking at a module's file may import something (and change ``sys.modules``).
+            new = [(name, module) for name, module in list(sys.modules.items()) if name not in before]
+            imported = [name for name, module in new if _installed(module)]
+            if imported:
+                reply["imported"] = imported
+        return reply
+
+    def _run(self, request: dict[str, Any]) -> dict[str, Any]:
         started = time.perf_counter()
         try:
             if request.get("replay"):
@@ -104,12 +123,22 @@ def _failure(kind: str, message: str, trace: str, line: int | None, started: flo
     return {"ok": False, "kind": kind, "message": message, "traceback": trace, "line": line, "seconds": seconds}
 
 
-def _exit_when_orphaned(parent: int) -> None:
-    # A parallel Sphinx reader ends with os._exit, which runs no clean-up: the worker notices instead.
+def _installed(module: Any) -> bool:
+    return is_installed_file(getattr(module, "__file__", None))
+
+
+def _exit_when_orphaned(requests: int) -> None:
+    """End the worker once no process can send it a request: its client is gone, even while a snippet runs.
+
+    A parallel Sphinx reader ends with ``os._exit``, which runs no clean-up. The requests pipe then has no
+    writer left, which ``poll`` reports as a hang-up on its reading end.
+    """
+    poller = select.poll()
+    poller.register(requests, 0)  # no events asked for: hang-ups and errors are always reported
     while True:
-        time.sleep(1.0)
-        if os.getppid() != parent:
-            os._exit(0)
+        for _fd, events in poller.poll():
+            if events & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
+                os._exit(0)
 
 
 def _report_exits() -> None:
@@ -145,14 +174,19 @@ def _leave() -> typing.NoReturn:
 def main(argv: list[str] | None = None) -> int:
     """Serve requests until the client says ``exit`` or goes away."""
     args = sys.argv[1:] if argv is None else argv
-    requests = Connection(int(args[0]), writable=False)
-    responses = Connection(int(args[1]), readable=False)
+    serve(int(args[0]), int(args[1]))
+
+
+def serve(requests_fd: int, responses_fd: int) -> typing.NoReturn:
+    """Answer requests read from ``requests_fd`` on ``responses_fd`` until told to exit or orphaned; never returns."""
+    requests = Connection(requests_fd, writable=False)
+    responses = Connection(responses_fd, readable=False)
     # A crash or a timeout dump shows where the snippet was (the client reads stderr then).
     faulthandler.enable(file=sys.stderr, all_threads=False)
     if hasattr(signal, "SIGUSR1"):
         faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=False)
     _report_exits()
-    threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
+    threading.Thread(target=_exit_when_orphaned, args=(requests_fd,), daemon=True).start()
     worker = Worker()
     while True:
         try:

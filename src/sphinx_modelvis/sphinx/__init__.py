@@ -76,6 +76,10 @@ class _Figures:
             self._runner = FigureRunner(config, cache_dir=cache, progress=logger.info, warn=_warn_cache)
         return self._runner
 
+    def before_reading(self, app: Sphinx, env: Any, docnames: list[str]) -> None:
+        # Made here, before Sphinx forks its readers (-j): they all share the runner's template process.
+        self.runner(app)
+
     def end_page(self, app: Sphinx, doctree: Any) -> None:
         if self._runner is not None:
             self._runner.end_page(app.env.docname)
@@ -142,6 +146,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     figures = _Figures()
     app.add_event(RUNNER_EVENT)
     app.connect(RUNNER_EVENT, figures.runner)
+    app.connect("env-before-read-docs", figures.before_reading)
     app.connect("doctree-read", figures.end_page)
     app.connect("env-purge-doc", _purge_page)
     app.connect("env-merge-info", _merge_pages)

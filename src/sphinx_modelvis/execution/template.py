@@ -1,0 +1,457 @@
+"""The warm template process of a build: it imports what snippets import, once, and forks page workers from itself.
+
+Starting a worker as a new Python process costs the imports of torch and transformers again (seconds); forking
+it from a process that has them costs milliseconds. One template serves every process of a build: Sphinx reads
+pages in forked processes (``-j``), and each asks the same template for its workers, through a Unix socket in
+a folder the build made before forking (:class:`TemplateLink`). The first process that needs a worker starts
+the template (``python -m sphinx_modelvis.execution.template FOLDER OWNER_PID``); it lives until the build
+closes it, or its owner (the build's first process) is gone.
+
+A worker is asked for on a connection of its own, with the worker's two pipes and its log file passed along
+(``SCM_RIGHTS``). The template first imports what the request names (the import statements of the page's
+snippets and ``pre_code`` that name installed packages, and the installed modules earlier workers imported),
+then forks: the child becomes the worker (a session of its own, its output in the log, serving
+:func:`~sphinx_modelvis.execution.worker.serve`), and the template answers with its pid, then, when it has
+reaped it, with its exit status. The template itself never runs a snippet.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import errno
+import fcntl
+import importlib
+import importlib.util
+import json
+import os
+import selectors
+import shutil
+import signal
+import site
+import socket
+import struct
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+import traceback
+import uuid
+from collections.abc import Iterable
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+__all__ = ["TemplateLink", "forking_supported", "main", "preload_statements", "receive", "send"]
+
+SOCKET_NAME = "template.sock"
+#: How long the first process waits for a template it started to listen.
+LISTEN_TIMEOUT = 30.0
+#: How often the template checks that its owner is alive, in seconds.
+OWNER_POLL = 1.0
+#: How long an ending template waits for its workers to exit before it kills them, in seconds.
+WORKER_GRACE = 2.0
+_HEADER = struct.Struct(">I")
+
+
+def forking_supported() -> bool:
+    """Whether workers can be forked from a template here (POSIX with fd passing; not macOS, where forking
+    a process that has loaded system frameworks is unsafe)."""
+    return hasattr(os, "fork") and hasattr(socket, "send_fds") and sys.platform != "darwin"
+
+
+# -- messages: a 4-byte length, then JSON; file descriptors ride with the length ----------------------
+
+
+def send(sock: socket.socket, message: dict[str, Any], fds: Iterable[int] = ()) -> None:
+    """Send one JSON message, with ``fds`` passed along."""
+    data = json.dumps(message).encode("utf-8")
+    socket.send_fds(sock, [_HEADER.pack(len(data))], list(fds))
+    sock.sendall(data)
+
+
+def receive(sock: socket.socket, *, max_fds: int = 0) -> tuple[dict[str, Any], list[int]]:
+    """Receive one message and the descriptors passed with it; ``EOFError`` when the other side closed."""
+    header, fds, _flags, _address = socket.recv_fds(sock, _HEADER.size, max_fds)
+    header += _exactly(sock, _HEADER.size - len(header)) if header else b""
+    if len(header) < _HEADER.size:
+        for fd in fds:
+            os.close(fd)
+        raise EOFError("the connection was closed")
+    (length,) = _HEADER.unpack(header)
+    return json.loads(_exactly(sock, length)), fds
+
+
+def _exactly(sock: socket.socket, count: int) -> bytes:
+    chunks = []
+    while count > 0:
+        chunk = sock.recv(min(count, 1 << 20))
+        if not chunk:
+            raise EOFError("the connection was closed")
+        chunks.append(chunk)
+        count -= len(chunk)
+    return b"".join(chunks)
+
+
+# -- what a template may import: installed packages only ----------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _installed_roots() -> tuple[str, ...]:
+    """Folders of installed code: the standard library and every site-packages folder."""
+    paths = sysconfig.get_paths()
+    roots = {paths.get("stdlib", ""), paths.get("platstdlib", ""), paths.get("purelib", ""), paths.get("platlib", "")}
+    with contextlib.suppress(AttributeError):
+        roots.update(site.getsitepackages())
+    with contextlib.suppress(AttributeError):
+        roots.add(site.getusersitepackages())
+    return tuple(os.path.join(os.path.realpath(root), "") for root in roots if root)
+
+
+def is_installed_file(path: str | None) -> bool:
+    """Whether ``path`` lies in the standard library or a site-packages folder (not next to a page)."""
+    if not path:
+        return False
+    real = os.path.realpath(path)
+    return real.startswith(_installed_roots())
+
+
+def _installed_package(name: str) -> bool:
+    """Whether the top-level package ``name`` is installed (found without importing it)."""
+    if name in sys.builtin_module_names:
+        return True
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return False
+    if spec is None:
+        return False
+    if spec.origin in ("built-in", "frozen"):
+        return True
+    locations: list[str | None] = [*(spec.submodule_search_locations or [])] or [spec.origin]
+    return all(is_installed_file(location) for location in locations)
+
+
+def preload_statements(code: str) -> list[str]:
+    """The top-level import statements of ``code`` whose packages are all installed, as source lines.
+
+    What a template may run ahead of a page (``from transformers import BertConfig`` loads what BERT needs):
+    modules next to the page are left to its worker, and anything else the code does is not run.
+    """
+    try:
+        body = ast.parse(code).body
+    except SyntaxError:
+        return []
+    statements = []
+    for node in body:
+        if isinstance(node, ast.Import):
+            names = [alias.name.split(".")[0] for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module.split(".")[0]]
+        else:
+            continue
+        if names and all(_installed_package(name) for name in names):
+            statements.append(ast.unparse(node))
+    return statements
+
+
+# -- the host side -----------------------------------------------------------------------------------
+
+
+class TemplateLink:
+    """Where a build's template is found: a private folder made before the build forks, shared by its processes.
+
+    Nothing runs until :meth:`connect` is first called; that starts the template if no process did yet
+    (a lock file keeps two processes from starting two). :meth:`stop` (by the process that made the link)
+    ends the template and removes the folder.
+    """
+
+    def __init__(self, *, python: str | None = None) -> None:
+        self.python = python or sys.executable
+        # Named now (the processes a build forks inherit the name), made when first needed: a build whose
+        # figures all come from the cache leaves nothing behind. The random part keeps the name unguessable.
+        self.folder = Path(tempfile.gettempdir(), f"modelvis-template-{uuid.uuid4().hex}")
+        self.owner = os.getpid()
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def socket_path(self) -> Path:
+        return self.folder / SOCKET_NAME
+
+    def connect(self) -> socket.socket:
+        """A new connection to the template, started first if none is listening."""
+        sock = self._try_connect()
+        if sock is not None:
+            return sock
+        self.folder.mkdir(mode=0o700, exist_ok=True)
+        with open(self.folder / "lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            sock = self._try_connect()
+            if sock is None:
+                # Nobody listens (none started, or it died): its socket file, if any, is stale.
+                with contextlib.suppress(FileNotFoundError):
+                    self.socket_path.unlink()
+                sock = self._wait_for_listener(self._start())
+        return sock
+
+    def _try_connect(self) -> socket.socket | None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(str(self.socket_path))
+        except OSError:
+            sock.close()
+            return None
+        return sock
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        package_root = str(Path(__file__).resolve().parents[2])
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH", "")]))
+        env.setdefault("PYTHONFAULTHANDLER", "1")
+        with open(self.folder / "template.log", "ab") as log:
+            process = subprocess.Popen(
+                [self.python, "-m", "sphinx_modelvis.execution.template", str(self.folder), str(self.owner)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env=env,
+                # Its own session: a Ctrl-C or a killed worker's group leaves it alone; it ends with its owner.
+                start_new_session=True,
+            )
+        if os.getpid() == self.owner:
+            self._process = process  # else another process's child: it is reaped by whoever inherits it
+        return process
+
+    def _wait_for_listener(self, process: subprocess.Popen[bytes]) -> socket.socket:
+        deadline = time.monotonic() + LISTEN_TIMEOUT
+        while time.monotonic() < deadline:
+            sock = self._try_connect()
+            if sock is not None:
+                return sock
+            if process.poll() is not None:
+                log = (self.folder / "template.log").read_text(errors="replace").strip().splitlines()
+                raise OSError(f"the template process exited with status {process.returncode}: {log[-1:] or ''}")
+            time.sleep(0.01)
+        raise OSError(errno.ETIMEDOUT, f"the template process did not listen within {LISTEN_TIMEOUT:g} s")
+
+    def pid(self) -> int | None:
+        """The template's process id, if it was started."""
+        try:
+            return int((self.folder / "template.pid").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def stop(self) -> None:
+        """End the template (if this process made the link) and remove the folder."""
+        if os.getpid() != self.owner:
+            return
+        pid = self.pid()
+        if pid is not None:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
+        if self._process is not None:
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            self._process = None
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+# -- the template process --------------------------------------------------------------------------
+
+
+class _Template:
+    """The template's state: its listening socket, the connection of each worker it forked, what it imported."""
+
+    def __init__(self, folder: Path, owner: int) -> None:
+        self.folder = folder
+        self.owner = owner
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(str(folder / SOCKET_NAME))
+        self.listener.listen(64)
+        (folder / "template.pid").write_text(str(os.getpid()))
+        self.selector = selectors.DefaultSelector()
+        self.wake_read, self.wake_write = socket.socketpair()
+        for end in (self.wake_read, self.wake_write):
+            end.setblocking(False)
+        self.selector.register(self.listener, selectors.EVENT_READ)
+        self.selector.register(self.wake_read, selectors.EVENT_READ)
+        #: Each worker's pid and the connection its exit status goes to (while its client listens).
+        self.workers: dict[int, socket.socket] = {}
+        #: Every worker not yet reaped.
+        self.children: set[int] = set()
+        self.done: set[str] = set()
+        self.stopping = False
+
+    def serve(self) -> None:
+        signal.set_wakeup_fd(self.wake_write.fileno())
+        signal.signal(signal.SIGCHLD, lambda number, frame: None)  # wakes the selector through the fd above
+        signal.signal(signal.SIGTERM, self._stop)
+        while not self.stopping:
+            for key, _events in self.selector.select(timeout=OWNER_POLL):
+                if key.fileobj is self.listener:
+                    connection, _address = self.listener.accept()
+                    self._answer(connection)
+                elif key.fileobj is self.wake_read:
+                    with contextlib.suppress(OSError):
+                        while self.wake_read.recv(4096):
+                            pass
+                else:  # a client closed the connection of a worker (it is done with it)
+                    self._forget(key.fileobj)  # type: ignore[arg-type]
+            self._reap()
+            if not (_alive(self.owner) and self.folder.is_dir()):
+                break
+        self._end_workers()
+
+    def _end_workers(self) -> None:
+        """Reap the workers still running (their clients have told them to exit); kill those that do not."""
+        deadline = time.monotonic() + WORKER_GRACE
+        while self.children and time.monotonic() < deadline:
+            self._reap()
+            time.sleep(0.01)
+        for pid in list(self.children):  # left behind by a build that ended abruptly
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+
+    def _stop(self, number: int, frame: Any) -> None:
+        self.stopping = True
+
+    def _answer(self, connection: socket.socket) -> None:
+        try:
+            request, fds = receive(connection, max_fds=3)
+        except (EOFError, OSError, ValueError):
+            connection.close()
+            return
+        if request.get("op") != "fork" or len(fds) != 3:
+            for fd in fds:
+                os.close(fd)
+            with contextlib.suppress(OSError):
+                send(connection, {"error": "unknown request"})
+            connection.close()
+            return
+        started = time.perf_counter()
+        self._prepare(request)
+        importing = time.perf_counter() - started
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            self._become_worker(connection, fds, request)
+        for fd in fds:
+            os.close(fd)
+        try:
+            send(connection, {"pid": pid, "importing": importing})
+        except OSError:
+            connection.close()
+            return
+        self.children.add(pid)
+        self.workers[pid] = connection
+        self.selector.register(connection, selectors.EVENT_READ)
+
+    def _prepare(self, request: dict[str, Any]) -> None:
+        """Take on the client's import path and import what the request names (once; failures are the worker's)."""
+        missing = [entry for entry in request.get("sys_path", []) if entry not in sys.path]
+        sys.path[:0] = missing  # as the worker's own setup does: the build's path first
+        for statement in request.get("statements", []):
+            if statement not in self.done:
+                self.done.add(statement)
+                _quietly(exec, compile(statement, "<preload>", "exec"), {"__name__": "__modelvis_preload__"})
+        for name in request.get("modules", []):
+            if name not in sys.modules and name not in self.done:
+                self.done.add(name)
+                _quietly(importlib.import_module, name)
+
+    def _become_worker(self, connection: socket.socket, fds: list[int], request: dict[str, Any]) -> None:
+        """In the forked child: drop the template's parts, take the log as stdout and stderr, serve requests."""
+        try:
+            os.setsid()  # a group of its own: a timeout kills it and what it started, not the template
+            signal.set_wakeup_fd(-1)
+            for number in (signal.SIGCHLD, signal.SIGTERM):
+                signal.signal(number, signal.SIG_DFL)
+            self.selector.close()
+            for sock in (self.listener, self.wake_read, self.wake_write, connection, *self.workers.values()):
+                sock.close()
+            requests, responses, log = fds
+            os.dup2(log, 1)
+            os.dup2(log, 2)
+            os.close(log)
+            from .worker import serve
+
+            serve(requests, responses)
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(70)  # serve() never returns; nothing here may go back to the template's loop
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            self.children.discard(pid)
+            connection = self.workers.pop(pid, None)
+            if connection is not None:
+                with contextlib.suppress(OSError):
+                    send(connection, {"exit": os.waitstatus_to_exitcode(status)})
+                self._forget(connection)
+
+    def _forget(self, connection: socket.socket) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(connection)
+        for pid, known in list(self.workers.items()):
+            if known is connection:
+                del self.workers[pid]  # its exit is nobody's business now; it is still reaped
+        connection.close()
+
+
+def _quietly(action: Any, *args: Any) -> None:
+    try:
+        action(*args)
+    except BaseException as error:  # an import that fails here fails again, reported, in the worker
+        if isinstance(error, KeyboardInterrupt):
+            raise
+        print(f"modelvis template: not preloaded: {type(error).__name__}: {error}", file=sys.stderr)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, exited but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m sphinx_modelvis.execution.template FOLDER OWNER_PID``: serve until stopped or orphaned."""
+    args = sys.argv[1:] if argv is None else argv
+    template = _Template(Path(args[0]), int(args[1]))
+    from . import worker  # noqa: F401 - imported once here rather than by every forked worker
+
+    try:
+        template.serve()
+    finally:
+        # Its folder goes with it (the owner removes it too when it stops the template; an owner that ended
+        # without doing so leaves it to the template).
+        shutil.rmtree(template.folder, ignore_errors=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # like a worker: no interpreter clean-up of torch and friends
+
+
+if __name__ == "__main__":
+    sys.exit(main())
