@@ -34,6 +34,8 @@ RAISED_LIMITS = {"chain-1000": 10_000}
 PEER_IN_CHILD = {"chain-5000"}
 #: The speed-up the benchmark issue asks for: 5x on the synthetic models, no slower on the real ones.
 TARGETS = {True: 5.0, False: 1.0}
+#: The models the benchmark issue set those targets for; later rows are measured against the floor instead.
+PEER_TARGET_MODELS = {"bert-base", "llama-70b", "wide-120k", "nofold-20k", "chain-1000", "chain-5000"}
 #: The hardening issue's goal: the figure pipeline (build, fold, text) within this many times the bare walk,
 #: on the models of about 120,000 modules.
 FLOOR_TARGET = 3.0
@@ -193,6 +195,8 @@ def ratio(theirs: Measurement, ours: Measurement) -> float | None:
 def verdict(model: BenchModel, ours: Measurement, ratios: list[float | None]) -> str:
     if ours.seconds is None:
         return "MISSED (ours fails)"
+    if model.name not in PEER_TARGET_MODELS:
+        return "reported"
     known = [value for value in ratios if value is not None]
     if not known:
         return "met (theirs fails)"

@@ -222,3 +222,28 @@ def test_shared_modules_stay_where_their_first_place_stays() -> None:
     ]
     assert lines[4] == "    └── back (Net) shared with the root"
     assert not any("act" in line for line in lines)
+
+
+def test_what_the_builder_knows_is_what_folding_and_counting_find() -> None:
+    """Trees from ``build_tree`` carry their fold numbers and totals; the same tree without them agrees."""
+    import dataclasses
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Embedding(10, 4)
+            self.blocks = nn.ModuleList(Block() for _ in range(4))
+            self.blocks[2].fc.requires_grad_(False)
+            self.head = nn.Linear(4, 10)
+            self.head.weight = self.embed.weight
+            self.again = self.blocks[1]
+            self.half = nn.Linear(4, 4).to(torch.bfloat16)
+
+    for keep in (False, True):
+        tree = build_tree(Net(), keep_non_params=keep, show_buffers=keep)
+        assert tree.known is not None
+        plain = dataclasses.replace(tree, known=None)
+        assert render(tree, format="text") == render(plain, format="text")
+        assert summarize(tree) == summarize(plain)
+        labels = [group.label for group in fold_siblings(tree).children[1].children]
+        assert labels == ["0-1,3", "2"] == [group.label for group in fold_siblings(plain).children[1].children]

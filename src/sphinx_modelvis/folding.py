@@ -164,7 +164,8 @@ def fold_siblings(tree: ModelTree | ModuleNode, *, max_depth: int | None = None)
     (the root is depth 0) and records how many modules were left out.
     """
     root = tree.root if isinstance(tree, ModelTree) else tree
-    signature = _signatures(root)
+    known = tree.known if isinstance(tree, ModelTree) else None
+    signature = known.subtrees if known is not None else _signatures(root)
     sizes: dict[int, int] | None = None
     top = FoldedNode([root.name], root)
     stack: list[tuple[FoldedNode, int]] = [(top, 0)]
@@ -193,6 +194,9 @@ def fold_siblings(tree: ModelTree | ModuleNode, *, max_depth: int | None = None)
 
 def summarize(tree: ModelTree | ModuleNode) -> ParamSummary:
     """Count parameters: total, tunable, frozen and delta, each tensor once."""
+    if isinstance(tree, ModelTree) and tree.known is not None:
+        total, tunable, delta = tree.known.totals
+        return ParamSummary(total=total, tunable=tunable, frozen=total - tunable, delta=delta)
     root = tree.root if isinstance(tree, ModelTree) else tree
     # Totals per node object, children first: a subtree shared by many places is added up once.
     totals: dict[int, tuple[int, int, int]] = {}

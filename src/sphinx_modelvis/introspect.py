@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._gc import gc_paused
 from .errors import NotAModule
-from .tree import ModelTree, ModuleNode, ParamInfo
+from .tree import ModelTree, ModuleNode, ParamInfo, TreeFacts
 
 if TYPE_CHECKING:
     import torch
@@ -247,15 +247,16 @@ class _TreeBuilder:
         self.params: list[tuple[int, ...]] = []
         #: Where a module met again was met first, else -1.
         self.shared: list[int] = []
-        self.kids: list[list[int]] = []
+        #: Each place's children, in order; a leaf has the shared empty tuple (most places are leaves).
+        self.kids: list[list[int] | tuple[()]] = []
         #: One entry per distinct parameter description: ``(ParamInfo, counted in the dominant dtype)``.
         self.described: list[tuple[ParamInfo, bool]] = []
         self._paths: dict[int, str] = {0: ""}
 
     def build(self, model: Any, expand_params: bool) -> ModelTree:
         self._read(model)
-        root = self._nodes()
-        return ModelTree(root=root, dominant_dtype=self._dominant_dtype(), expand_params=expand_params)
+        root, facts = self._nodes()
+        return ModelTree(root=root, dominant_dtype=self._dominant_dtype(), expand_params=expand_params, known=facts)
 
     def path(self, place: int) -> str:
         """The dotted path of a place (``""`` for the root), made only when a message needs it."""
@@ -307,9 +308,13 @@ class _TreeBuilder:
             parents.append(parent)
             names.append(name)
             kinds.append(type(module))
-            kids.append([])
+            kids.append(())
             if parent >= 0:
-                kids[parent].append(place)
+                siblings = kids[parent]
+                if siblings:
+                    siblings.append(place)  # type: ignore[union-attr]
+                else:
+                    kids[parent] = [place]
             first = seen_modules.setdefault(id(module), place)
             if first != place:
                 shared.append(first)
@@ -355,6 +360,8 @@ class _TreeBuilder:
                     own.append(number)
             params.append(tuple(own))
             adapters = adapters_of(module) if adapters_of is not None else _NONE
+            if not module._modules:
+                continue
             # Depth first, in registration order (as ``named_modules``: pushed last to first): a module
             # reachable from two parents is shown where it is met first and marked as shared where met again.
             for key, child in reversed(module._modules.items()):
@@ -444,8 +451,12 @@ class _TreeBuilder:
                 return True
         return False
 
-    def _nodes(self) -> ModuleNode:
-        """The second pass: one node object per distinct (name, subtree), from the leaves up."""
+    def _nodes(self) -> tuple[ModuleNode, TreeFacts]:
+        """The second pass: one node object per distinct (name, subtree), from the leaves up.
+
+        On the way, what figures need of a big tree: the numbers that tell which siblings fold together, and
+        the parameter counts, added up once per distinct subtree.
+        """
         kept = self._kept()
         names, kinds, params, kids, shared = self.names, self.kinds, self.params, self.kids, self.shared
         infos = [info for info, _counted in self.described]
@@ -455,6 +466,9 @@ class _TreeBuilder:
         nodes: dict[tuple[str, int], ModuleNode] = {}
         node_of: list[ModuleNode | None] = [None] * len(names)
         nodes_of_type: dict[type, list[ModuleNode]] = {}
+        subtrees: dict[int, int] = {}
+        #: Per subtree number: its parameters (total, tunable, delta), each tensor once.
+        totals: list[tuple[int, int, int]] = []
         for place in range(len(names) - 1, -1, -1):
             own = params[place]
             below: list[ModuleNode] = []
@@ -473,18 +487,39 @@ class _TreeBuilder:
             number = numbers.get(key)
             if number is None:
                 number = numbers[key] = len(numbers)
+                totals.append(self._totals(own, [totals[subtrees[id(node)]] for node in below]))
             node = nodes.get((names[place], number))
             if node is None:
                 kind = kinds[place]
                 node = nodes[(names[place], number)] = ModuleNode(
                     names[place], kind.__name__, [infos[index] for index in own], below, shared_with
                 )
+                subtrees[id(node)] = number
                 nodes_of_type.setdefault(kind, []).append(node)
             node_of[place] = node
         _tell_apart_same_named_types(nodes_of_type, kinds)
         root = node_of[0]
         assert root is not None
-        return root
+        return root, TreeFacts(subtrees, totals[subtrees[id(root)]])
+
+    def _totals(self, own: tuple[int, ...], below: list[tuple[int, int, int]]) -> tuple[int, int, int]:
+        """(total, tunable, delta) of a subtree: its own parameters (tied weights and buffers not counted again)."""
+        total = tunable = delta = 0
+        for number in own:
+            info, _counted = self.described[number]
+            if info.buffer or info.tied_to is not None:
+                continue
+            count = info.numel
+            total += count
+            if info.requires_grad:
+                tunable += count
+            if info.delta:
+                delta += count
+        for child_total, child_tunable, child_delta in below:
+            total += child_total
+            tunable += child_tunable
+            delta += child_delta
+        return total, tunable, delta
 
 
 def _plain_module_type(kind: type) -> bool:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TREE_FORMAT_VERSION", "ModelTree", "ModuleNode", "ParamInfo"]
+__all__ = ["TREE_FORMAT_VERSION", "ModelTree", "ModuleNode", "ParamInfo", "TreeFacts"]
 
 #: Bumped whenever the JSON layout changes, so cached trees of an older layout are rebuilt.
 TREE_FORMAT_VERSION = 3
@@ -233,6 +233,18 @@ class ModuleNode:
         return nodes[-1]
 
 
+@dataclass(frozen=True, slots=True)
+class TreeFacts:
+    """Facts a builder knows about the tree it made.
+
+    ``subtrees`` numbers every node object by its subtree, its own name left out (equal numbers: siblings
+    that fold together); ``totals`` are the parameter counts (total, tunable, delta), each tensor once.
+    """
+
+    subtrees: dict[int, int]
+    totals: tuple[int, int, int]
+
+
 @dataclass(slots=True)
 class ModelTree:
     """A whole model: the root module and the dtype most of its parameters have.
@@ -244,6 +256,9 @@ class ModelTree:
     dominant_dtype: str = "float32"
     #: Whether figures of this tree put each parameter on its own line.
     expand_params: bool = False
+    #: What the tree's builder already worked out, so that figures need not work it out again on a big
+    #: tree; not part of the data (not compared, not written to JSON). Valid while the tree is not changed.
+    known: TreeFacts | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
