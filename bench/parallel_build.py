@@ -61,7 +61,7 @@ SNIPPETS = {
 }
 _STARTED = re.compile(
     r"modelvis: (forked|started) a worker process \(pid \d+\) in (\d+\.\d+) s"
-    r"(?: \(the template imported for (\d+\.\d+) s first\))?"
+    r"(?: \((\d+\.\d+) s of it waiting for the template to import\))?"
 )
 _SVG = re.compile(r'<svg xmlns="http://www.w3.org/2000/svg" class="modelvis-svg".*?</svg>', re.DOTALL)
 

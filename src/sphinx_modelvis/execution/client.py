@@ -165,8 +165,8 @@ class WorkerClient:
         self.preload_modules: dict[str, None] = {}
         #: Why the template is not used (it failed), or ``None``.
         self.template_failure: str | None = None
-        #: How long the template spent importing before it forked the latest worker, in seconds.
-        self.importing = 0.0
+        #: How long the latest forked worker waited for the template (importing for it or for others), in seconds.
+        self.waited = 0.0
         self._process: _Process | None = None
         self._owner = 0
         self._requests: Connection | None = None
@@ -199,7 +199,7 @@ class WorkerClient:
         return True
 
     def _start(self) -> None:
-        self.importing = 0.0
+        self.waited = 0.0
         request_read, request_write = os.pipe()
         response_read, response_write = os.pipe()
         self._log = tempfile.TemporaryFile(prefix="modelvis-worker-")
@@ -251,6 +251,7 @@ class WorkerClient:
                 "statements": list(self.preload_statements),
                 "modules": list(self.preload_modules),
             }
+            asked = time.perf_counter()
             send(connection, message, [request_read, response_write, self._log.fileno()])
             # The template imports what the message names before it forks: the first worker of a build waits
             # for torch and friends, as a worker started on its own would.
@@ -260,7 +261,7 @@ class WorkerClient:
             reply, _fds = receive(connection)
             if "pid" not in reply:
                 raise OSError(str(reply.get("error", reply)))
-            self.importing = float(reply.get("importing", 0.0))
+            self.waited = max(0.0, time.perf_counter() - asked - float(reply.get("forking", 0.0)))
             return _Forked(int(reply["pid"]), connection)
         except (OSError, EOFError, ValueError) as exc:
             if connection is not None:

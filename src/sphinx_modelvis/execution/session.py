@@ -51,6 +51,8 @@ FAILURE_TITLES = {
 PRE_CODE_FILENAME = "<pre_code>"
 #: Requests that run no user code (a new namespace) get this long.
 HOUSEKEEPING_TIMEOUT = 60.0
+#: A worker start that waited this long for its template, in seconds, says so in the log.
+WAIT_NOTED = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,10 +282,10 @@ class FigureRunner:
                     "each worker is started as a new process"
                 )
             if self._client.forks:
-                importing = self._client.importing
                 # The first workers of a build wait for the template to import torch & co.; the others only fork.
-                waited = f" (the template imported for {importing:.2f} s first)" if importing >= 0.005 else ""
-                self.progress(f"modelvis: forked a worker process (pid {self._client.pid}) in {seconds:.2f} s{waited}")
+                waited = self._client.waited
+                note = f" ({waited:.2f} s of it waiting for the template to import)" if waited >= WAIT_NOTED else ""
+                self.progress(f"modelvis: forked a worker process (pid {self._client.pid}) in {seconds:.2f} s{note}")
             else:
                 self.progress(f"modelvis: started a worker process (pid {self._client.pid}) in {seconds:.2f} s")
 

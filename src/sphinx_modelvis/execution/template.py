@@ -334,18 +334,26 @@ class _Template:
                 send(connection, {"error": "unknown request"})
             connection.close()
             return
-        started = time.perf_counter()
         self._prepare(request)
-        importing = time.perf_counter() - started
         sys.stdout.flush()
         sys.stderr.flush()
-        pid = os.fork()
+        started = time.perf_counter()
+        try:
+            pid = os.fork()
+        except OSError as error:  # out of memory or processes: this client starts its worker another way
+            pid = -1
+            failure = f"fork failed: {error}"
         if pid == 0:
             self._become_worker(connection, fds, request)
         for fd in fds:
             os.close(fd)
+        if pid < 0:
+            with contextlib.suppress(OSError):
+                send(connection, {"error": failure})
+            connection.close()
+            return
         try:
-            send(connection, {"pid": pid, "importing": importing})
+            send(connection, {"pid": pid, "forking": time.perf_counter() - started})
         except OSError:
             connection.close()
             return
