@@ -1,4 +1,4 @@
-"""Reading what the Sphinx builds wrote: figures, their SVG text and the colors that text is drawn in."""
+"""Reading what the builds wrote: figures (interactive, SVG or rich's <pre>), their text and its colors or roles."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import html
 import re
 from typing import Any
 
-_STYLE = re.compile(r"\.(?P<cls>[\w-]+)\s*\{\s*fill:\s*(?P<fill>#[0-9a-f]{6})")
+_STYLE = re.compile(r"\.(?P<cls>[\w-]+)\s*\{\s*fill:\s*(?P<fill>#[0-9a-f]{6}|var\(--mv-\w+\))")
 _TEXT = re.compile(r'<text class="(?P<cls>[\w-]+)"[^>]*>(?P<text>[^<]*)</text>')
 
 
@@ -31,7 +31,7 @@ def svg_lines(svg: str) -> list[str]:
 
 
 def colors_of(svg: str, text: str) -> set[str]:
-    """The fill colors of every text run of ``svg`` that contains ``text``."""
+    """The fill colors (``var(--mv-t)`` where they follow the page) of every text run of ``svg`` holding ``text``."""
     fills = {match["cls"]: match["fill"] for match in _STYLE.finditer(svg)}
     runs = ((match["cls"], html.unescape(match["text"]).replace("\xa0", " ")) for match in _TEXT.finditer(svg))
     return {fills.get(cls, "?") for cls, run in runs if text in run}
@@ -42,3 +42,28 @@ def figure_by_name(soup: Any, name: str) -> Any:
     element = soup.find(id=name.replace("_", "-"))
     assert element is not None, f"no element with the id of {name!r}"
     return element
+
+
+def figure_lines(element: Any) -> list[str]:
+    """The lines a reader sees in a figure, whatever its format; tree guides read as spaces."""
+    interactive = element if "mv" in (element.get("class") or []) else element.select_one(".mv")
+    if interactive is not None:
+        lines = []
+        for line in interactive.select(".l"):
+            text = "".join("    " if child.name == "i" else child.get_text() for child in line.children)
+            lines.append(text.rstrip())
+        return lines
+    svg = element if element.name == "svg" else element.find("svg")
+    if svg is not None:
+        return svg_lines(str(svg))
+    pre = element if element.name == "pre" else element.find("pre")
+    return [line.rstrip() for line in pre.get_text().replace("\xa0", " ").splitlines()]
+
+
+def roles_of(element: Any, text: str) -> set[str]:
+    """The role classes (``d``: delta, ``z``: frozen, ...) of an interactive figure's text runs holding ``text``."""
+    found = set()
+    for span in element.select(".mv .l span"):
+        if text in span.get_text() and not span.find("span"):
+            found.add(" ".join(span.get("class") or []))
+    return found

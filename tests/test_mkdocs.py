@@ -22,6 +22,7 @@ from bs4 import BeautifulSoup, Tag
 from mkdocs.commands.build import build
 from mkdocs.config import load_config
 from mkdocs.exceptions import Abort
+from sphinx_html import figure_lines
 
 from sphinx_modelvis.mkdocs.fences import find_fences
 
@@ -87,9 +88,11 @@ def copy_site(source: Path, target: Path) -> Path:
 
 
 def figure_text(element: Tag) -> str:
-    """The text of the figure drawn in ``element`` (an SVG's text elements, or an HTML figure's <pre>)."""
+    """The text of the figure drawn in ``element`` (interactive lines, an SVG's text elements, or a <pre>)."""
     figure = element if "modelvis-figure" in (element.get("class") or []) else element.find(class_="modelvis-figure")
     assert isinstance(figure, Tag), "no figure here"
+    if figure.find(class_="mv") is not None:
+        return "\n".join(figure_lines(figure))
     svg = figure.find("svg")
     if svg is None:
         return figure.get_text().replace("\xa0", " ")
@@ -216,14 +219,14 @@ def test_figure_inline_with_caption_and_anchor(tutorial: Built) -> None:
     figure = tutorial.figure("bert-vis")
     assert figure.name == "figure"
     drawing = figure.find("div", class_="modelvis-figure")
-    assert isinstance(drawing, Tag) and drawing.find("svg") is not None
+    assert isinstance(drawing, Tag) and drawing.find(class_="mv-auto") is not None, "interactive, following the page"
     assert "0-1 (BertLayer)" in figure_text(figure), "the two encoder layers fold into one line"
     caption = figure.find("figcaption")
     assert isinstance(caption, Tag)
     assert caption.get_text() == "The folded tree of the tiny BERT."
     assert caption.find("em") is not None, "the caption is Markdown"
-    svg = drawing.find("svg")
-    assert isinstance(svg, Tag) and svg["aria-label"] == "The folded tree of the tiny BERT."
+    tree = drawing.find(class_="mv")
+    assert isinstance(tree, Tag) and tree["aria-label"] == "The folded tree of the tiny BERT."
 
 
 def test_code_block_above_figure_highlighted_by_material(tutorial: Built) -> None:
@@ -336,7 +339,12 @@ def test_material_dark_palette_from_the_cache(tutorial_project: Path, tutorial: 
     assert built.plugin.stats.worker_starts == 0 and built.warnings == []
     body = built.page().find("body")
     assert isinstance(body, Tag) and body["data-md-color-scheme"] == "slate"
-    assert built.figure("bert-vis").find("svg") is not None
+    assert built.figure("bert-vis").find(class_="mv-auto") is not None
+    # Slate's figures take the dark palette from the stylesheet every page links, with the script beside it.
+    head = str(built.page().find("head")) + str(body)
+    assert "assets/modelvis/modelvis.css" in head and "assets/modelvis/modelvis-figure.js" in head
+    css = (built.site / "assets" / "modelvis" / "modelvis.css").read_text(encoding="utf-8")
+    assert "[data-md-color-scheme=slate] .mv-auto" in css and "--mv-bg:" in css
 
 
 def test_plain_mkdocs_theme(tutorial_project: Path, tutorial: Built) -> None:

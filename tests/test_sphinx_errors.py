@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOTS, Build, build_sphinx
-from sphinx_html import figure_by_name, svg_lines
+from sphinx_html import figure_by_name, figure_lines
 
 from sphinx_modelvis.sphinx import ModelvisBuildError
 
@@ -58,7 +58,7 @@ def test_the_page_builds_with_an_error_box_and_goes_on(built: Build) -> None:
     assert "index.rst:20: the snippet raised ZeroDivisionError" in first.get_text()
     assert "helper(x)" in first.select_one("pre").get_text()
     # The namespace survives the failure: the next figure shows the module defined before it.
-    assert svg_lines(str(figure_by_name(soup, "after").svg))[0].startswith("root weight:[2, 2]")
+    assert figure_lines(figure_by_name(soup, "after"))[0].startswith("root weight:[2, 2]")
 
 
 def test_a_hung_snippet_is_stopped_and_a_crash_replaced_and_the_page_goes_on(built: Build) -> None:
@@ -72,14 +72,14 @@ def test_a_hung_snippet_is_stopped_and_a_crash_replaced_and_the_page_goes_on(bui
     assert len(re.findall(r"lost\.rst:7 \.\.\. [\d.]+ s \(replayed\)", built.status)) == 2
     soup = built.soup("lost")
     for name in ("after_hang", "after_crash"):
-        assert svg_lines(str(figure_by_name(soup, name).svg))[1].startswith("    0 (Linear)")
+        assert figure_lines(figure_by_name(soup, name))[1].startswith("    0 (Linear)")
     assert built.stats.worker_starts == 6, "one a page (4), and one after the hang and the crash"
 
 
 def test_snippets_import_modules_next_to_their_page(built: Build) -> None:
     # The build runs from the repository's folder, not the page's: the page's folder is on sys.path all the same.
     assert Path.cwd() != built.app.srcdir
-    assert svg_lines(str(figure_by_name(built.soup("more"), "imported").svg)) == ["imported from the page's folder"]
+    assert figure_lines(figure_by_name(built.soup("more"), "imported")) == ["imported from the page's folder"]
 
 
 def test_a_failing_argument_is_reported_at_the_directive_line(built: Build) -> None:

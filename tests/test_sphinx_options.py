@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from conftest import ROOTS, Build, BuildFunction, build_sphinx
 from sphinx.errors import ConfigError
-from sphinx_html import colors_of, figure_by_name, svg_lines
+from sphinx_html import colors_of, figure_by_name, figure_lines, roles_of, svg_lines
 
 from sphinx_modelvis.theme import DARK, LIGHT
 
@@ -26,7 +26,7 @@ def soup(built: Build) -> Any:
 
 
 def lines_of(soup: Any, name: str) -> list[str]:
-    return svg_lines(str(figure_by_name(soup, name).svg))
+    return figure_lines(figure_by_name(soup, name))
 
 
 def copy_root(tmp_path: Path) -> Path:
@@ -65,11 +65,25 @@ def test_meta_device_shows_a_10b_model_without_allocating_it(soup: Any) -> None:
 
 
 def test_theme_format_and_columns(soup: Any) -> None:
-    light = str(figure_by_name(soup, "light").svg)
-    dark = str(figure_by_name(soup, "plain").svg)
+    # Interactive by default, following the page's light or dark mode; :theme: pins a palette.
+    plain = figure_by_name(soup, "plain").select_one(".mv")
+    assert plain is not None and "mv-auto" in plain["class"]
+    assert "mv-light" in figure_by_name(soup, "light").select_one(".mv")["class"]
+    assert roles_of(plain, "Linear") == {"t"}
+    assert figure_lines(figure_by_name(soup, "light")) == figure_lines(plain)
+    # Pictures: a pinned theme draws its own colors, auto draws the page's custom properties.
+    light = str(figure_by_name(soup, "light_svg").svg)
+    dark = str(figure_by_name(soup, "dark_svg").svg)
+    auto = str(figure_by_name(soup, "auto_svg").svg)
     assert f'fill="{LIGHT.background}"' in light and f'fill="{DARK.background}"' in dark
     assert colors_of(light, "Linear") == {LIGHT.module_type.color}
     assert colors_of(dark, "Linear") == {DARK.module_type.color}
+    assert colors_of(auto, "Linear") == {"var(--mv-t)"} and 'style="fill:var(--mv-bg)"' in auto
+    assert "#0101" not in auto, "every probe color is a custom property"
+    assert svg_lines(auto) == svg_lines(dark) == figure_lines(plain)
+    # :open-depth: says where the script starts it collapsed; the whole tree is in the page.
+    below = figure_by_name(soup, "collapsed_below").select_one(".mv")
+    assert below["data-open"] == "1" and figure_lines(below) == figure_lines(plain)
 
     as_html = figure_by_name(soup, "as_html")
     assert as_html.find("svg") is None
@@ -120,7 +134,7 @@ def test_figure_options_behave_as_on_figure(soup: Any) -> None:
     drawing = figure.select_one("div.modelvis-figure")
     assert {"wide", "framed", "align-center"} <= set(drawing["class"])
     assert drawing["style"] == "width: 400px"
-    assert drawing.svg["aria-label"] == "tree of the network"
+    assert drawing.select_one(".mv")["aria-label"] == "tree of the network"
 
     links = {a.get_text() for a in soup.select("a.reference.internal") if a["href"].startswith("#")}
     assert {"The whole network", "Fig. 1", "the plain one"} <= links
@@ -149,10 +163,10 @@ def test_config_values_set_every_figures_defaults(sphinx_build: BuildFunction, t
     assert build.warnings == ""
     soup = build.soup("index")
     assert not soup.select("div.modelvis-code")
-    one = str(figure_by_name(soup, "one").svg)
-    assert f'fill="{LIGHT.background}"' in one
-    assert "    1 (ReLU)" in svg_lines(one)
-    assert svg_lines(str(figure_by_name(soup, "two").svg)) == ["from pre_code"]
+    one = figure_by_name(soup, "one")
+    assert "mv-light" in one.select_one(".mv")["class"]
+    assert "    1 (ReLU)" in figure_lines(one)
+    assert figure_lines(figure_by_name(soup, "two")) == ["from pre_code"]
 
 
 @pytest.mark.parametrize(
@@ -182,5 +196,5 @@ def test_a_bad_option_value_is_an_error_at_its_directive(sphinx_build: BuildFunc
     src = copy_root(tmp_path)
     (src / "index.rst").write_text("Bad\n===\n\n.. modelvis::\n   :theme: blue\n\n   print(1)\n")
     build = sphinx_build("options", src=src)
-    expected = r"index\.rst:4: ERROR: .*\n.*\(option: \"theme\"; value: 'blue'\)\nexpected one of dark, light"
+    expected = r"index\.rst:4: ERROR: .*\n.*\(option: \"theme\"; value: 'blue'\)\nexpected one of auto, dark, light"
     assert re.search(expected, build.warnings)

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from conftest import build_sphinx
-from sphinx_html import figure_by_name, svg_lines
+from sphinx_html import figure_by_name, figure_lines
 
 from sphinx_modelvis.capture import TextBlock
 from sphinx_modelvis.config import FigureOptions, ModelvisConfig
@@ -133,7 +133,7 @@ def test_a_parallel_sphinx_build_forks_every_page_from_one_template(tmp_path: Pa
         )
     build = build_sphinx("unused", src, "html", parallel=2)
     assert build.warnings == ""
-    parents = {svg_lines(str(figure_by_name(build.soup(page), page).svg))[0] for page in pages}
+    parents = {figure_lines(figure_by_name(build.soup(page), page))[0] for page in pages}
     assert len(parents) == 1, "one template forked every page's worker, whichever process read the page"
     assert int(parents.pop()) != os.getpid()
 

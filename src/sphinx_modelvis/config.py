@@ -63,8 +63,19 @@ class ModelvisConfig:
         "start each worker as a new Python process (for a snippet that must set something before a package is "
         "first imported).",
     )
-    theme: Literal["dark", "light"] = _setting("dark", "Color theme of the figures.")
-    format: Literal["svg", "html"] = _setting("svg", "HTML output: inline `svg`, or `html` (a styled <pre>).")
+    theme: Literal["auto", "dark", "light"] = _setting(
+        "auto",
+        "Colors of the figures: `auto` follows the page's light or dark mode in HTML (and is light in a PDF); "
+        "`dark` or `light` pins one.",
+    )
+    format: Literal["interactive", "svg", "html"] = _setting(
+        "interactive",
+        "HTML output: `interactive` (a tree to hover, copy keys from, unfold, collapse and search), an inline "
+        "`svg` picture, or `html` (rich's styled <pre>).",
+    )
+    open_depth: int | None = _setting(
+        None, "Interactive figures start collapsed below this depth (the whole tree stays in the page).", minimum=0
+    )
     columns: int = _setting(100, "Terminal width, in characters, that output and trees are laid out to.", minimum=20)
     device: str | None = _setting(None, "Run snippets under `torch.device(device)`, e.g. `meta` (no weights).")
     keep_non_params: bool = _setting(False, "Keep modules without parameters (dropout, activations) in trees.")
@@ -224,8 +235,9 @@ OPTION_SPEC: dict[str, Callable[[str | None], Any]] = {
     "max-lines": _int_at_least(0),
     "rootname": _text,
     "device": _device,
-    "theme": _choice("dark", "light"),
-    "format": _choice("svg", "html"),
+    "theme": _choice("auto", "dark", "light"),
+    "format": _choice("interactive", "svg", "html"),
+    "open-depth": _int_at_least(0),
     "columns": _int_at_least(20),
     "timeout": _seconds,
     "reset": _flag,
@@ -257,8 +269,9 @@ class FigureOptions:
     max_lines: int = 1000
     rootname: str = "root"
     device: str | None = None
-    theme: str = "dark"
-    format: str = "svg"
+    theme: str = "auto"
+    format: str = "interactive"
+    open_depth: int | None = None
     columns: int = 100
     timeout: float = 300.0
     reset: bool = False
@@ -325,6 +338,7 @@ def resolve_figure_options(argument: str | None, options: Mapping[str, Any], con
         device=options.get("device", config.device),
         theme=options.get("theme", config.theme),
         format=options.get("format", config.format),
+        open_depth=options.get("open-depth", config.open_depth),
         columns=options.get("columns", config.columns),
         timeout=options.get("timeout", config.timeout),
         reset=options.get("reset", False),

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["THEMES", "Role", "Theme", "get_theme"]
+__all__ = [
+    "CSS_NAMES",
+    "PROBE",
+    "PROBE_NAMES",
+    "THEMES",
+    "THEME_CHOICES",
+    "Role",
+    "Theme",
+    "css_colors",
+    "get_theme",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +101,59 @@ LIGHT = Theme(
 )  # fmt: skip
 
 THEMES: dict[str, Theme] = {"dark": DARK, "light": LIGHT}
+
+#: The theme names a figure accepts: ``auto`` follows the page's light/dark mode where it can (HTML), and
+#: is light on paper (LaTeX); the others pin one.
+THEME_CHOICES = ("auto", "dark", "light")
+
+#: The name of each color of a theme as a CSS custom property (``--mv-<name>``), for figures whose colors
+#: follow the page: the background, the foreground, each role, then ``a0`` to ``a15`` for the ANSI colors.
+CSS_NAMES: dict[str, str] = {
+    "background": "bg",
+    "foreground": "fg",
+    "module_name": "n",
+    "module_type": "t",
+    "tunable": "u",
+    "frozen": "z",
+    "delta": "d",
+    "buffer": "w",
+    "folded": "f",
+    "guide": "g",
+    "note": "o",
+    "error": "e",
+}
+
+
+def css_colors(theme: Theme) -> dict[str, str]:
+    """Every color of ``theme`` by its CSS name (see :data:`CSS_NAMES`)."""
+    colors = {name: getattr(theme, field) for field, name in CSS_NAMES.items() if field in ("background", "foreground")}
+    colors.update({name: theme.role(field).color for field, name in CSS_NAMES.items() if name not in colors})
+    colors.update({f"a{index}": color for index, color in enumerate(theme.ansi)})
+    return colors
+
+
+def _probe() -> Theme:
+    """A theme of its own for each color (``#01010a``, ``#01010b``, ...), drawn like the others: a figure drawn
+    in it can have its colors swapped for CSS custom properties, one by one, with nothing mistaken."""
+    serial = iter(range(1, 64))
+
+    def color() -> str:
+        return f"#0101{next(serial):02x}"
+
+    background, foreground = color(), color()
+    roles = {
+        field: Role(color(), DARK.role(field).bold, DARK.role(field).italic)
+        for field in CSS_NAMES
+        if field not in ("background", "foreground")
+    }
+    return Theme(
+        name="probe", background=background, foreground=foreground, ansi=tuple(color() for _ in range(16)), **roles
+    )  # type: ignore[arg-type]
+
+
+#: See :func:`_probe`; :data:`PROBE_NAMES` maps each of its colors to its CSS name.
+PROBE = _probe()
+PROBE_NAMES: dict[str, str] = {color: name for name, color in css_colors(PROBE).items()}
 
 
 def get_theme(name: str | Theme) -> Theme:

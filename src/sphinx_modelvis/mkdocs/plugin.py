@@ -28,7 +28,8 @@ from ..execution.session import (
     Snippet,
     cache_folder,
 )
-from ..rendering import build_figure, render_figure
+from ..rendering import page_figure
+from ..rendering.interactive import figure_assets
 from .fences import ModelvisFence, find_fences
 
 __all__ = ["ModelvisPlugin"]
@@ -36,6 +37,8 @@ __all__ = ["ModelvisPlugin"]
 log = logging.getLogger("mkdocs.plugins.modelvis")
 
 CSS_PATH = "assets/modelvis/modelvis.css"
+#: The interactive figures' script (their stylesheet goes into the one above).
+JS_PATH = "assets/modelvis/modelvis-figure.js"
 _TOKEN = r"MODELVISFIGURE[0-9a-f]+X\d+"
 
 
@@ -119,6 +122,8 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
         self.cache_dir = cache_folder(self.settings, base=config_dir, default=config_dir / ".modelvis-cache")
         if CSS_PATH not in config.extra_css:
             config.extra_css.append(CSS_PATH)
+        if JS_PATH not in [str(script) for script in config.extra_javascript]:
+            config.extra_javascript.append(_deferred_script(JS_PATH))
         return config
 
     def _runner(self) -> FigureRunner:
@@ -135,7 +140,9 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
         package = resources.files("sphinx_modelvis")
         shared = package.joinpath("sphinx", "static", "modelvis.css").read_text("utf-8")
         themes = package.joinpath("mkdocs", "static", "modelvis-mkdocs.css").read_text("utf-8")
-        target.write_text(f"{shared.rstrip()}\n\n{themes}", encoding="utf-8")
+        figure_css, figure_js = figure_assets()
+        target.write_text(f"{shared.rstrip()}\n\n{themes.rstrip()}\n\n{figure_css}", encoding="utf-8")
+        Path(config.site_dir, JS_PATH).write_text(figure_js, encoding="utf-8")
         stats = self.stats
         if stats.executed or stats.cached or stats.failed:
             log.info(
@@ -228,9 +235,15 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
                 box = f'<div id="{html.escape(options.name)}">{box}</div>'
             return box, options
         assert result.capture is not None
-        figure = build_figure(result.capture, theme=options.theme, width=options.columns)
-        drawing = render_figure(figure, options.format, label=_label(options))
-        return _wrap(str(drawing), options), options
+        drawing = page_figure(
+            result.capture,
+            format=options.format,
+            theme=options.theme,
+            width=options.columns,
+            label=_label(options),
+            open_depth=options.open_depth,
+        )
+        return _wrap(drawing, options), options
 
     def _code_html(self, code: str) -> str:
         """``code`` as a Python code block, rendered by the site's own Markdown extensions."""
@@ -338,6 +351,17 @@ def _front_matter_lines(page: Any, markdown: str) -> int:
             return 0
     start = source.find(markdown.lstrip("\n")[:200]) if markdown.strip() else -1
     return source[:start].count("\n") if start > 0 else 0
+
+
+def _deferred_script(path: str) -> Any:
+    """``path`` as an ``extra_javascript`` entry loaded with ``defer`` (plain paths only before MkDocs 1.5)."""
+    try:
+        from mkdocs.config.config_options import ExtraScriptValue
+    except ImportError:  # MkDocs before 1.5
+        return path
+    script = ExtraScriptValue(path)
+    script.defer = True
+    return script
 
 
 def _label(options: FigureOptions) -> str:

@@ -7,12 +7,21 @@ from rich.text import Text
 from .._gc import gc_paused
 from ..capture import Capture, TextBlock, TreeBlock
 from ..folding import fold_siblings, summarize
-from ..theme import Theme, get_theme
+from ..theme import PROBE, Theme, get_theme
 from ..tree import ModelTree
 from .figure import SHORTER_HINT, Figure, figure_ansi, figure_html, figure_svg, figure_text
-from .lines import TreeOptions, printed_lines, summary_lines, tree_lines
+from .lines import TreeLine, TreeOptions, printed_lines, summary_lines, tree_rows
 
-__all__ = ["FORMATS", "Figure", "build_figure", "render", "render_figure", "tree_block_lines"]
+__all__ = [
+    "FORMATS",
+    "Figure",
+    "build_figure",
+    "page_figure",
+    "paper_theme",
+    "render",
+    "render_figure",
+    "tree_block_lines",
+]
 
 FORMATS = ("svg", "html", "text", "ansi", "png")
 
@@ -20,16 +29,19 @@ FORMATS = ("svg", "html", "text", "ansi", "png")
 def tree_block_lines(block: TreeBlock, theme: Theme, *, width: int) -> list[Text]:
     """The lines of one tree: folded, laid out to ``width``, with its summary line under it."""
     with gc_paused():
-        return _tree_block_lines(block, theme, width=width)
+        return _tree_block_rows(block, theme, width=width)[0]
 
 
-def _tree_block_lines(block: TreeBlock, theme: Theme, *, width: int) -> list[Text]:
+def _tree_block_rows(block: TreeBlock, theme: Theme, *, width: int) -> tuple[list[Text], list[TreeLine | None]]:
     folded = fold_siblings(block.tree, max_depth=block.max_depth)
     options = TreeOptions(rootname=block.rootname, expand_params=block.tree.expand_params, width=width)
-    lines = tree_lines(folded, theme, options=options, dominant_dtype=block.tree.dominant_dtype)
+    lines, tree_info = tree_rows(folded, theme, options=options, dominant_dtype=block.tree.dominant_dtype)
+    rows: list[TreeLine | None] = list(tree_info)
     if block.summary:
-        lines.extend(summary_lines(summarize(block.tree), theme, width=width))
-    return lines
+        summary = summary_lines(summarize(block.tree), theme, width=width)
+        lines.extend(summary)
+        rows.extend(None for _ in summary)
+    return lines, rows
 
 
 def build_figure(source: ModelTree | TreeBlock | Capture, *, theme: str | Theme = "dark", width: int = 100) -> Figure:
@@ -39,13 +51,18 @@ def build_figure(source: ModelTree | TreeBlock | Capture, *, theme: str | Theme 
         source = TreeBlock(source)
     blocks = [source] if isinstance(source, TreeBlock) else source.blocks
     lines: list[Text] = []
+    rows: list[TreeLine | None] = []
     with gc_paused():  # many small objects made, none freed: the collector would find nothing
         for block in blocks:
             if isinstance(block, TextBlock):
-                lines.extend(printed_lines(block, resolved, width=width))
+                printed = printed_lines(block, resolved, width=width)
+                lines.extend(printed)
+                rows.extend(None for _ in printed)
             else:
-                lines.extend(_tree_block_lines(block, resolved, width=width))
-    return Figure(lines, resolved)
+                tree_lines, tree_info = _tree_block_rows(block, resolved, width=width)
+                lines.extend(tree_lines)
+                rows.extend(tree_info)
+    return Figure(lines, resolved, rows)
 
 
 def render_figure(
@@ -74,6 +91,48 @@ def render_figure(
 
         return figure_png(figure, max_lines=max_lines, hint=hint)
     raise ValueError(f"unknown format {format!r}; choose one of: {', '.join(FORMATS)}")
+
+
+def paper_theme(theme: str) -> str:
+    """The theme a figure takes where colors cannot follow a page (a PDF, a PNG): ``auto`` is light there."""
+    return "light" if theme == "auto" else theme
+
+
+def page_figure(
+    source: ModelTree | TreeBlock | Capture,
+    *,
+    format: str = "interactive",
+    theme: str = "auto",
+    width: int = 100,
+    label: str = "model structure",
+    open_depth: int | None = None,
+) -> str:
+    """A figure for an HTML page: ``interactive``, an inline ``svg`` or rich's ``html``.
+
+    With ``theme="auto"`` its colors follow the page's light/dark mode (through the ``--mv-*`` custom
+    properties of the page's stylesheet, see :func:`~sphinx_modelvis.rendering.interactive.figure_assets`);
+    ``dark`` and ``light`` pin one. ``open_depth`` (interactive only) starts it collapsed below that depth.
+    """
+    if format == "interactive":
+        from .interactive import figure_interactive
+
+        figure = build_figure(source, theme="dark" if theme == "auto" else theme, width=width)
+        return figure_interactive(figure, label=label, mode=theme, open_depth=open_depth)
+    if format not in ("svg", "html"):
+        raise ValueError(f"unknown page format {format!r}; choose one of: interactive, svg, html")
+    if theme != "auto":
+        figure = build_figure(source, theme=theme, width=width)
+        body = figure_svg(figure, label=label) if format == "svg" else figure_html(figure)
+        return body
+    from .interactive import follow_page
+
+    figure = build_figure(source, theme=PROBE, width=width)
+    body = (
+        figure_svg(figure, label=label, css_class="mv-auto")
+        if format == "svg"
+        else figure_html(figure, css_class="mv-auto")
+    )
+    return follow_page(body)
 
 
 def render(

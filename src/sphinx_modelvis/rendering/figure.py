@@ -6,6 +6,7 @@ import hashlib
 import io
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.terminal_theme import TerminalTheme
@@ -13,6 +14,9 @@ from rich.text import Text
 
 from ..theme import Theme
 from .boxdraw import Segments, split_box_cells
+
+if TYPE_CHECKING:
+    from .lines import TreeLine
 
 __all__ = [
     "SHORTER_HINT",
@@ -45,10 +49,15 @@ FONT_STACK = '"DejaVu Sans Mono", Menlo, Consolas, "Liberation Mono", "Noto Sans
 
 @dataclass(slots=True)
 class Figure:
-    """Styled lines ready to export; ``width`` is the longest line in cells."""
+    """Styled lines ready to export; ``width`` is the longest line in cells.
+
+    ``rows`` says, line by line, what a tree's lines stand for (``None`` for other lines, such as printed
+    output and summaries), for renderers that need more than the text; ``None`` when nothing is known.
+    """
 
     lines: list[Text]
     theme: Theme
+    rows: list[TreeLine | None] | None = None
 
     @property
     def width(self) -> int:
@@ -75,7 +84,8 @@ def first_lines(figure: Figure, count: int, *, hint: str) -> Figure:
     kept = max(count - 1, 0)
     more = len(figure.lines) - kept
     note = Text(f"⋯ {more:,} more lines not shown: {hint}", style=role_style(figure.theme.note))
-    return Figure([*figure.lines[:kept], note], figure.theme)
+    rows = None if figure.rows is None else [*figure.rows[:kept], None]
+    return Figure([*figure.lines[:kept], note], figure.theme, rows)
 
 
 def _rgb(color: str) -> tuple[int, int, int]:
@@ -127,7 +137,7 @@ def figure_ansi(figure: Figure) -> str:
 
 
 _SVG_TEMPLATE = """\
-<svg xmlns="http://www.w3.org/2000/svg" class="modelvis-svg" width="@DW@" height="@DH@" viewBox="0 0 @W@ @H@" \
+<svg xmlns="http://www.w3.org/2000/svg" class="@CLASS@" width="@DW@" height="@DH@" viewBox="0 0 @W@ @H@" \
 role="img" aria-label="@LABEL@">
 <style>
 .{unique_id}-matrix {{ font-family: @FONT@; font-size: @CH@px; white-space: pre; }}
@@ -153,7 +163,9 @@ def _number(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
-def figure_svg(figure: Figure, *, unique_id: str | None = None, label: str = "model structure") -> str:
+def figure_svg(
+    figure: Figure, *, unique_id: str | None = None, label: str = "model structure", css_class: str = ""
+) -> str:
     """A self-contained SVG through rich's ``export_svg``.
 
     No font is fetched (a local monospace stack; rich's ``textLength`` keeps columns aligned in any
@@ -189,6 +201,7 @@ def figure_svg(figure: Figure, *, unique_id: str | None = None, label: str = "mo
         "@FONT@": FONT_STACK,
         "@CH@": str(CHAR_HEIGHT),
         "@BG@": figure.theme.background,
+        "@CLASS@": " ".join(filter(None, ["modelvis-svg", css_class])),
         "@PAD@": str(PADDING),
         "@GUIDES@": "\n".join(guides).replace("{", "{{").replace("}", "}}"),
     }.items():
@@ -212,16 +225,17 @@ def _escape_attribute(value: str) -> str:
 
 
 _HTML_TEMPLATE = (
-    '<pre class="modelvis-html" style="background:@BG@;color:@FG@;font-family:@FONT@;line-height:1.15;'
+    '<pre class="@CLASS@" style="background:@BG@;color:@FG@;font-family:@FONT@;line-height:1.15;'
     'padding:0.8em 1em;border-radius:6px;overflow-x:auto;white-space:pre">'
     '<code style="font-family:inherit">{code}</code></pre>\n'
 )
 
 
-def figure_html(figure: Figure) -> str:
+def figure_html(figure: Figure, *, css_class: str = "") -> str:
     """A ``<pre>`` block with inline styles, through rich's ``export_html``: text a reader can select and search."""
     template = (
         _HTML_TEMPLATE.replace("@BG@", figure.theme.background)
+        .replace("@CLASS@", " ".join(filter(None, ["modelvis-html", css_class])))
         .replace("@FG@", figure.theme.foreground)
         .replace("@FONT@", FONT_STACK.replace('"', "'"))
     )

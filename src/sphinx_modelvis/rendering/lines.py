@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from rich.cells import cell_len
 from rich.control import strip_control_codes
@@ -16,7 +18,16 @@ from ..folding import FoldedNode, ParamSummary, format_count
 from ..theme import Role, Theme
 from ..tree import ParamInfo
 
-__all__ = ["TreeOptions", "ansi_lines", "printed_lines", "role_style", "summary_lines", "tree_lines"]
+__all__ = [
+    "TreeLine",
+    "TreeOptions",
+    "ansi_lines",
+    "printed_lines",
+    "role_style",
+    "summary_lines",
+    "tree_lines",
+    "tree_rows",
+]
 
 #: Short names for dtypes shown next to a parameter whose dtype is not the model's usual one.
 DTYPE_NAMES = {
@@ -184,6 +195,37 @@ def _clip_prefix(prefix: str, limit: int) -> str:
     return "⋯" + prefix[len(prefix) - keep + 1 :]
 
 
+def _row(level: int, shown: str, full_length: int, **key: Any) -> TreeLine:
+    """The :class:`TreeLine` of a line whose guides, ``full_length`` characters before clipping, show as ``shown``."""
+    return TreeLine(level, len(shown), clipped=(full_length - len(shown)) // 4, **key)
+
+
+@dataclass(frozen=True, slots=True)
+class TreeLine:
+    """What a line of a tree figure stands for, beyond its text: what an interactive figure needs.
+
+    ``level`` is the depth of the module the line belongs to (the root is 0; an expanded parameter's line is
+    one deeper than its module); ``guides`` how many of its first characters are tree guides (cells of four:
+    ``│   ``, ``├── ``, ``└── ``, ``    ``, the first ``⋯`` when ``clipped`` cells were left out). A module's
+    first line is its ``head``; ``path`` is its dotted path as ``model.get_submodule()`` takes it, folded
+    groups written as ``{0-11}``; ``regex`` the pattern PEFT's ``target_modules`` matches (``re.fullmatch``)
+    against exactly those paths, set only where the path has a folded group; ``members`` the names a folded
+    head stands for; ``kids`` whether the module shows children.
+    """
+
+    level: int
+    guides: int
+    head: bool = False
+    path: str = ""
+    regex: str = ""
+    members: tuple[str, ...] = ()
+    kids: bool = False
+    #: How many guide cells of the ancestors nearest the root were left out to keep a deep line short.
+    clipped: int = 0
+    #: For a folded head: the part of ``regex`` that matches its own members (``\d+``, ``(?:query|value)``).
+    segment: str = ""
+
+
 def tree_lines(
     folded: FoldedNode,
     theme: Theme,
@@ -192,24 +234,41 @@ def tree_lines(
     dominant_dtype: str = "float32",
 ) -> list[Text]:
     """One or more lines per displayed module, with box-drawing guides, wrapped to ``options.width``."""
+    return tree_rows(folded, theme, options=options, dominant_dtype=dominant_dtype)[0]
+
+
+def tree_rows(
+    folded: FoldedNode,
+    theme: Theme,
+    *,
+    options: TreeOptions = TreeOptions(),
+    dominant_dtype: str = "float32",
+) -> tuple[list[Text], list[TreeLine]]:
+    """:func:`tree_lines`, and a :class:`TreeLine` for each line."""
     styles = _Styles(theme)
     guide = styles.guide
     width = max(options.width, 24)
     prefix_limit = max(16, width // 2)
     lines: list[Text] = []
-    # Each entry: the folded node (or a parameter, when expanded), the guides of its ancestors,
-    # the connector before it, and whether it is the last of its siblings.
-    stack: list[tuple[FoldedNode | ParamInfo, str, str, bool]] = [(folded, "", "", True)]
+    rows: list[TreeLine] = []
+    # Each entry: the folded node (or a parameter, when expanded), the guides of its ancestors, the
+    # connector before it, whether it is the last of its siblings, its level, and its parent's path and regex
+    # (the regex empty while no folded group is on the way).
+    stack: list[tuple[FoldedNode | ParamInfo, str, str, bool, int, str, str, FoldedNode | None]] = [
+        (folded, "", "", True, 0, "", "", None)
+    ]
     is_root = True
     while stack:
-        item, prefix, connector, last = stack.pop()
+        item, prefix, connector, last, level, parent_path, parent_regex, parent = stack.pop()
         shown_prefix = _clip_prefix(prefix, prefix_limit)
         below = prefix if is_root else prefix + (SPACE if last else PIPE)
+        first = shown_prefix + connector
         if isinstance(item, ParamInfo):
             continuation = _clip_prefix(below, prefix_limit) + SPACE
-            lines.extend(
-                _wrap(_param_tokens(item, dominant_dtype, styles), shown_prefix + connector, continuation, width, guide)
-            )
+            wrapped = _wrap(_param_tokens(item, dominant_dtype, styles), first, continuation, width, guide)
+            lines.extend(wrapped)
+            rows.append(_row(level, first, len(prefix) + len(connector)))
+            rows.extend(_row(level, continuation, len(below) + 4) for _ in wrapped[1:])
             continue
         kids: list[FoldedNode | ParamInfo] = []
         if options.expand_params:
@@ -222,12 +281,58 @@ def tree_lines(
         if item.node.shared_with is not None or item.hidden:
             tokens.extend(_notes(item, styles))
         continuation = _clip_prefix(below, prefix_limit) + (PIPE if kids else SPACE)
-        lines.extend(_wrap(tokens, shown_prefix + connector, continuation, width, guide))
+        wrapped = _wrap(tokens, first, continuation, width, guide)
+        lines.extend(wrapped)
+        path, regex, segment = "", "", ""
+        if parent is not None:
+            path, regex = _key(item, parent, parent_path, parent_regex)
+            if item.folded:
+                segment = _members_regex(item.names, parent.node.children)
+        has_kids = bool(item.children)
+        rows.append(
+            _row(
+                level,
+                first,
+                len(prefix) + len(connector),
+                head=True,
+                path=path,
+                regex=regex,
+                members=tuple(item.names) if item.folded else (),
+                kids=has_kids,
+                segment=segment,
+            )
+        )
+        rows.extend(_row(level, continuation, len(below) + 4) for _ in wrapped[1:])
         is_root = False
         for index in range(len(kids) - 1, -1, -1):
             is_last = index == len(kids) - 1
-            stack.append((kids[index], below, LAST if is_last else BRANCH, is_last))
-    return lines
+            stack.append((kids[index], below, LAST if is_last else BRANCH, is_last, level + 1, path, regex, item))
+    return lines, rows
+
+
+def _key(item: FoldedNode, parent: FoldedNode, parent_path: str, parent_regex: str) -> tuple[str, str]:
+    """The dotted path of ``item`` under ``parent`` (a folded group as ``{0-11}``) and, once a group is on the
+    way, the regular expression that matches exactly the paths it stands for."""
+    if item.folded:
+        segment = "{" + item.label + "}"
+        pattern = _members_regex(item.names, parent.node.children)
+    else:
+        segment = item.names[0]
+        pattern = re.escape(segment)
+    path = f"{parent_path}.{segment}" if parent_path else segment
+    if not (item.folded or parent_regex):
+        return path, ""
+    if not parent_regex and parent_path:  # the first folded group: what lies above it, escaped
+        parent_regex = re.escape(parent_path)
+    return path, f"{parent_regex}\\.{pattern}" if parent_regex else pattern
+
+
+def _members_regex(names: list[str], siblings: list[Any]) -> str:
+    """A pattern matching exactly ``names``: ``\\d+`` when they are all the numbered siblings, else the names."""
+    numbered = [sibling.name for sibling in siblings if sibling.name.isdecimal()]
+    if all(name.isdecimal() for name in names) and sorted(numbered) == sorted(names):
+        return r"\d+"
+    return "(?:" + "|".join(re.escape(name) for name in names) + ")"
 
 
 def summary_lines(summary: ParamSummary, theme: Theme, *, width: int = 100) -> list[Text]:

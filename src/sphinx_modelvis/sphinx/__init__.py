@@ -21,7 +21,7 @@ from ..execution.session import FigureRunner, cache_folder
 __all__ = ["ENV_VERSION", "ModelvisBuildError", "failed_pages", "modelvis_config", "runner_for", "setup"]
 
 #: Bumped whenever what the directive stores on its nodes changes, so Sphinx re-reads every page.
-ENV_VERSION = 1
+ENV_VERSION = 2
 #: The event that hands out the application's figure runner (directives reach it through ``env.events``).
 RUNNER_EVENT = "modelvis-runner"
 
@@ -128,6 +128,22 @@ def _add_static_path(app: Sphinx) -> None:
     static = str(Path(__file__).parent / "static")
     if static not in app.config.html_static_path:
         app.config.html_static_path.append(static)
+    if app.builder.format != "html":
+        return
+    # The interactive figures' stylesheet (its palettes made from theme.py) and script, once per page.
+    from ..rendering.interactive import figure_assets
+
+    generated = Path(app.doctreedir) / "modelvis-static"
+    generated.mkdir(parents=True, exist_ok=True)
+    css, script = figure_assets()
+    for name, text in (("modelvis-figure.css", css), ("modelvis-figure.js", script)):
+        path = generated / name
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+    if str(generated) not in app.config.html_static_path:
+        app.config.html_static_path.append(str(generated))
+    app.add_css_file("modelvis-figure.css")
+    app.add_js_file("modelvis-figure.js", loading_method="defer")
 
 
 def setup(app: Sphinx) -> dict[str, Any]:

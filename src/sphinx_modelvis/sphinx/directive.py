@@ -53,6 +53,7 @@ class ModelvisDirective(SphinxDirective):
                 theme=options.theme,
                 format=options.format,
                 columns=options.columns,
+                open_depth=-1 if options.open_depth is None else options.open_depth,
                 alt=options.alt or "",
                 width=options.width or "",
                 align=options.align or "",

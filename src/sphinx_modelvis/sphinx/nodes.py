@@ -17,7 +17,7 @@ from sphinx.transforms.post_transforms import SphinxPostTransform
 from sphinx.util.docutils import SphinxTranslator
 
 from ..capture import Capture
-from ..rendering import Figure, build_figure, render_figure
+from ..rendering import Figure, build_figure, page_figure, paper_theme, render_figure
 
 __all__ = [
     "LATEX_MAX_LINES",
@@ -39,8 +39,8 @@ LATEX_HINT = f"a PDF figure keeps its first {LATEX_MAX_LINES} (:max-depth: draws
 
 # docutils names node classes in lower case, and so do we.
 class modelvis_figure(nodes.General, nodes.Element):
-    """A figure's output, as plain data: ``capture`` (JSON), ``theme``, ``format``, ``columns``, ``alt``,
-    ``width`` and ``align``. Visitors draw it for their builder."""
+    """A figure's output, as plain data: ``capture`` (JSON), ``theme``, ``format``, ``columns``, ``open_depth``
+    (-1: none), ``alt``, ``width`` and ``align``. Visitors draw it for their builder."""
 
 
 class modelvis_details(nodes.General, nodes.Element):
@@ -52,8 +52,8 @@ class modelvis_summary(nodes.TextElement):
 
 
 def node_figure(node: modelvis_figure) -> Figure:
-    """The figure a node describes, laid out."""
-    return build_figure(Capture.from_json(node["capture"]), theme=node["theme"], width=node["columns"])
+    """The figure a node describes, laid out for paper or text (``auto`` colors: light)."""
+    return build_figure(Capture.from_json(node["capture"]), theme=paper_theme(node["theme"]), width=node["columns"])
 
 
 def _label(node: modelvis_figure) -> str:
@@ -66,15 +66,22 @@ def _label(node: modelvis_figure) -> str:
 def visit_figure_html(self: SphinxTranslator, node: modelvis_figure) -> None:
     """The figure inline: an ``<svg>`` whose text is selectable and searchable, or rich's ``<pre>``."""
     fmt = node["format"]
-    body = render_figure(node_figure(node), fmt, label=_label(node))
-    assert isinstance(body, str)
+    open_depth = node.get("open_depth", -1)
+    body = page_figure(
+        Capture.from_json(node["capture"]),
+        format=fmt,
+        theme=node["theme"],
+        width=node["columns"],
+        label=_label(node),
+        open_depth=None if open_depth < 0 else open_depth,
+    )
     classes = ["modelvis-figure", f"modelvis-{fmt}"]
     if node.get("align"):
         classes.append(f"align-{node['align']}")
     attributes: dict[str, str] = {"CLASS": " ".join(classes)}
     if node.get("width"):
         attributes["style"] = f"width: {node['width']}"
-    if fmt == "html":
+    if fmt == "html":  # an <svg> names itself, and an interactive figure is text to read
         attributes["role"] = "img"
         attributes["aria-label"] = _label(node)
     self.body.append(self.starttag(node, "div", **attributes))

@@ -1,0 +1,323 @@
+"""The interactive HTML figure: the figure's lines as text, in the page's light or dark colors, that a script
+turns into a tree a reader can use (each module's key on hover, copied on click, folded groups unfolded,
+subtrees collapsed, a filter).
+
+The markup is what readers see without JavaScript: every line, in both themes' colors through CSS custom
+properties (``--mv-*``), tree guides drawn by CSS so they join whatever the font. Each module is one
+``div.i`` holding its lines, with its level (``data-l``), its path (``data-path``, as ``model.get_submodule()``
+takes it; a folded group as ``{0-11}``), the regular expression PEFT's ``target_modules`` matches for a folded
+path (``data-r``), a folded group's members when they are not plain indices (``data-m``) and whether it has
+children (``data-k``). The script and the stylesheet ship once per page (:func:`figure_assets`); a
+self-contained page or notebook output carries them inline (:func:`standalone_html`).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from functools import lru_cache
+from importlib import resources
+
+from rich.color import ColorType
+from rich.console import Console
+from rich.style import Style
+from rich.text import Text
+
+from ..theme import CSS_NAMES, DARK, LIGHT, PROBE_NAMES, THEME_CHOICES, Theme, css_colors
+from .figure import FONT_STACK, Figure, _console, terminal_theme
+from .lines import TreeLine, role_style
+
+__all__ = [
+    "CLASS_OF_ROLE",
+    "MODES",
+    "figure_assets",
+    "figure_interactive",
+    "follow_page",
+    "palette_css",
+    "standalone_html",
+]
+
+#: How a figure takes its colors: from the page (``auto``), or pinned to a theme.
+MODES = THEME_CHOICES
+#: The CSS class of each theme role: its color is the custom property of the same name (``--mv-n``).
+CLASS_OF_ROLE = {field: name for field, name in CSS_NAMES.items() if field not in ("background", "foreground")}
+#: Tree guide cells (four characters each) and the class that draws each with CSS.
+GUIDE_CLASS = {"│   ": "P", "├── ": "B", "└── ": "E", "    ": "S"}
+
+
+def _classes(theme: Theme) -> dict[Style, str]:
+    """Each style the figure's lines use for a role, to the role's class (the foreground: no class)."""
+    classes: dict[Style, str] = {}
+    for role, name in CLASS_OF_ROLE.items():  # roles drawn alike (folded and error) take the first's class
+        classes.setdefault(role_style(theme.role(role)), name)
+    classes.setdefault(Style(color=theme.foreground), "c")
+    return classes
+
+
+def _span_class(style: Style, classes: dict[Style, str]) -> tuple[str, str]:
+    """The class (and inline CSS, for colors no role names) of text drawn in ``style``."""
+    known = classes.get(style)
+    if known is not None:
+        return known, ""
+    names: list[str] = []
+    css: list[str] = []
+    color = style.color
+    if color is not None and not color.is_default:
+        if color.type in (ColorType.STANDARD, ColorType.WINDOWS) or (
+            color.type == ColorType.EIGHT_BIT and color.number is not None and color.number < 16
+        ):
+            css.append(f"color:var(--mv-a{color.number})")  # a palette color: it follows the theme
+        else:
+            css.append(f"color:{color.get_truecolor().hex}")
+    if style.bgcolor is not None and not style.bgcolor.is_default:
+        css.append(f"background:{style.bgcolor.get_truecolor(terminal_theme(DARK)).hex}")
+    for flag, declaration in (
+        (style.bold, "font-weight:bold"),
+        (style.italic, "font-style:italic"),
+        (style.underline, "text-decoration:underline"),
+        (style.dim, "opacity:.6"),
+    ):
+        if flag:
+            css.append(declaration)
+    return " ".join(names), ";".join(css)
+
+
+def _line_html(line: Text, guides: int, classes: dict[Style, str], console: Console, clipped: int = 0) -> str:
+    """One line: its guide cells, then its text, each span of it an HTML span of its role's class.
+
+    Spans nest as the lines are built (a parameter's color, the dtype inside it), and so do the HTML spans:
+    a span's text takes what its own style does not say from the spans around it and from the line's style,
+    as it does when the line is printed.
+    """
+    plain = line.plain
+    base_class, base_css = _style_of(line.style, classes)
+    opening = '<div class="l'
+    opening += f" {base_class}" if base_class else ""
+    opening += '"' + (f' style="{base_css}"' if base_css else "") + (f' data-c="{clipped}"' if clipped else "") + ">"
+    parts = [opening]
+    for start in range(0, guides, 4):
+        cell = plain[start : start + 4]
+        name = "X" if cell.startswith("⋯") else GUIDE_CLASS.get(cell, "S")
+        parts.append(f'<i class="{name}"></i>')
+    spans = sorted(line.spans, key=lambda span: (span.start, -span.end))
+    mark = len(parts)
+    cursor = guides
+    # The spans still open: where each ends.
+    open_ends: list[int] = []
+
+    def text_to(end: int) -> None:
+        nonlocal cursor
+        if end > cursor:
+            parts.append(html.escape(plain[cursor:end], quote=False))
+            cursor = end
+
+    for span in spans:
+        if span.end <= guides:
+            continue
+        while open_ends and open_ends[-1] <= span.start:
+            text_to(open_ends.pop())
+            parts.append("</span>")
+        if open_ends and span.end > open_ends[-1]:  # crossing spans (not built here): styles as printed
+            del parts[mark:]
+            return _segments_html(line, guides, classes, console, parts)
+        text_to(max(span.start, guides))
+        name, css = _style_of(span.style, classes)
+        attributes = (f' class="{name}"' if name else "") + (f' style="{css}"' if css else "")
+        parts.append(f"<span{attributes}>")
+        open_ends.append(span.end)
+    while open_ends:
+        text_to(open_ends.pop())
+        parts.append("</span>")
+    text_to(len(plain))
+    parts.append("</div>")
+    return "".join(parts).replace("<span></span>", "")
+
+
+def _style_of(style: str | Style, classes: dict[Style, str]) -> tuple[str, str]:
+    if not style:
+        return "", ""
+    parsed = Style.parse(style) if isinstance(style, str) else style
+    return _span_class(parsed, classes)
+
+
+def _segments_html(line: Text, guides: int, classes: dict[Style, str], console: Console, parts: list[str]) -> str:
+    """A line whose spans cross: each run of text in the style it is printed in."""
+    offset = 0
+    for segment in line.render(console):
+        text = segment.text
+        end = offset + len(text)
+        if end <= guides:
+            offset = end
+            continue
+        if offset < guides:
+            text = text[guides - offset :]
+        offset = end
+        name, css = _span_class(segment.style, classes) if segment.style else ("", "")
+        escaped = html.escape(text, quote=False)
+        if name or css:
+            attributes = (f' class="{name}"' if name else "") + (f' style="{css}"' if css else "")
+            escaped = f"<span{attributes}>{escaped}</span>"
+        parts.append(escaped)
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def _item_open(row: TreeLine) -> str:
+    attributes = [f'data-l="{row.level}"', f'data-path="{html.escape(row.path, quote=True)}"']
+    if row.regex:
+        attributes.append(f'data-r="{html.escape(row.regex, quote=True)}"')
+    if row.members:
+        # The regex of the group's own names, which a member's regex puts its name in place of.
+        attributes.append(f'data-s="{html.escape(row.segment, quote=True)}"')
+        if not all(name.isdecimal() for name in row.members):
+            # Indices are read back from the label (0-11); other names could hold its commas.
+            attributes.append(f'data-m="{html.escape(json.dumps(list(row.members)), quote=True)}"')
+    if row.kids:
+        attributes.append("data-k")
+    return f'<div class="i" {" ".join(attributes)}>'
+
+
+def figure_interactive(
+    figure: Figure, *, label: str = "model structure", mode: str = "auto", open_depth: int | None = None
+) -> str:
+    """The figure as interactive HTML: ``mode`` ``auto`` follows the page's light/dark mode, ``dark`` and
+    ``light`` pin one; ``open_depth`` starts the tree collapsed below that depth (the script does it: without
+    it, the whole tree shows)."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
+    classes = _classes(figure.theme)
+    console = _console(figure.width + 1)
+    rows = figure.rows if figure.rows is not None else [None] * len(figure.lines)
+    opening = f'<div class="mv mv-{mode}" data-mv aria-label="{html.escape(label, quote=True)}"'
+    if open_depth is not None:
+        opening += f' data-open="{open_depth}"'
+    parts = [opening + ">"]
+    in_tree = in_item = False
+    for line, row in zip(figure.lines, rows, strict=True):
+        if row is None:
+            if in_item:
+                parts.append("</div>")
+            if in_tree:
+                parts.append("</div>")
+            in_tree = in_item = False
+            parts.append(_line_html(line, 0, classes, console))
+            continue
+        if not in_tree:
+            parts.append(f'<div class="T" aria-label="{html.escape(label, quote=True)}">')
+            in_tree = True
+        if row.head:
+            if in_item:
+                parts.append("</div>")
+            parts.append(_item_open(row))
+            in_item = True
+        parts.append(_line_html(line, row.guides, classes, console, row.clipped))
+    if in_item:
+        parts.append("</div>")
+    if in_tree:
+        parts.append("</div>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
+# -- the stylesheet and the script ---------------------------------------------------------------------
+
+
+def _palette(theme: Theme) -> str:
+    """``--mv-*`` custom properties of a theme: background, foreground, each role and the 16 ANSI colors."""
+    return ";".join(f"--mv-{name}:{color}" for name, color in css_colors(theme).items())
+
+
+@lru_cache(maxsize=1)
+def palette_css() -> str:
+    """Both palettes, and which applies where: to figures of class ``mv-auto`` (following the page),
+    ``mv-dark`` and ``mv-light`` (pinned).
+
+    Light unless the page is dark: furo marks it on ``body[data-theme]``, pydata-sphinx-theme and
+    sphinx-book-theme on ``html[data-theme]``, MkDocs Material on ``[data-md-color-scheme]`` (``slate``),
+    JupyterLab on ``body[data-jp-theme-light]``, VS Code's notebooks with a class of ``body``; elsewhere the
+    reader's ``prefers-color-scheme`` decides.
+    """
+    light, dark = _palette(LIGHT), _palette(DARK)
+    dark_pages = ",".join(
+        f"{page} .mv-auto"
+        for page in (
+            "html[data-theme=dark]",
+            "body[data-theme=dark]",
+            "[data-md-color-scheme=slate]",
+            "body[data-jp-theme-light=false]",
+            "body.vscode-dark",
+        )
+    )
+    not_light = (
+        "html:not([data-theme=light]) body:not([data-theme=light]):not([data-md-color-scheme=default])"
+        ":not([data-jp-theme-light=true]):not(.vscode-light) .mv-auto"
+    )
+    return (
+        f".mv-auto,.mv-light{{{light}}}\n"
+        f"{dark_pages},.mv-dark{{{dark}}}\n"
+        f"@media (prefers-color-scheme:dark){{{not_light}{{{dark}}}}}\n"
+    )
+
+
+_PROBE_COLOR = re.compile("|".join(re.escape(color) for color in PROBE_NAMES), re.IGNORECASE)
+
+
+def follow_page(markup: str) -> str:
+    """Markup drawn in the :data:`~sphinx_modelvis.theme.PROBE` theme with its colors made CSS custom
+    properties, so that it takes the page's palette (an element of class ``mv-auto`` must hold it)."""
+    markup = re.sub(
+        r'(fill|stroke)="(#0101[0-9a-f]{2})"',
+        lambda match: f'style="{match[1]}:var(--mv-{PROBE_NAMES[match[2].lower()]})"',
+        markup,
+    )
+    return _PROBE_COLOR.sub(lambda match: f"var(--mv-{PROBE_NAMES[match[0].lower()]})", markup)
+
+
+#: Quoted strings (kept as they are) and the rest of a line, where spaces next to punctuation can go: around
+#: JavaScript's operators, around CSS's braces, colons and commas (not its combinators).
+_STRINGS = re.compile(r"""("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')""")
+_SPACED = {
+    ".js": re.compile(r"\s*([{}()\[\];,:=<>+\-*/!?&|])\s*"),
+    ".css": re.compile(r"\s*([{};:,])\s*"),
+}
+
+
+def _squeezed(line: str, spaced: re.Pattern[str]) -> str:
+    parts = _STRINGS.split(line)
+    return "".join(part if index % 2 else spaced.sub(r"\1", part) for index, part in enumerate(parts))
+
+
+def _static(name: str) -> str:
+    """A file of ``static/`` as shipped: without its comments, indentation and the spaces around punctuation.
+
+    The files are written for that: comments on lines of their own or in ``/* */``, no regular expression
+    or CSS value with a space next to punctuation, never two ``+`` or ``-`` in a row across a space.
+    """
+    text = resources.files(__package__).joinpath("static", name).read_text(encoding="utf-8")
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.DOTALL)
+    lines = (line.strip() for line in text.splitlines())
+    spaced = _SPACED[name[name.rindex(".") :]]
+    kept = [_squeezed(line, spaced) for line in lines if line and not line.startswith("//")]
+    # A line break after ``;``, a brace or a comma is no statement's end: the next line can follow on.
+    joined = kept[:1]
+    for line in kept[1:]:
+        joined.append(line if joined[-1][-1] in ";{}," else "\n" + line)
+    return "".join(joined) + "\n"
+
+
+@lru_cache(maxsize=1)
+def figure_assets() -> tuple[str, str]:
+    """The stylesheet (layout, both palettes) and the script every interactive figure of a page shares."""
+    css = _static("modelvis-figure.css").replace("FONT_STACK", FONT_STACK.replace(", ", ",")) + palette_css()
+    return css, _static("modelvis-figure.js")
+
+
+def standalone_html(figure: Figure, *, label: str = "model structure", mode: str = "auto") -> str:
+    """The interactive figure with its stylesheet and script inline: for a notebook output or a file of its own.
+
+    The script sets itself up once per page, however many figures carry it.
+    """
+    css, script = figure_assets()
+    body = figure_interactive(figure, label=label, mode=mode)
+    return f"<style>{css}</style>{body}<script>{script}</script>"
