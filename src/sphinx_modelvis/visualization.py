@@ -26,12 +26,18 @@ __all__ = ["TreeFigure", "Visualization"]
 class TreeFigure:
     """A folded model tree as a rich renderable: print it with any rich console, or export it.
 
-    The lines are laid out for the width of the console that prints it.
+    The lines are laid out for the width of the console that prints it. In Jupyter it shows as the
+    interactive HTML figure (``theme="auto"`` follows the notebook's light or dark theme; a terminal
+    draws ``auto`` in the dark colors).
     """
 
-    def __init__(self, block: TreeBlock, *, theme: str | Theme = "dark") -> None:
+    def __init__(self, block: TreeBlock, *, theme: str | Theme = "auto") -> None:
         self.block = block
-        self.theme = get_theme(theme)
+        #: How an HTML figure takes its colors: ``auto``, ``dark`` or ``light`` (``None``: a theme of its own).
+        self.mode = theme if isinstance(theme, str) else None
+        self.theme = get_theme("dark" if theme == "auto" else theme)
+        # The notebook cell (IPython's execution count) that already shows this figure.
+        self._shown_in: int | None = None
 
     @property
     def tree(self) -> ModelTree:
@@ -49,6 +55,24 @@ class TreeFigure:
 
     def __str__(self) -> str:
         return str(self.render("text"))
+
+    def _repr_html_(self) -> str:
+        """The interactive figure, its stylesheet and script inline (a notebook output is a page of its own)."""
+        if self.mode is None:  # a theme of its own: its colors as they are, in rich's styled <pre>
+            return str(self.render("html"))
+        from .rendering.interactive import standalone_html
+
+        return standalone_html(build_figure(self.block, theme=self.theme), mode=self.mode)
+
+    def _ipython_display_(self) -> None:
+        """Shown in IPython: once per cell, when ``structure_graph()`` has shown it and is also the cell's value."""
+        from IPython.display import display
+
+        count = _ipython_count()
+        if count is not None and count == self._shown_in:
+            return
+        self._shown_in = count
+        display({"text/html": self._repr_html_(), "text/plain": str(self)}, raw=True)
 
 
 def _rich_output(lines: list[Text], console: Console, options: ConsoleOptions) -> list[Segment | Text]:
@@ -122,6 +146,18 @@ def _rich_output(lines: list[Text], console: Console, options: ConsoleOptions) -
     return output
 
 
+def _ipython_shell() -> Any:
+    """The running IPython shell, if any (a Jupyter kernel's, or a terminal's)."""
+    ipython = sys.modules.get("IPython")
+    return ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+
+
+def _ipython_count() -> int | None:
+    """The number of the IPython cell running now, or ``None`` outside IPython."""
+    count = getattr(_ipython_shell(), "execution_count", None)
+    return count if isinstance(count, int) else None
+
+
 def _captures_in_memory(stream: Any) -> bool:
     """Whether ``stream`` is an in-memory capture (``io.StringIO``, a notebook, a test's capsys)."""
     try:
@@ -152,10 +188,11 @@ class Visualization:
         show_buffers: bool = False,
         max_depth: int | None = None,
         summary: bool = True,
-        theme: str | Theme = "dark",
+        theme: str | Theme = "auto",
         width: int | None = None,
     ) -> TreeFigure:
-        """Print the folded tree to the current ``sys.stdout`` through rich, and return it.
+        """Print the folded tree to the current ``sys.stdout`` through rich (in a Jupyter kernel: show the
+        interactive HTML figure), and return it.
 
         Identical sibling modules fold into one line (``0-11 (BertLayer)``); tunable parameters are
         blue, frozen grey, delta purple. ``keep_non_params`` keeps modules without parameters
@@ -163,7 +200,8 @@ class Visualization:
         ``show_buffers`` adds buffers; ``max_depth`` cuts the tree below that depth; ``summary``
         adds the parameter totals under the tree. The colors survive when stdout is captured in
         memory; a real file that is not a terminal gets plain text. In a ``modelvis`` directive
-        the tree becomes part of the figure.
+        the tree becomes part of the figure. ``theme`` is ``auto`` (dark in a terminal; in HTML, the
+        page's or notebook's mode), ``dark``, ``light`` or a :class:`~sphinx_modelvis.theme.Theme`.
         """
         tree = build_tree(
             self.plm,
@@ -176,8 +214,11 @@ class Visualization:
         if printTree:
             stream = sys.stdout
             add_tree = getattr(stream, "modelvis_add_tree", None)
+            shell = _ipython_shell()
             if add_tree is not None:  # running inside a modelvis figure: hand over the tree itself
                 add_tree(figure.block)
+            elif getattr(shell, "kernel", None) is not None:  # a Jupyter kernel: the interactive figure
+                figure._ipython_display_()
             else:
                 in_memory = _captures_in_memory(stream)
                 console = Console(
@@ -190,4 +231,6 @@ class Visualization:
                     emoji=False,
                 )
                 console.print(figure)
+                # In a terminal IPython the figure, the cell's value, is not shown a second time.
+                figure._shown_in = _ipython_count()
         return figure
