@@ -10,7 +10,7 @@ copyright = "2026, the sphinx-modelvis developers"
 release = version = sphinx_modelvis.__version__
 
 extensions = [
-    "myst_parser",
+    "myst_nb",  # MyST Markdown (it brings myst_parser), and notebooks run while the docs build
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.intersphinx",
@@ -21,6 +21,12 @@ myst_heading_anchors = 3
 # examples/ holds projects of other tools (an MkDocs site) that the guides include as files.
 exclude_patterns = ["_build", "readme", "examples", "Thumbs.db", ".DS_Store"]
 numfig = True
+# Notebooks (MyST text notebooks, kept without outputs) run on every build; an error in one fails it.
+nb_execution_mode = "force"
+nb_execution_timeout = 300
+nb_execution_raise_on_error = True
+nb_execution_show_tb = True
+nb_output_stderr = "remove"  # library warnings (tqdm's about widgets) are not what the page is about
 
 html_theme = "furo"
 html_title = "sphinx-modelvis"
@@ -31,7 +37,7 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 intersphinx_mapping: dict[str, tuple[str, str | None]] = {}
 
-# Figures: dark terminal look, cached between builds (CI keeps this folder, see the CI guide).
+# Figures follow the page's light/dark mode (the default); cached between builds (CI keeps this folder).
 modelvis_cache_dir = "_build/.modelvis-cache"
 
 

@@ -6,33 +6,20 @@ The built site and full-page screenshots are kept under pytest's temporary folde
 
 from __future__ import annotations
 
-import functools
-import http.server
 import os
 import re
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser import CHROMIUM, CHROMIUM_FLAGS, contrast, luminance, needs_chromium, rgb, serve
 from bs4 import BeautifulSoup
-from sphinx_html import figure_by_name, svg_lines
+from sphinx_html import figure_by_name, figure_lines
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-]
 
 
 @pytest.fixture(scope="module")
@@ -66,12 +53,19 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_every_page_is_built_with_its_figures(site: Path) -> None:
     tutorial = BeautifulSoup((site / "tutorial" / "visualization.html").read_text(), "html.parser")
     for name in ("raw_print", "bert_vis", "bertdelta_vis", "bertdelta_noparam", "color_samples"):
-        assert figure_by_name(tutorial, name).find("svg") is not None, name
-    assert len(tutorial.select("svg.modelvis-svg")) >= 5
-    assert not list(site.rglob("modelvis-*")), "no image file: every figure is inline"
+        assert figure_by_name(tutorial, name).select_one(".mv.mv-auto") is not None, name
+    assert len(tutorial.select(".mv[data-mv]")) >= 5
+    assert not list(site.rglob("modelvis-*.png")), "no image file: every figure is inline"
 
-    gallery = (site / "gallery.html").read_text()
-    lines = [line for svg in re.findall(r"<svg.*?</svg>", gallery, flags=re.S) for line in svg_lines(svg)]
+    # The notebook page: cells run by myst-nb in a real kernel, their outputs the interactive figures.
+    notebook = BeautifulSoup((site / "notebook.html").read_text(), "html.parser")
+    outputs = notebook.select(".cell_output .mv[data-mv]")
+    assert len(outputs) == 2 and "mv-auto" in outputs[0]["class"]
+    assert any(line.strip() == "0-5 (BertLayer)" for line in figure_lines(outputs[0]))
+    assert any("lora_A" in line for line in figure_lines(outputs[1]))
+
+    gallery = BeautifulSoup((site / "gallery.html").read_text(), "html.parser")
+    lines = [line for figure in gallery.select(".mv[data-mv]") for line in figure_lines(figure)]
     for expected in ("0-11 (GPT2Block)", "0-79 (LlamaDecoderLayer)", "(ViTLayer)", "T5Block"):
         assert any(expected in line for line in lines), expected
     summaries = [line for line in lines if line.startswith("parameters:")]
@@ -96,68 +90,42 @@ def test_the_conf_py_example_of_the_options_guide_builds(tmp_path: Path) -> None
     assert result.returncode == 0, result.stderr
     page = (tmp_path / "_build" / "html" / "index.html").read_text()
     assert "model = nn.Linear(4, 4)" in re.sub(r"<[^>]+>", "", page)  # modelvis_show_code = True
-    assert any(line.startswith("root weight:[4, 4]") for line in svg_lines(page))
+    figure = BeautifulSoup(page, "html.parser").select_one(".modelvis-figure")
+    assert any(line.startswith("root weight:[4, 4]") for line in figure_lines(figure))
     assert (tmp_path / "_build" / ".modelvis-cache").is_dir()
 
 
 @pytest.fixture(scope="module")
 def server(site: Path) -> Iterator[str]:
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-    handler = functools.partial(Quiet, directory=str(site))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with serve(site) as address:
+        yield address
 
 
-def _luminance(rgb: tuple[int, int, int]) -> float:
-    def channel(value: int) -> float:
-        c = value / 255
-        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
-
-    r, g, b = (channel(v) for v in rgb)
-    return 0.2126 * r + 0.7152 * g + 0.0722 * b
-
-
-def contrast(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
-    la, lb = sorted((_luminance(a), _luminance(b)), reverse=True)
-    return (la + 0.05) / (lb + 0.05)
-
-
-def _rgb(css: str) -> tuple[int, int, int]:
-    if css.startswith("#"):
-        return int(css[1:3], 16), int(css[3:5], 16), int(css[5:7], 16)
-    r, g, b = (int(float(v)) for v in re.findall(r"[\d.]+", css)[:3])
-    return r, g, b
-
-
-# For every figure: its size, and each text color with the color behind it (the figure's background,
-# or a cell background rich drew under that text), as the browser computes them.
+# For every figure: its size, its background, and each text color with the color behind it (the figure's
+# background, or a background drawn under that text), as the browser computes them.
 FIGURE_COLORS_JS = """
-() => Array.from(document.querySelectorAll('svg.modelvis-svg')).map(svg => {
-  const box = svg.getBoundingClientRect();
-  const rects = Array.from(svg.querySelectorAll('rect'));
-  const background = rects[0].getAttribute('fill');
-  const cells = rects.slice(1).map(r => ({x: +r.getAttribute('x'), y: +r.getAttribute('y'),
-      w: +r.getAttribute('width'), fill: r.getAttribute('fill')}));
+() => Array.from(document.querySelectorAll('.mv[data-mv]')).map(figure => {
+  const box = figure.getBoundingClientRect();
+  const background = getComputedStyle(figure).backgroundColor;
   const pairs = new Set();
-  svg.querySelectorAll('text').forEach(t => {
-    const x = +t.getAttribute('x'), y = +t.getAttribute('y');
-    const cell = cells.find(c => Math.abs(c.y + 18.5 - y) < 0.5 && c.x <= x && x < c.x + c.w);
-    pairs.add(getComputedStyle(t).fill + '|' + (cell ? cell.fill : background));
+  figure.querySelectorAll('.l, .l span').forEach(element => {
+    if (!Array.from(element.childNodes).some(node => node.nodeType === 3 && node.textContent.trim())) return;
+    let behind = background;
+    for (let up = element; up !== figure; up = up.parentElement) {
+      const color = getComputedStyle(up).backgroundColor;
+      if (color !== 'rgba(0, 0, 0, 0)') { behind = color; break; }
+    }
+    pairs.add(getComputedStyle(element).color + '|' + behind);
   });
-  return {width: box.width, height: box.height, pairs: Array.from(pairs), visible: svg.checkVisibility()};
+  return {width: box.width, height: box.height, background, pairs: Array.from(pairs),
+          visible: figure.checkVisibility()};
 })
 """
 
 
-@pytest.mark.browser
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make system-deps installs it)")
 @pytest.mark.parametrize("mode", ["light", "dark"])
+@pytest.mark.browser
+@needs_chromium
 def test_tutorial_as_a_reader_sees_it(server: str, mode: str, tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -179,7 +147,7 @@ def test_tutorial_as_a_reader_sees_it(server: str, mode: str, tmp_path: Path) ->
 
             # The site follows the reader's color scheme.
             body_background = page.evaluate("getComputedStyle(document.body).backgroundColor")
-            page_is_dark = _luminance(_rgb(body_background)) < 0.2
+            page_is_dark = luminance(rgb(body_background)) < 0.2
             assert page_is_dark == (mode == "dark")
 
             # Collapsed outputs are closed, and open on a click on their summary.
@@ -196,9 +164,11 @@ def test_tutorial_as_a_reader_sees_it(server: str, mode: str, tmp_path: Path) ->
             assert len(figures) >= 5
             for figure in figures:
                 assert figure["visible"] and figure["width"] > 100 and figure["height"] > 50, figure
+                # The figures follow the page: dark on the dark page, light on the light one.
+                assert (luminance(rgb(figure["background"])) < 0.2) == page_is_dark, figure["background"]
                 for pair in figure["pairs"]:
                     fill, background = pair.split("|")
-                    assert contrast(_rgb(fill), _rgb(background)) >= 4.5, pair
+                    assert contrast(rgb(fill), rgb(background)) >= 4.5, pair
 
             # The tree is text: the browser's search finds it.
             assert page.evaluate("window.find('BertLayer')")
@@ -215,4 +185,57 @@ def test_tutorial_as_a_reader_sees_it(server: str, mode: str, tmp_path: Path) ->
             browser.close()
     outside = [url for url in requests if not url.startswith(server)]
     assert outside == [], "no request may leave localhost"
+    assert errors == []
+
+
+# Each figure's first module line with a key, the first folded range, and whether it has a filter.
+USABLE_JS = """
+figure => ({
+  path: figure.querySelector('.i[data-path]:not([data-path=""])').dataset.path,
+  folded: !!figure.querySelector('.i > .l:first-child .f'),
+  filter: !!figure.querySelector('.mv-find'),
+})
+"""
+
+
+@pytest.mark.parametrize("mode", ["light", "dark"])
+@pytest.mark.parametrize("name", ["tutorial/visualization.html", "notebook.html", "guides/interactive.html"])
+@pytest.mark.browser
+@needs_chromium
+def test_every_figure_can_be_hovered_copied_unfolded_and_searched(server: str, name: str, mode: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            context = browser.new_context(color_scheme=mode, viewport={"width": 1280, "height": 900})
+            context.grant_permissions(["clipboard-read", "clipboard-write"])
+            page = context.new_page()
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(f"{server}/{name}", wait_until="networkidle")
+            closed = page.locator("details:not([open]) > summary")
+            while closed.count():
+                closed.first.click()
+            figures = page.locator(".mv[data-mv]")
+            trees = [index for index in range(figures.count()) if figures.nth(index).locator(".i").count()]
+            assert len(trees) >= 2
+            for index in trees:
+                figure = figures.nth(index)
+                found = figure.evaluate(USABLE_JS)
+                line = figure.locator(f'.i[data-path="{found["path"]}"] > .l').first
+                line.locator(".n").first.hover()
+                assert page.locator(".mv-tip").inner_text().splitlines()[0] == found["path"]
+                line.locator(".n").first.click()
+                page.locator(".mv-tip", has_text="copied").wait_for()
+                assert page.evaluate("navigator.clipboard.readText()") == found["path"]
+                if found["folded"]:
+                    before = figure.locator(".i:not([hidden])").count()
+                    figure.locator(".i > .l:first-child .f").first.click()
+                    assert figure.locator(".i:not([hidden])").count() > before
+                if found["filter"]:
+                    figure.locator(".mv-find").fill("dense")
+                    assert figure.locator(".i.hit").count() > 0
+        finally:
+            browser.close()
     assert errors == []
