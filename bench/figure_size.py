@@ -1,9 +1,17 @@
-"""Figure size: our SVG of BERT's tree against rich's default ``export_svg`` of the same tree, and against a PNG.
+"""Figure size: our SVG of BERT's tree against rich's default ``export_svg`` of the same tree, and against a PNG;
+our interactive HTML figure of BERT against treescope's HTML of the same model.
 
-Every figure is the same folded tree (``Visualization(model).structure_graph()``), 100 columns, dark theme.
-"rich default" prints our tree renderable to a recording rich ``Console`` and calls ``export_svg()`` with no
-arguments, as a user of rich would. Each SVG is checked for external requests (fonts, images, styles fetched
-from elsewhere). Run it with the dev environment: ``.venv/bin/python bench/figure_size.py``.
+Every figure of the first table is the same folded tree (``Visualization(model).structure_graph()``), 100
+columns, dark theme. "rich default" prints our tree renderable to a recording rich ``Console`` and calls
+``export_svg()`` with no arguments, as a user of rich would. Each SVG is checked for external requests (fonts,
+images, styles fetched from elsewhere).
+
+The second table: ``page_figure(build_tree(model), format="interactive")`` (theme ``auto``), what a page carries
+per figure, and ``figure_assets()``, the stylesheet and script a page ships once, against
+``treescope.render_to_html(model)`` of the same BERT, rendered in ``bench/.venv`` (treescope is no dependency of
+ours) by ``treescope_html.py`` as a child process during this run.
+
+Run it with the dev environment: ``.venv/bin/python bench/figure_size.py``.
 """
 
 from __future__ import annotations
@@ -18,11 +26,18 @@ from pathlib import Path
 from machine import describe
 from rich.console import Console
 from torch import nn
+from treescope_html import run_peer
 
 OUT = Path(__file__).resolve().parent / "out" / "figure_size"
 WIDTH = 100
 #: The figure-size target of the benchmark issue, for the BERT figure.
 TARGET_BYTES = 40_000
+
+#: The interactive figure's budgets (issue 10): the BERT figure's HTML, and the stylesheet and script together.
+TARGET_INTERACTIVE_BYTES = 25_000
+TARGET_ASSETS_BYTES = 12_000
+#: Figures on the page of the "ten figures" rows (as ``page_load.py`` opens).
+PAGE_FIGURES = 10
 
 #: What makes a viewer fetch something: a CSS ``url(...)`` or ``@import``, an ``href``/``src`` not within the file.
 _EXTERNAL = re.compile(r"""(?:url\(|@import\s|(?:href|src)\s*=)\s*['"]?(?P<target>[^'")\s]+)""")
@@ -32,6 +47,15 @@ def external_requests(svg: str) -> list[str]:
     """The hosts (or paths) ``svg`` would fetch from (empty: the figure is self-contained)."""
     targets = {match["target"] for match in _EXTERNAL.finditer(svg) if not match["target"].startswith(("#", "data:"))}
     return sorted({re.sub(r"^(https?://[^/]+)/.*", r"\1", target) for target in targets})
+
+
+#: What makes a script fetch something, or load a module of a framework.
+_SCRIPT_REQUEST = re.compile(r"\b(?:fetch|import|importScripts|require|XMLHttpRequest|WebSocket|EventSource)\b\s*[(.]")
+
+
+def script_requests(script: str) -> list[str]:
+    """The calls in ``script`` that fetch or import something (empty: it stands alone)."""
+    return sorted({match[0].rstrip("(. ") for match in _SCRIPT_REQUEST.finditer(script)})
 
 
 def models() -> list[tuple[str, nn.Module, bool]]:
@@ -67,6 +91,105 @@ def kb(size: int) -> str:
     return f"{size / 1000:.1f} KB"
 
 
+def gz(data: bytes) -> int:
+    return len(gzip.compress(data, 9))
+
+
+def interactive_table(bert: nn.Module) -> tuple[list[str], list[str], bool]:
+    """The lines above the interactive table (treescope's versions), its rows, and whether a budget was missed."""
+    from sphinx_modelvis.introspect import build_tree
+    from sphinx_modelvis.rendering import build_figure, page_figure
+    from sphinx_modelvis.rendering.interactive import figure_assets, standalone_html
+
+    tree = build_tree(bert)
+    figure = page_figure(tree, format="interactive", theme="auto", width=WIDTH, label="BERT-base")
+    svg = page_figure(tree, format="svg", theme="auto", width=WIDTH, label="BERT-base")
+    alone = standalone_html(build_figure(tree, theme="dark", width=WIDTH), label="BERT-base")
+    css, script = figure_assets()
+    (OUT / "interactive-bert.html").write_text(figure, encoding="utf-8")
+    (OUT / "interactive-bert-standalone.html").write_text(alone, encoding="utf-8")
+    (OUT / "modelvis-figure.css").write_text(css, encoding="utf-8")
+    (OUT / "modelvis-figure.js").write_text(script, encoding="utf-8")
+    (OUT / "svg-auto-bert.svg").write_text(svg, encoding="utf-8")
+
+    peer = run_peer(OUT / "treescope", ("meta", "meta-raw", "cpu-names"))
+    if "error" in peer:
+        above = [f"- treescope: not measured: {peer['error']}"]
+    else:
+        versions = ", ".join(f"{name} {version}" for name, version in peer["versions"].items())
+        above = [f"- treescope side: python {peer['python']}; {versions}; a child process of this run"]
+
+    ours = figure.encode("utf-8")
+    assets = (css + script).encode("utf-8")
+    ours_external = external_requests(figure) + external_requests(css) + external_requests(script)
+    ours_external += script_requests(script)
+    rows: list[str] = []
+
+    def row(side: str, data: bytes, external: str, target: str = "", against: bytes | None = None) -> None:
+        """A row; ``against``: what its bytes are compared with (ours: the figure)."""
+        ratio = len(data) / len(against if against is not None else ours)
+        rows.append(
+            f"| {side} | {kb(len(data))} ({len(data):,} B) | {kb(gz(data))} | {ratio:.1f}x | {external} | {target} |"
+        )
+
+    met_figure = len(ours) <= TARGET_INTERACTIVE_BYTES and not ours_external
+    met_assets = len(assets) <= TARGET_ASSETS_BYTES and not ours_external
+    no_request = ", ".join(ours_external) or "none"
+    row(
+        'ours: interactive figure, `page_figure(..., format="interactive")` (per figure)',
+        ours,
+        no_request,
+        f"<= {TARGET_INTERACTIVE_BYTES // 1000} KB, no external request: {'met' if met_figure else 'MISSED'}",
+    )
+    row(
+        f"ours: stylesheet + script, `figure_assets()` (once per page: CSS {len(css.encode()):,} B + "
+        f"JS {len(script.encode()):,} B)",
+        assets,
+        no_request,
+        f"<= {TARGET_ASSETS_BYTES // 1000} KB, no external request, no framework: "
+        f"{'met' if met_assets else f'MISSED (by {len(assets) - TARGET_ASSETS_BYTES:,} B)'}",
+    )
+    row("ours: figure + stylesheet + script", ours + assets, no_request)
+    row("ours: `standalone_html` (one self-contained figure, as in a notebook)", alone.encode("utf-8"), no_request)
+    row(
+        'ours: SVG figure, `page_figure(..., format="svg")`, for comparison',
+        svg.encode("utf-8"),
+        ", ".join(external_requests(svg)) or "none",
+    )
+    labels = {
+        "meta": "treescope: `render_to_html(model)`, BERT on the meta device (self-contained)",
+        "meta-raw": "treescope: the same with `compressed=False` (the markup its script inflates)",
+        "cpu-names": "treescope: `render_to_html(model)`, BERT with weights on the CPU (`Tensor.names` given back)",
+    }
+    peer_meta, peer_external = b"", ""
+    for variant, label in labels.items():
+        if "error" in peer:
+            rows.append(f"| {label} | not measured | | | | |")
+            continue
+        text = Path(peer[variant]["files"][0]).read_text(encoding="utf-8")
+        data = text.encode("utf-8")
+        external = external_requests(text) + script_requests(text)
+        shown = ", ".join(f"`{item}`" for item in external) or "none"
+        if not peer_meta:
+            peer_meta, peer_external = data, shown
+        row(label, data, shown)
+    page = ours * PAGE_FIGURES + assets
+    row(
+        f"a page of {PAGE_FIGURES} BERT figures, ours: {PAGE_FIGURES} figures + stylesheet + script once",
+        page,
+        no_request,
+        against=page,
+    )
+    if peer_meta:
+        row(
+            f"a page of {PAGE_FIGURES} BERT figures, treescope (meta): {PAGE_FIGURES} renderings",
+            peer_meta * PAGE_FIGURES,
+            peer_external,
+            against=page,
+        )
+    return above, rows, not (met_figure and met_assets)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.parse_args(argv)
@@ -75,7 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     rows = []
     missed = False
-    for index, (name, model, keep) in enumerate(models()):
+    built = models()
+    above, interactive_rows, interactive_missed = interactive_table(built[0][1])
+    for index, (name, model, keep) in enumerate(built):
         figure = Visualization(model).structure_graph(keep_non_params=keep, printTree=False)
         ours = figure.render("svg", width=WIDTH)
         png = figure.render("png", width=WIDTH)
@@ -110,7 +235,24 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(rows))
     print()
     print("KB = 1,000 bytes; gz = gzip -9, as a web server may send it. PNG: 28 px DejaVu Sans Mono, Pillow.")
-    return 1 if missed else 0
+    print()
+    print(f"Interactive HTML, BERT-base (`BertForMaskedLM(BertConfig())`), {WIDTH} columns, theme `auto`:")
+    print()
+    print("\n".join(above))
+    print()
+    print("| figure | HTML | gzip -9 | / ours | external requests | target |")
+    print("|---|---:|---:|---:|---|---|")
+    print("\n".join(interactive_rows))
+    print()
+    print(
+        "/ ours: bytes over our figure's (the page rows: over our page's). Ten figures of a page share one "
+        "copy of the stylesheet and the script; every treescope rendering carries its own (the ten figures "
+        "here are the same figure, so the page's gzip size flatters both sides). treescope's default output "
+        "is its tree zlib-compressed and base64-encoded inside a script (so gzip gains little); torch 2.13 "
+        "has no `Tensor.names`, which treescope 0.1.10 reads to summarize a tensor with data, hence the shim "
+        "on the CPU row (the meta rows need none)."
+    )
+    return 1 if missed or interactive_missed else 0
 
 
 if __name__ == "__main__":

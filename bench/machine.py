@@ -39,6 +39,15 @@ def describe(packages: tuple[str, ...]) -> list[str]:
     commit = subprocess.run(
         ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
     ).stdout.strip()
+    # What the package's working tree has that the commit has not (read only: no optional index refresh).
+    changed = subprocess.run(
+        ["git", "-C", str(repo), "--no-optional-locks", "status", "--porcelain", "--", "src"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.splitlines()
+    if changed:
+        commit += f" with uncommitted changes ({len(changed)} paths under src/)"
     versions = ", ".join(f"{name} {_version(name)}" for name in packages)
     script = Path(sys.argv[0]).resolve()
     shown = script.relative_to(repo) if script.is_relative_to(repo) else script
