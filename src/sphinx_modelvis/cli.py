@@ -9,9 +9,14 @@ import re
 import sys
 from collections.abc import Sequence
 from contextlib import redirect_stdout
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import ModelvisError, NotAModule, SnippetError
+
+if TYPE_CHECKING:
+    from .capture import TreeBlock
 
 __all__ = ["main"]
 
@@ -56,6 +61,17 @@ def _parser() -> argparse.ArgumentParser:
         "--device", choices=("meta", "cpu"), help="run the snippet under torch.device(DEVICE) (meta: no weights)"
     )
     parser.add_argument("--check", action="store_true", help="compare with OUT and report drift instead of writing")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        metavar="BEFORE",
+        help="another snippet (the model before a change, e.g. before adding adapters): draw SNIPPET's model "
+        "marked against BEFORE's: + added, - removed, ~ changed",
+    )
+    parser.add_argument(
+        "--compare-model", metavar="EXPR", help="the module of BEFORE to compare with (default: its last nn.Module)"
+    )
+    parser.add_argument("--changes-only", action="store_true", help="with --compare: leave out unchanged subtrees")
     return parser
 
 
@@ -112,6 +128,63 @@ def _drift(path: Path, new: str | bytes, fmt: str) -> str:
     return f"{path}: out of date ({changed} lines of text changed)\n" + "\n".join(shown) + more
 
 
+class _Failed(Exception):
+    """A snippet that could not give a tree; what went wrong is already printed."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+def _snippet_tree(snippet: Path, model: str | None, model_flag: str, args: argparse.Namespace) -> TreeBlock:
+    """Run ``snippet`` in a namespace of its own, as ``python SNIPPET`` would, and take the tree of ``model``
+    (an expression) or of the last module it bound; errors are printed and raise :class:`_Failed`."""
+    from .execution.snippet import TreeSettings, evaluate_module, last_module_name, module_block, run_snippet
+
+    try:
+        code = snippet.read_text(encoding="utf-8")
+    except OSError as exc:
+        print(f"modelvis: cannot read {snippet}: {exc.strerror}", file=sys.stderr)
+        raise _Failed(EXIT_ERROR) from None
+    settings = TreeSettings(
+        keep_non_params=args.keep_non_params,
+        expand_params=args.expand_params,
+        show_buffers=args.show_buffers,
+        max_depth=args.max_depth,
+        rootname=args.rootname,
+    )
+    namespace = {"__name__": "__main__", "__file__": str(snippet)}
+    # As `python SNIPPET.py` would: modules next to the snippet are importable.
+    folder = str(snippet.resolve().parent)
+    sys.path.insert(0, folder)
+    try:
+        # What the snippet prints goes to stderr, so the figure alone reaches stdout.
+        with redirect_stdout(sys.stderr):
+            run_snippet(code, namespace, filename=str(snippet), device=args.device)
+        if model:
+            try:
+                module = evaluate_module(model, namespace, filename=model_flag)
+            except SnippetError as exc:
+                raise NotAModule(f"{model_flag} {model} could not be evaluated: {exc}") from None
+        else:
+            name = last_module_name(code, namespace)
+            if name is None:
+                raise NotAModule(
+                    f"{snippet} binds no torch.nn.Module to a top-level name; say which one with {model_flag} EXPR"
+                )
+            module = namespace[name]
+        return module_block(module, settings)
+    except SnippetError as exc:
+        print(exc.traceback or str(exc), file=sys.stderr, end="" if exc.traceback else "\n")
+        print(f"modelvis: {snippet} raised {exc}", file=sys.stderr)
+        raise _Failed(EXIT_ERROR) from None
+    except ModelvisError as exc:
+        print(f"modelvis: {exc}", file=sys.stderr)
+        raise _Failed(EXIT_ERROR) from None
+    finally:
+        sys.path.remove(folder)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -123,53 +196,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModelvisError as exc:
         print(f"modelvis: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    try:
-        code = args.snippet.read_text(encoding="utf-8")
-    except OSError as exc:
-        print(f"modelvis: cannot read {args.snippet}: {exc.strerror}", file=sys.stderr)
+    if (args.compare_model or args.changes_only) and args.compare is None:
+        print("modelvis: --compare-model and --changes-only go with --compare BEFORE", file=sys.stderr)
         return EXIT_ERROR
 
     from .capture import Capture
-    from .execution.snippet import TreeSettings, evaluate_module, last_module_name, module_block, run_snippet
-    from .rendering import build_figure, render_figure
 
-    settings = TreeSettings(
-        keep_non_params=args.keep_non_params,
-        expand_params=args.expand_params,
-        show_buffers=args.show_buffers,
-        max_depth=args.max_depth,
-        rootname=args.rootname,
-    )
-    namespace = {"__name__": "__main__", "__file__": str(args.snippet)}
-    # As `python SNIPPET.py` would: modules next to the snippet are importable.
-    folder = str(args.snippet.resolve().parent)
-    sys.path.insert(0, folder)
     try:
-        # What the snippet prints goes to stderr, so the figure alone reaches stdout.
-        with redirect_stdout(sys.stderr):
-            run_snippet(code, namespace, filename=str(args.snippet), device=args.device)
-        if args.model:
-            try:
-                module = evaluate_module(args.model, namespace, filename="--model")
-            except SnippetError as exc:
-                raise NotAModule(f"--model {args.model} could not be evaluated: {exc}") from None
-        else:
-            name = last_module_name(code, namespace)
-            if name is None:
-                raise NotAModule(
-                    f"{args.snippet} binds no torch.nn.Module to a top-level name; say which one with --model EXPR"
-                )
-            module = namespace[name]
-        capture = Capture([module_block(module, settings)])
-    except SnippetError as exc:
-        print(exc.traceback or str(exc), file=sys.stderr, end="" if exc.traceback else "\n")
-        print(f"modelvis: {args.snippet} raised {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except ModelvisError as exc:
-        print(f"modelvis: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    finally:
-        sys.path.remove(folder)
+        before = _snippet_tree(args.compare, args.compare_model, "--compare-model", args) if args.compare else None
+        block = _snippet_tree(args.snippet, args.model, "--model", args)
+        if before is not None:
+            from .compare import compare_trees
+
+            block = replace(block, tree=compare_trees(before.tree, block.tree, changes_only=args.changes_only))
+    except _Failed as exc:
+        return exc.status
+    capture = Capture([block])
+    from .rendering import build_figure, render_figure
 
     if args.output is None and fmt is None:
         from rich.console import Console

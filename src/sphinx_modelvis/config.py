@@ -238,6 +238,8 @@ OPTION_SPEC: dict[str, Callable[[str | None], Any]] = {
     "theme": _choice("auto", "dark", "light"),
     "format": _choice("interactive", "svg", "html"),
     "open-depth": _int_at_least(0),
+    "compare": _text,
+    "changes-only": _flag,
     "columns": _int_at_least(20),
     "timeout": _seconds,
     "reset": _flag,
@@ -259,6 +261,8 @@ class FigureOptions:
 
     ``expr`` is the directive's argument: evaluated after the snippet, its tree is the figure.
     ``collapse`` is the summary of a closed ``<details>``, or ``None`` when the figure is shown open.
+    ``compare`` names an earlier figure of the page (its ``:name:``): this figure's tree is then drawn marked
+    against that figure's tree, by the host, after the snippet ran (it is no part of the cache key).
     """
 
     expr: str | None = None
@@ -272,6 +276,8 @@ class FigureOptions:
     theme: str = "auto"
     format: str = "interactive"
     open_depth: int | None = None
+    compare: str | None = None
+    changes_only: bool = False
     columns: int = 100
     timeout: float = 300.0
     reset: bool = False
@@ -339,6 +345,8 @@ def resolve_figure_options(argument: str | None, options: Mapping[str, Any], con
         theme=options.get("theme", config.theme),
         format=options.get("format", config.format),
         open_depth=options.get("open-depth", config.open_depth),
+        compare=options.get("compare"),
+        changes_only=options.get("changes-only", False),
         columns=options.get("columns", config.columns),
         timeout=options.get("timeout", config.timeout),
         reset=options.get("reset", False),

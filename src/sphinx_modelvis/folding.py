@@ -118,7 +118,15 @@ def drop_parameter_free(root: ModuleNode) -> ModuleNode:
             keep = keep or node.shared_with in kept_paths or _is_ancestor(node.shared_with, path)
         if keep:
             copies[id(node)] = ModuleNode(
-                node.name, node.type_name, list(node.params), kids, node.shared_with, node.type_path, node.type_label
+                node.name,
+                node.type_name,
+                list(node.params),
+                kids,
+                node.shared_with,
+                node.type_path,
+                node.type_label,
+                node.change,
+                node.was_type,
             )
             kept_paths.add(path)
     return copies[id(root)]
@@ -140,6 +148,8 @@ def _signatures(root: ModuleNode) -> dict[int, int]:
             node.type_key,
             node.type_label,
             node.shared_with,
+            node.change,
+            node.was_type,
             tuple([param.signature() for param in node.params]) if node.params else (),
             tuple([(child.name, ids[id(child)]) for child in node.children]) if node.children else (),
         )
@@ -203,7 +213,7 @@ def summarize(tree: ModelTree | ModuleNode) -> ParamSummary:
     for node in root.distinct():
         total = tunable = delta = 0
         for param in node.params:
-            if param.buffer or param.tied_to is not None:
+            if param.buffer or param.tied_to is not None or param.change == "removed":
                 continue
             count = param.numel
             total += count

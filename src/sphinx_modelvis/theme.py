@@ -48,6 +48,11 @@ class Theme:
     guide: Role
     note: Role
     error: Role
+    #: Marks of a comparison (``+``, ``-``, ``~``): what was added, removed, or changed (state, shape, dtype,
+    #: class, place).
+    added: Role
+    removed: Role
+    changed: Role
     #: The 16 ANSI colors (black, red, green, yellow, blue, magenta, cyan, white, then bright ones),
     #: used for captured terminal output that names palette colors.
     ansi: tuple[str, ...]
@@ -74,6 +79,9 @@ DARK = Theme(
     guide=Role("#6e7681"),
     note=Role("#a5afba", italic=True),
     error=Role("#ff7b72", bold=True),
+    added=Role("#3fb950", bold=True),
+    removed=Role("#f85149", bold=True),
+    changed=Role("#e3b341", bold=True),
     ansi=(
         "#484f58", "#ff7b72", "#3fb950", "#d29922", "#58a6ff", "#bc8cff", "#39c5cf", "#b1bac4",
         "#6e7681", "#ffa198", "#56d364", "#e3b341", "#79c0ff", "#d2a8ff", "#56d4dd", "#ffffff",
@@ -94,6 +102,9 @@ LIGHT = Theme(
     guide=Role("#8c959f"),
     note=Role("#57606a", italic=True),
     error=Role("#cf222e", bold=True),
+    added=Role("#116329", bold=True),
+    removed=Role("#a40e26", bold=True),
+    changed=Role("#7d4e00", bold=True),
     ansi=(
         "#24292f", "#cf222e", "#116329", "#4d2d00", "#0969da", "#8250df", "#1b7c83", "#6e7781",
         "#57606a", "#a40e26", "#1a7f37", "#633c01", "#218bff", "#a475f9", "#3192aa", "#8c959f",
@@ -121,6 +132,9 @@ CSS_NAMES: dict[str, str] = {
     "guide": "g",
     "note": "o",
     "error": "e",
+    "added": "p",
+    "removed": "r",
+    "changed": "y",
 }
 
 

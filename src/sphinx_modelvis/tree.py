@@ -7,10 +7,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TREE_FORMAT_VERSION", "ModelTree", "ModuleNode", "ParamInfo", "TreeFacts"]
+__all__ = ["CHANGES", "TREE_FORMAT_VERSION", "ChangeSummary", "ModelTree", "ModuleNode", "ParamInfo", "TreeFacts"]
 
 #: Bumped whenever the JSON layout changes, so cached trees of an older layout are rebuilt.
-TREE_FORMAT_VERSION = 3
+TREE_FORMAT_VERSION = 4
+
+#: The change marks of a compared tree (see :mod:`sphinx_modelvis.compare`), on modules and parameters.
+CHANGES = ("added", "removed", "changed", "moved")
 
 
 @dataclass(slots=True)
@@ -21,6 +24,10 @@ class ParamInfo:
     (``torch.nn.LazyLinear`` before its first call).
     ``tied_to`` names the first place the same tensor was met, for a tied weight;
     a tied parameter is shown but not counted again.
+
+    In a compared tree, ``change`` says how the parameter differs from the earlier tree (one of
+    :data:`CHANGES`, or empty) and ``was`` what it was there: ``tunable``, ``[4, 768]``, ``float32``, and for a
+    moved parameter first where it was, from where it is: ``../weight`` (the weight of the module one up).
     """
 
     name: str
@@ -30,6 +37,8 @@ class ParamInfo:
     delta: bool = False
     buffer: bool = False
     tied_to: str | None = None
+    change: str = ""
+    was: str = ""
 
     @property
     def numel(self) -> int:
@@ -60,6 +69,8 @@ class ParamInfo:
             self.delta,
             self.buffer,
             self.tied_to,
+            self.change,
+            self.was,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -74,6 +85,10 @@ class ParamInfo:
             data["buffer"] = True
         if self.tied_to is not None:
             data["tied_to"] = self.tied_to
+        if self.change:
+            data["change"] = self.change
+        if self.was:
+            data["was"] = self.was
         return data
 
     @classmethod
@@ -87,6 +102,8 @@ class ParamInfo:
             delta=data.get("delta", False),
             buffer=data.get("buffer", False),
             tied_to=data.get("tied_to"),
+            change=data.get("change", ""),
+            was=data.get("was", ""),
         )
 
 
@@ -100,6 +117,8 @@ class ModuleNode:
     so that two classes of the same name are told apart; empty when unknown (trees made by hand).
     ``type_label`` is how the class is shown when its name alone would not tell it from another class
     of the figure (``lora.Linear`` beside ``Linear``); empty means ``type_name``.
+    In a compared tree, ``change`` is ``added`` or ``removed`` for a module only one of the trees has, and
+    ``was_type`` the class the other tree had in its place, when it differs (``Linear`` for ``lora.Linear``).
 
     A tree made by :func:`~sphinx_modelvis.build_tree` shares identical subtrees: the same node object
     stands in every place whose name and whole subtree are alike (the layers of a 12-layer stack share
@@ -113,6 +132,8 @@ class ModuleNode:
     shared_with: str | None = None
     type_path: str = ""
     type_label: str = ""
+    change: str = ""
+    was_type: str = ""
 
     @property
     def type_key(self) -> str:
@@ -171,12 +192,23 @@ class ModuleNode:
             if left is right or (id(left), id(right)) in compared:
                 continue
             compared.add((id(left), id(right)))
-            if (left.name, left.type_key, left.type_label, left.params, left.shared_with, len(left.children)) != (
+            if (
+                left.name,
+                left.type_key,
+                left.type_label,
+                left.params,
+                left.shared_with,
+                left.change,
+                left.was_type,
+                len(left.children),
+            ) != (
                 right.name,
                 right.type_key,
                 right.type_label,
                 right.params,
                 right.shared_with,
+                right.change,
+                right.was_type,
                 len(right.children),
             ):
                 return False
@@ -205,6 +237,10 @@ class ModuleNode:
                 item["params"] = [param.to_json() for param in node.params]
             if node.shared_with is not None:
                 item["shared_with"] = node.shared_with
+            if node.change:
+                item["change"] = node.change
+            if node.was_type:
+                item["was_type"] = node.was_type
             if node.children:
                 item["c"] = [index[id(child)] for child in node.children]
             out.append(item)
@@ -222,6 +258,8 @@ class ModuleNode:
                 shared_with=item.get("shared_with"),
                 type_path=item.get("type_path", ""),
                 type_label=item.get("type_label", ""),
+                change=item.get("change", ""),
+                was_type=item.get("was_type", ""),
             )
             children = item.get("c", ())
             if any(not 0 <= number < len(nodes) for number in children):
@@ -245,6 +283,34 @@ class TreeFacts:
     totals: tuple[int, int, int]
 
 
+@dataclass(frozen=True, slots=True)
+class ChangeSummary:
+    """What a comparison found, in parameters (each tensor once, buffers not counted): ``added`` (new
+    tensors), ``removed``, ``frozen`` (tunable before, frozen now), ``unfrozen`` (the other way),
+    ``unchanged`` and ``total`` (the later tree's); ``modules_unchanged`` counts the modules without any change
+    (under ``changes_only``: the modules left out)."""
+
+    added: int = 0
+    removed: int = 0
+    frozen: int = 0
+    unfrozen: int = 0
+    unchanged: int = 0
+    total: int = 0
+    #: The later tree's tunable and delta parameters (its totals, also when the figure leaves parts out).
+    tunable: int = 0
+    delta: int = 0
+    modules_unchanged: int = 0
+    #: Whether the figure leaves unchanged subtrees out (``:changes-only:``).
+    changes_only: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ChangeSummary:
+        return cls(**{name: data[name] for name in cls.__slots__ if name in data})  # type: ignore[attr-defined]
+
+
 @dataclass(slots=True)
 class ModelTree:
     """A whole model: the root module and the dtype most of its parameters have.
@@ -256,6 +322,8 @@ class ModelTree:
     dominant_dtype: str = "float32"
     #: Whether figures of this tree put each parameter on its own line.
     expand_params: bool = False
+    #: For a compared tree (:func:`~sphinx_modelvis.compare.compare_trees`): what changed, counted.
+    changes: ChangeSummary | None = None
     #: What the tree's builder already worked out, so that figures need not work it out again on a big
     #: tree; not part of the data (not compared, not written to JSON). Valid while the tree is not changed.
     known: TreeFacts | None = field(default=None, compare=False, repr=False)
@@ -266,6 +334,7 @@ class ModelTree:
             "version": TREE_FORMAT_VERSION,
             "dominant_dtype": self.dominant_dtype,
             "expand_params": self.expand_params,
+            **({"changes": self.changes.to_json()} if self.changes is not None else {}),
             "root": self.root.to_json(),
         }
 
@@ -283,4 +352,5 @@ class ModelTree:
             root=ModuleNode.from_json(data["root"]),
             dominant_dtype=data.get("dominant_dtype", "float32"),
             expand_params=data.get("expand_params", False),
+            changes=ChangeSummary.from_json(data["changes"]) if "changes" in data else None,
         )

@@ -190,6 +190,8 @@ class Visualization:
         summary: bool = True,
         theme: str | Theme = "auto",
         width: int | None = None,
+        compare: TreeFigure | TreeBlock | ModelTree | None = None,
+        changes_only: bool = False,
     ) -> TreeFigure:
         """Print the folded tree to the current ``sys.stdout`` through rich (in a Jupyter kernel: show the
         interactive HTML figure), and return it.
@@ -202,6 +204,12 @@ class Visualization:
         memory; a real file that is not a terminal gets plain text. In a ``modelvis`` directive
         the tree becomes part of the figure. ``theme`` is ``auto`` (dark in a terminal; in HTML, the
         page's or notebook's mode), ``dark``, ``light`` or a :class:`~sphinx_modelvis.theme.Theme`.
+
+        The returned figure's tree is data, taken now: changing the model afterwards does not change it.
+        ``compare`` takes such an earlier figure (or its tree) and draws the model now marked against it:
+        ``+`` added, ``-`` removed, ``~`` changed (tunable and frozen, shape, dtype, class, a weight moved
+        into a wrapper), with a line counting the parameters added, newly frozen, newly tunable and
+        unchanged; ``changes_only`` leaves out the subtrees in which nothing changed.
         """
         tree = build_tree(
             self.plm,
@@ -210,6 +218,12 @@ class Visualization:
             show_buffers=show_buffers,
             delta=self.delta,
         )
+        if compare is not None:
+            from .compare import compare_trees
+
+            earlier = compare.block.tree if isinstance(compare, TreeFigure) else compare
+            earlier = earlier.tree if isinstance(earlier, TreeBlock) else earlier
+            tree = compare_trees(earlier, tree, changes_only=changes_only)
         figure = TreeFigure(TreeBlock(tree, rootname=rootname, max_depth=max_depth, summary=summary), theme=theme)
         if printTree:
             stream = sys.stdout

@@ -17,8 +17,10 @@ from mkdocs.config import config_options as c
 from mkdocs.exceptions import PluginError
 from mkdocs.plugins import BasePlugin
 
+from ..capture import Capture
+from ..compare import compare_captures, figure_key
 from ..config import FigureOptions, ModelvisConfig, convert_options, parse_figure_options
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelvisError
 from ..execution.session import (
     FAILURE_TITLES,
     FigureFailure,
@@ -196,11 +198,13 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
         anchors: dict[str, str] = {}
         self._warnings = []
         cursor = 0
+        # The page's named figures so far, for a later :compare:.
+        named: dict[str, Capture] = {}
         try:
             for number, fence in enumerate(fences):
                 out.extend(lines[cursor : fence.start])
                 token = f"MODELVISFIGURE{page_id}X{number}"
-                drawing, options = self._figure(fence, src_path, offset, session)
+                drawing, options = self._figure(fence, src_path, offset, session, named)
                 code = fence.code if options.show_code and fence.code.strip() else ""
                 if code and fence.indent and not self._superfences:
                     drawing = self._code_html(code) + drawing
@@ -220,8 +224,13 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
             self.pages[src_path] = _PageResult(memo_key, result, figures, anchors, self._warnings)
         return result
 
-    def _figure(self, fence: ModelvisFence, page: str, offset: int, session: PageSession) -> tuple[str, FigureOptions]:
-        """The figure's HTML (or an error box, carrying the figure's anchor), and the options it was made with."""
+    def _figure(
+        self, fence: ModelvisFence, page: str, offset: int, session: PageSession, named: dict[str, Capture]
+    ) -> tuple[str, FigureOptions]:
+        """The figure's HTML (or an error box, carrying the figure's anchor), and the options it was made with.
+
+        ``named`` holds the page's earlier figures by name; this one joins it when it has a ``:name:``.
+        """
         try:
             options = parse_figure_options(fence.argument, fence.options, self.settings)
         except ConfigError as exc:
@@ -235,8 +244,28 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
                 box = f'<div id="{html.escape(options.name)}">{box}</div>'
             return box, options
         assert result.capture is not None
+        capture = result.capture
+        if options.compare:
+            before = named.get(figure_key(options.compare))
+            problem = ""
+            if before is None:
+                known = ", ".join(sorted(named)) or "none has a :name: yet"
+                problem = f"no earlier figure of this page has that :name: (the figures named above: {known})"
+            else:
+                try:
+                    capture = compare_captures(before, capture, name=options.compare, changes_only=options.changes_only)
+                except ModelvisError as exc:
+                    problem = str(exc)
+            if problem:
+                line = fence.start + 1 + offset
+                box = self._report(
+                    FigureFailure("options", f":compare: {options.compare}: {problem}", line), page, line
+                )
+                return box, options
+        if options.name:
+            named[figure_key(options.name)] = result.capture
         drawing = page_figure(
-            result.capture,
+            capture,
             format=options.format,
             theme=options.theme,
             width=options.columns,

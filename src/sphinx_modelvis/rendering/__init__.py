@@ -6,11 +6,11 @@ from rich.text import Text
 
 from .._gc import gc_paused
 from ..capture import Capture, TextBlock, TreeBlock
-from ..folding import fold_siblings, summarize
+from ..folding import ParamSummary, fold_siblings, summarize
 from ..theme import PROBE, Theme, get_theme
 from ..tree import ModelTree
 from .figure import SHORTER_HINT, Figure, figure_ansi, figure_html, figure_svg, figure_text
-from .lines import TreeLine, TreeOptions, printed_lines, summary_lines, tree_rows
+from .lines import TreeLine, TreeOptions, change_lines, printed_lines, summary_lines, tree_rows
 
 __all__ = [
     "FORMATS",
@@ -34,11 +34,22 @@ def tree_block_lines(block: TreeBlock, theme: Theme, *, width: int) -> list[Text
 
 def _tree_block_rows(block: TreeBlock, theme: Theme, *, width: int) -> tuple[list[Text], list[TreeLine | None]]:
     folded = fold_siblings(block.tree, max_depth=block.max_depth)
-    options = TreeOptions(rootname=block.rootname, expand_params=block.tree.expand_params, width=width)
+    options = TreeOptions(
+        rootname=block.rootname,
+        expand_params=block.tree.expand_params,
+        width=width,
+        compared=block.tree.changes is not None,
+    )
     lines, tree_info = tree_rows(folded, theme, options=options, dominant_dtype=block.tree.dominant_dtype)
     rows: list[TreeLine | None] = list(tree_info)
     if block.summary:
-        summary = summary_lines(summarize(block.tree), theme, width=width)
+        totals = summarize(block.tree)
+        changes = block.tree.changes
+        if changes is not None and changes.changes_only:  # the whole model's, not the part shown
+            totals = ParamSummary(changes.total, changes.tunable, changes.total - changes.tunable, changes.delta)
+        summary = summary_lines(totals, theme, width=width)
+        if changes is not None:
+            summary.extend(change_lines(changes, theme, width=width))
         lines.extend(summary)
         rows.extend(None for _ in summary)
     return lines, rows
@@ -124,15 +135,15 @@ def page_figure(
         figure = build_figure(source, theme=theme, width=width)
         body = figure_svg(figure, label=label) if format == "svg" else figure_html(figure)
         return body
-    from .interactive import follow_page
+    from .interactive import ansi_style, follow_page
 
     figure = build_figure(source, theme=PROBE, width=width)
-    body = (
+    body = follow_page(
         figure_svg(figure, label=label, css_class="mv-auto")
         if format == "svg"
         else figure_html(figure, css_class="mv-auto")
     )
-    return follow_page(body)
+    return ansi_style(body) + body
 
 
 def render(

@@ -34,6 +34,7 @@ __all__ = [
     "figure_assets",
     "figure_interactive",
     "follow_page",
+    "ansi_style",
     "palette_css",
     "standalone_html",
 ]
@@ -83,12 +84,15 @@ def _span_class(style: Style, classes: dict[Style, str]) -> tuple[str, str]:
     return " ".join(names), ";".join(css)
 
 
-def _line_html(line: Text, guides: int, classes: dict[Style, str], console: Console, clipped: int = 0) -> str:
+def _line_html(
+    line: Text, guides: int, classes: dict[Style, str], console: Console, clipped: int = 0, gutter: int = 0
+) -> str:
     """One line: its guide cells, then its text, each span of it an HTML span of its role's class.
 
     Spans nest as the lines are built (a parameter's color, the dtype inside it), and so do the HTML spans:
     a span's text takes what its own style does not say from the spans around it and from the line's style,
-    as it does when the line is printed.
+    as it does when the line is printed. A compared tree's lines start with their mark (``gutter``
+    characters: ``+``, ``-``, ``~`` or blank, then a space) before the guides.
     """
     plain = line.plain
     base_class, base_css = _style_of(line.style, classes)
@@ -96,12 +100,19 @@ def _line_html(line: Text, guides: int, classes: dict[Style, str], console: Cons
     opening += f" {base_class}" if base_class else ""
     opening += '"' + (f' style="{base_css}"' if base_css else "") + (f' data-c="{clipped}"' if clipped else "") + ">"
     parts = [opening]
-    for start in range(0, guides, 4):
+    if gutter:
+        sign = plain[:gutter]
+        style = next((span.style for span in line.spans if span.start == 0 and span.end <= gutter), None)
+        name, css = _style_of(style, classes) if style is not None else ("", "")
+        attributes = (f' class="{name}"' if name else "") + (f' style="{css}"' if css else "")
+        parts.append(f"<span{attributes}>{html.escape(sign[0], quote=False)}</span>{sign[1:]}")
+    for start in range(gutter, gutter + guides, 4):
         cell = plain[start : start + 4]
         name = "X" if cell.startswith("⋯") else GUIDE_CLASS.get(cell, "S")
         parts.append(f'<i class="{name}"></i>')
     spans = sorted(line.spans, key=lambda span: (span.start, -span.end))
     mark = len(parts)
+    guides += gutter
     cursor = guides
     # The spans still open: where each ends.
     open_ends: list[int] = []
@@ -211,34 +222,52 @@ def figure_interactive(
                 parts.append("</div>")
             parts.append(_item_open(row))
             in_item = True
-        parts.append(_line_html(line, row.guides, classes, console, row.clipped))
+        parts.append(_line_html(line, row.guides, classes, console, row.clipped, row.gutter))
     if in_item:
         parts.append("</div>")
     if in_tree:
         parts.append("</div>")
     parts.append("</div>")
-    return "".join(parts)
+    body = "".join(parts)
+    ansi = ansi_style(body)
+    return body.replace(">", ">" + ansi, 1) if ansi else body
 
 
 # -- the stylesheet and the script ---------------------------------------------------------------------
 
 
-def _palette(theme: Theme) -> str:
-    """``--mv-*`` custom properties of a theme: background, foreground, each role and the 16 ANSI colors."""
-    return ";".join(f"--mv-{name}:{color}" for name, color in css_colors(theme).items())
+def _palette(theme: Theme, ansi: bool) -> str:
+    """``--mv-*`` custom properties of a theme: background, foreground and each role, or the 16 ANSI colors."""
+    return ";".join(
+        f"--mv-{name}:{color}" for name, color in css_colors(theme).items() if _is_ansi(name) == ansi
+    )
 
 
-@lru_cache(maxsize=1)
-def palette_css() -> str:
+def _is_ansi(name: str) -> bool:
+    return name[0] == "a" and name[1:].isdecimal()
+
+
+#: Where printed output names an ANSI palette color, the figure takes it from this custom property.
+_ANSI_VAR = re.compile(r"var\(--mv-a\d+\)")
+
+
+def ansi_style(markup: str) -> str:
+    """``<style>`` with both palettes' 16 ANSI colors, for a figure whose ``markup`` uses them (printed output
+    in named terminal colors), else nothing: most figures do not, so the page's stylesheet leaves them out."""
+    return f"<style>{palette_css(ansi=True)}</style>" if _ANSI_VAR.search(markup) else ""
+
+
+@lru_cache(maxsize=2)
+def palette_css(*, ansi: bool = False) -> str:
     """Both palettes, and which applies where: to figures of class ``mv-auto`` (following the page),
     ``mv-dark`` and ``mv-light`` (pinned).
 
     Light unless the page is dark: furo marks it on ``body[data-theme]``, pydata-sphinx-theme and
     sphinx-book-theme on ``html[data-theme]``, MkDocs Material on ``[data-md-color-scheme]`` (``slate``),
     JupyterLab on ``body[data-jp-theme-light]``, VS Code's notebooks with a class of ``body``; elsewhere the
-    reader's ``prefers-color-scheme`` decides.
+    reader's ``prefers-color-scheme`` decides. ``ansi``: the same rules for the 16 ANSI colors instead.
     """
-    light, dark = _palette(LIGHT), _palette(DARK)
+    light, dark = _palette(LIGHT, ansi), _palette(DARK, ansi)
     dark_pages = ",".join(
         f"{page} .mv-auto"
         for page in (

@@ -16,12 +16,13 @@ from rich.text import Span, Text
 from ..capture import TextBlock
 from ..folding import FoldedNode, ParamSummary, format_count
 from ..theme import Role, Theme
-from ..tree import ParamInfo
+from ..tree import ChangeSummary, ParamInfo
 
 __all__ = [
     "TreeLine",
     "TreeOptions",
     "ansi_lines",
+    "change_lines",
     "printed_lines",
     "role_style",
     "summary_lines",
@@ -49,6 +50,8 @@ class TreeOptions:
     rootname: str = "root"
     expand_params: bool = False
     width: int = 100
+    #: Whether the tree is a comparison: every line then starts with a mark (``+``, ``-``, ``~`` or blank).
+    compared: bool = False
 
 
 def role_style(role: Role) -> Style:
@@ -107,7 +110,7 @@ class _Token:
 class _Styles:
     """The styles of a theme's roles, made once per tree rather than once per line."""
 
-    __slots__ = ("folded", "foreground", "guide", "module_name", "module_type", "note", "state")
+    __slots__ = ("change", "folded", "foreground", "guide", "module_name", "module_type", "note", "state")
 
     def __init__(self, theme: Theme) -> None:
         self.guide = role_style(theme.guide)
@@ -117,15 +120,72 @@ class _Styles:
         self.module_type = role_style(theme.module_type)
         self.foreground = theme.foreground
         self.state = {state: role_style(theme.role(state)) for state in ("buffer", "delta", "tunable", "frozen")}
+        changed = role_style(theme.changed)
+        self.change = {
+            "added": role_style(theme.added),
+            "removed": role_style(theme.removed),
+            "changed": changed,
+            "moved": changed,
+        }
 
 
-def _param_tokens(param: ParamInfo, dominant_dtype: str, styles: _Styles) -> list[_Token]:
+#: The mark a compared line starts with, by the change it shows.
+MARKS = {"added": "+", "removed": "-", "changed": "~", "moved": "~"}
+
+
+#: How a moved parameter's earlier module is named, by how many levels up it is.
+_UP = {1: "the parent", 2: "the grandparent"}
+
+
+def _moved(place: str) -> tuple[str, str]:
+    """A moved parameter's earlier place (``../weight``) as the module it was in and its name there."""
+    up = place.count("../")
+    return _UP.get(up, f"{up} levels up"), place[3 * up :]
+
+
+def _change_note(param: ParamInfo) -> str:
+    """What a compared parameter was: ``(was tunable)``, ``(moved from the parent, was tunable)``."""
+    if param.change == "moved":
+        place, _, rest = param.was.partition(", ")
+        module, name = _moved(place)
+        where = module if name == param.name else f"{module}'s {name}"
+        return f"(moved from {where}" + (f", was {rest})" if rest else ")")
+    return f"(was {param.was})"
+
+
+def _common_change_note(params: list[ParamInfo]) -> str | None:
+    """One note for all of a module's parameters when they all changed alike: ``(was tunable)`` once, not per
+    parameter; ``(moved from the parent, was tunable)`` when they all came from one module."""
+    if len(params) < 2 or not all(param.was for param in params):
+        return None
+    changes = {param.change for param in params}
+    if changes == {"changed"}:
+        return f"(was {params[0].was})" if len({param.was for param in params}) == 1 else None
+    if changes != {"moved"}:
+        return None
+    origins = set()
+    for param in params:
+        place, _, rest = param.was.partition(", ")
+        module, name = _moved(place)
+        if name != param.name:
+            return None
+        origins.add((module, rest))
+    if len(origins) != 1:
+        return None
+    ((module, rest),) = origins
+    return f"(moved from {module}" + (f", was {rest})" if rest else ")")
+
+
+def _param_tokens(param: ParamInfo, dominant_dtype: str, styles: _Styles, *, change_note: bool = True) -> list[_Token]:
     """The parameter as wrappable tokens: ``weight:[768, 768] bf16``, then notes such as ``(tied to ...)``."""
     shape = "?" if param.shape is None else ", ".join([str(size) for size in param.shape])
-    text = _Token(f"{param.name}:[{shape}]", styles.state[param.state])
+    removed = param.change == "removed"
+    text = _Token(f"{param.name}:[{shape}]", styles.change["removed"] if removed else styles.state[param.state])
     note = styles.note
     if param.dtype != dominant_dtype:
         text.append(f" {DTYPE_NAMES.get(param.dtype, param.dtype)}", note)
+    if param.was and change_note:
+        return [text, _Token(_change_note(param), styles.change["changed"])]
     if param.shape is None or param.tied_to is not None:
         tokens = [text]
         if param.shape is None:
@@ -138,12 +198,43 @@ def _param_tokens(param: ParamInfo, dominant_dtype: str, styles: _Styles) -> lis
 
 def _head(folded: FoldedNode, styles: _Styles, label: str | None = None) -> _Token:
     head = _Token()
-    head.append(folded.label if label is None else label, styles.folded if folded.folded else styles.module_name)
+    node = folded.node
+    name_style = styles.folded if folded.folded else styles.module_name
+    if node.change == "removed":
+        name_style = styles.change["removed"]
+    head.append(folded.label if label is None else label, name_style)
     if label is None:
         head.append(" (", styles.foreground)
-        head.append(folded.node.shown_type, styles.module_type)
+        head.append(node.shown_type, styles.module_type)
+        if node.was_type:
+            head.append(", ", styles.foreground)
+            head.append(f"was {node.was_type}", styles.change["changed"])
         head.append(")", styles.foreground)
     return head
+
+
+def _line_mark(folded: FoldedNode) -> str:
+    """The mark of a compared module's line: its own change, else the change of what it owns."""
+    node = folded.node
+    if node.change:
+        return MARKS[node.change]
+    own = {param.change for param in node.params if param.change}
+    if node.was_type or own & {"changed", "moved"} or len(own) > 1:
+        return "~"
+    return MARKS[own.pop()] if own else " "
+
+
+def _marked(lines: list[Text], mark: str, styles: _Styles) -> list[Text]:
+    """``lines`` with a mark column in front: ``mark`` on the first, blank on the lines it wraps onto."""
+    out = []
+    for index, line in enumerate(lines):
+        sign = mark if index == 0 else " "
+        spans = [span.move(2) for span in line.spans]
+        if sign != " ":
+            change = next(name for name, shown in MARKS.items() if shown == sign)
+            spans.insert(0, Span(0, 1, styles.change[change]))
+        out.append(Text(f"{sign} {line.plain}", style=line.style, spans=spans))
+    return out
 
 
 def _notes(folded: FoldedNode, styles: _Styles) -> list[_Token]:
@@ -224,6 +315,8 @@ class TreeLine:
     clipped: int = 0
     #: For a folded head: the part of ``regex`` that matches its own members (``\d+``, ``(?:query|value)``).
     segment: str = ""
+    #: How many characters before the guides hold a comparison's mark (``+ ``): 0 or 2.
+    gutter: int = 0
 
 
 def tree_lines(
@@ -247,7 +340,8 @@ def tree_rows(
     """:func:`tree_lines`, and a :class:`TreeLine` for each line."""
     styles = _Styles(theme)
     guide = styles.guide
-    width = max(options.width, 24)
+    gutter = 2 if options.compared else 0
+    width = max(options.width, 24) - gutter
     prefix_limit = max(16, width // 2)
     lines: list[Text] = []
     rows: list[TreeLine] = []
@@ -266,9 +360,11 @@ def tree_rows(
         if isinstance(item, ParamInfo):
             continuation = _clip_prefix(below, prefix_limit) + SPACE
             wrapped = _wrap(_param_tokens(item, dominant_dtype, styles), first, continuation, width, guide)
+            if gutter:
+                wrapped = _marked(wrapped, MARKS.get(item.change, " "), styles)
             lines.extend(wrapped)
-            rows.append(_row(level, first, len(prefix) + len(connector)))
-            rows.extend(_row(level, continuation, len(below) + 4) for _ in wrapped[1:])
+            rows.append(_row(level, first, len(prefix) + len(connector), gutter=gutter))
+            rows.extend(_row(level, continuation, len(below) + 4, gutter=gutter) for _ in wrapped[1:])
             continue
         kids: list[FoldedNode | ParamInfo] = []
         if options.expand_params:
@@ -276,12 +372,17 @@ def tree_rows(
         kids.extend(item.children)
         tokens = [_head(item, styles, options.rootname if is_root else None)]
         if not options.expand_params:
+            common = _common_change_note(item.node.params) if gutter else None
             for param in item.node.params:
-                tokens.extend(_param_tokens(param, dominant_dtype, styles))
+                tokens.extend(_param_tokens(param, dominant_dtype, styles, change_note=common is None))
+            if common is not None:
+                tokens.append(_Token(common, styles.change["changed"]))
         if item.node.shared_with is not None or item.hidden:
             tokens.extend(_notes(item, styles))
         continuation = _clip_prefix(below, prefix_limit) + (PIPE if kids else SPACE)
         wrapped = _wrap(tokens, first, continuation, width, guide)
+        if gutter:
+            wrapped = _marked(wrapped, _line_mark(item), styles)
         lines.extend(wrapped)
         path, regex, segment = "", "", ""
         if parent is not None:
@@ -300,9 +401,10 @@ def tree_rows(
                 members=tuple(item.names) if item.folded else (),
                 kids=has_kids,
                 segment=segment,
+                gutter=gutter,
             )
         )
-        rows.extend(_row(level, continuation, len(below) + 4) for _ in wrapped[1:])
+        rows.extend(_row(level, continuation, len(below) + 4, gutter=gutter) for _ in wrapped[1:])
         is_root = False
         for index in range(len(kids) - 1, -1, -1):
             is_last = index == len(kids) - 1
@@ -356,6 +458,38 @@ def summary_lines(summary: ParamSummary, theme: Theme, *, width: int = 100) -> l
         token((f"{format_count(summary.delta)} delta", role_style(theme.delta))),
     ]
     return _wrap(tokens, "", SPACE, max(width, 24), note)
+
+
+def change_lines(changes: ChangeSummary, theme: Theme, *, width: int = 100) -> list[Text]:
+    """``changes: +2.0K added (1.81%), 85.1M newly frozen (74.3%), 0 newly tunable, 27.7M unchanged (24.2%)``.
+
+    Counts of parameters, shares of the later model's total; under ``:changes-only:``, a line saying how
+    many unchanged modules were left out.
+    """
+    note = role_style(theme.note)
+    total = changes.total or 1
+
+    def token(text: str, style: Style, count: int, last: bool = False) -> _Token:
+        assembled = _Token()
+        assembled.append(text, style)
+        share = f" ({count / total * 100:.2f}%)" if count else ""
+        assembled.append(share + ("" if last else ","), note)
+        return assembled
+
+    tokens = [
+        _Token("changes:", note),
+        token(f"+{format_count(changes.added)} added", role_style(theme.added), changes.added),
+        token(f"{format_count(changes.frozen)} newly frozen", role_style(theme.frozen), changes.frozen),
+        token(f"{format_count(changes.unfrozen)} newly tunable", role_style(theme.tunable), changes.unfrozen),
+    ]
+    if changes.removed:
+        tokens.append(_Token(f"-{format_count(changes.removed)} removed,", role_style(theme.removed)))
+    tokens.append(token(f"{format_count(changes.unchanged)} unchanged", note, changes.unchanged, last=True))
+    lines = _wrap(tokens, "", SPACE, max(width, 24), note)
+    if changes.changes_only and changes.modules_unchanged:
+        noun = "module" if changes.modules_unchanged == 1 else "modules"
+        lines.append(Text(f"⋯ {changes.modules_unchanged:,} unchanged {noun} not shown (:changes-only:)", style=note))
+    return lines
 
 
 def ansi_lines(ansi: str, theme: Theme, *, width: int) -> list[Text]:

@@ -9,8 +9,10 @@ from docutils import nodes
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
+from ..capture import Capture
+from ..compare import compare_captures, figure_key
 from ..config import OPTION_SPEC, FigureOptions, resolve_figure_options
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelvisError
 from ..execution.session import FAILURE_TITLES, FigureFailure, Snippet
 from . import ModelvisBuildError, failed_pages, modelvis_config, runner_for
 from .nodes import modelvis_details, modelvis_figure, modelvis_summary
@@ -47,9 +49,16 @@ class ModelvisDirective(SphinxDirective):
             output = self._report(result.failure, source, snippet)
         else:
             assert result.capture is not None
+            capture = result.capture
+            # Figures named so far on this page, for a later :compare: (Sphinx reads a page's directives in order).
+            named: dict[str, Capture] = self.env.temp_data.setdefault("modelvis_named", {})  # type: ignore[assignment]
+            if options.compare:
+                capture = self._compared(capture, named, options)
+            if options.name:
+                named[figure_key(options.name)] = result.capture
             output = modelvis_figure(
                 "",
-                capture=result.capture.to_json(),
+                capture=capture.to_json(),
                 theme=options.theme,
                 format=options.format,
                 columns=options.columns,
@@ -67,6 +76,21 @@ class ModelvisDirective(SphinxDirective):
             shown.append(block)
         shown.append(self._wrap(output, options))
         return shown
+
+    def _compared(self, capture: Capture, named: dict[str, Capture], options: FigureOptions) -> Capture:
+        """``capture`` marked against the earlier figure ``:compare:`` names; an error at the directive if none."""
+        assert options.compare is not None
+        before = named.get(figure_key(options.compare))
+        if before is None:
+            known = ", ".join(sorted(named)) or "none has a :name: yet"
+            raise self.error(
+                f"modelvis: :compare: {options.compare}: no earlier figure of this page has that :name: "
+                f"(the figures named above: {known})"
+            )
+        try:
+            return compare_captures(before, capture, name=options.compare, changes_only=options.changes_only)
+        except ModelvisError as exc:
+            raise self.error(f"modelvis: :compare: {exc}") from None
 
     def _code_position(self) -> tuple[str, int]:
         """The source file of the content and the line of its first line there (includes resolved)."""

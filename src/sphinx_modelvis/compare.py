@@ -1,0 +1,300 @@
+"""Comparing two model trees: what an adaptation added, removed, froze, moved or retyped, marked on the later tree.
+
+Both trees are plain data (:class:`~sphinx_modelvis.tree.ModelTree`), so the earlier one can come from a cache
+or from a figure drawn before the model was changed in place; comparing needs neither torch nor the model.
+
+Wrappers are seen through. PEFT puts the original model under ``base_model.model``: the later tree is
+aligned with the earlier one at the module path that makes most of the earlier paths meet, without being
+told. PEFT's LoRA layer keeps the original weight as ``base_layer.weight`` (``modules_to_save`` as
+``original_module.weight``): a parameter gone from its module and found, with its shape, one or two levels
+further down is *moved* (and shows what else changed), not removed and added.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from .capture import Capture, TreeBlock
+from .errors import ModelvisError
+from .folding import summarize
+from .tree import ChangeSummary, ModelTree, ModuleNode, ParamInfo
+
+__all__ = ["compare_captures", "compare_trees", "figure_key", "last_tree"]
+
+#: Names of the modules wrappers keep an original layer under, searched first for a parameter that moved.
+WRAPPED = ("base_layer", "original_module")
+#: How far below its module a moved parameter is looked for.
+MOVE_DEPTH = 2
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _places(root: ModuleNode) -> dict[str, ModuleNode]:
+    """Every module place by its dotted path (the root: ``""``), parents first."""
+    places: dict[str, ModuleNode] = {}
+    stack: list[tuple[str, ModuleNode]] = [("", root)]
+    while stack:
+        path, node = stack.pop()
+        places[path] = node
+        stack.extend((_join(path, child.name), child) for child in reversed(node.children))
+    return places
+
+
+def _alignment(before: dict[str, ModuleNode], after: dict[str, ModuleNode]) -> str:
+    """The path in the later tree where the earlier tree's root now stands: where most earlier paths meet.
+
+    Candidates are the later tree's modules down to depth 3 (a wrapper seldom nests deeper); on a tie, the
+    shallowest wins, so an unwrapped model aligns at its root.
+    """
+    earlier = [path for path in before if path]
+    if not earlier:
+        return ""
+    best, best_score = "", -1
+    for candidate in sorted((path for path in after if path.count(".") < 3), key=lambda path: (len(path), path)):
+        score = sum(1 for path in earlier if _join(candidate, path) in after)
+        if score > best_score:
+            best, best_score = candidate, score
+    return best
+
+
+def _state(param: ParamInfo) -> str:
+    return "delta" if param.delta and not param.buffer else param.state
+
+
+def _shape(param: ParamInfo) -> str:
+    return "[?]" if param.shape is None else "[" + ", ".join(str(size) for size in param.shape) + "]"
+
+
+def _counted(param: ParamInfo) -> bool:
+    return not param.buffer and param.tied_to is None
+
+
+@dataclass
+class _Counts:
+    added: int = 0
+    removed: int = 0
+    frozen: int = 0
+    unfrozen: int = 0
+    unchanged: int = 0
+    #: The later parameters an earlier one moved to, by their module's path and their name.
+    moved_targets: set[tuple[str, str]] = field(default_factory=set)
+
+
+def _differences(old: ParamInfo, new: ParamInfo, counts: _Counts) -> list[str]:
+    """What ``new`` no longer shares with ``old``: the earlier state, shape or dtype, as the figure says it."""
+    was = []
+    if _state(old) != _state(new):
+        was.append(_state(old))
+        if _counted(new):
+            if old.requires_grad and not new.requires_grad:
+                counts.frozen += new.numel
+            elif not old.requires_grad and new.requires_grad:
+                counts.unfrozen += new.numel
+    if old.shape != new.shape:
+        was.append(_shape(old))
+    if old.dtype != new.dtype:
+        was.append(old.dtype)
+    return was
+
+
+def _moved_from(old_module: str, new_module: str, name: str) -> str:
+    """Where a moved parameter was, from where it is now: ``../weight``, the weight of the module one level
+    up. Relative, so the twelve layers whose weight moved alike still fold into one line."""
+    up = new_module.count(".") - old_module.count(".") if old_module else new_module.count(".") + 1
+    return "../" * up + name
+
+
+def _find_moved(
+    node: ModuleNode, path: str, old: ParamInfo, taken: set[tuple[str, str]]
+) -> tuple[ParamInfo, str] | None:
+    """A parameter named like ``old``, with its shape, at most :data:`MOVE_DEPTH` levels below ``node``
+    (under a wrapper's usual names first), not taken yet; with the path of the module that holds it.
+
+    Places, not objects: a built tree shares one parameter object between the places of identical layers.
+    """
+    found: list[tuple[int, int, ParamInfo, str]] = []
+    stack: list[tuple[ModuleNode, str, int]] = [(child, _join(path, child.name), 1) for child in node.children]
+    while stack:
+        module, where, depth = stack.pop()
+        for param in module.params:
+            if param.name == old.name and param.shape == old.shape and (where, param.name) not in taken:
+                preference = 0 if module.name in WRAPPED else 1
+                found.append((preference, depth, param, where))
+        if depth < MOVE_DEPTH:
+            stack.extend((child, _join(where, child.name), depth + 1) for child in module.children)
+    if not found:
+        return None
+    found.sort(key=lambda item: (item[0], item[1]))
+    _, _, param, where = found[0]
+    return param, where
+
+
+def _ghost(node: ModuleNode) -> ModuleNode:
+    """A copy of an earlier subtree that the later tree no longer has: every module and parameter removed."""
+    return ModuleNode(
+        node.name,
+        node.type_name,
+        [replace(param, change="removed") for param in node.params],
+        [_ghost(child) for child in node.children],
+        node.shared_with,
+        node.type_path,
+        node.type_label,
+        change="removed",
+    )
+
+
+def _retyped(old: ModuleNode, new: ModuleNode) -> bool:
+    """Whether the class changed. Trees know a class's full path only where two classes share a name, so
+    the names decide, then the labels that tell like-named classes apart (``lora.Linear``), then the paths."""
+    if old.type_name != new.type_name or old.shown_type != new.shown_type:
+        return True
+    return bool(old.type_path and new.type_path and old.type_path != new.type_path)
+
+
+def _has_change(node: ModuleNode) -> bool:
+    return bool(node.change or node.was_type or any(param.change for param in node.params))
+
+
+def compare_trees(before: ModelTree, after: ModelTree, *, changes_only: bool = False) -> ModelTree:
+    """The later tree with each module and parameter marked against the earlier one.
+
+    Marks (:data:`~sphinx_modelvis.tree.CHANGES`): ``added`` and ``removed`` modules and parameters,
+    ``changed`` parameters (state: tunable, frozen, delta; shape; dtype; ``was`` says what they were),
+    ``moved`` parameters (an original weight kept by a wrapper), and ``was_type`` on a module whose class
+    changed. Removed modules come back as ghosts under their parent, so the figure shows them. With
+    ``changes_only``, subtrees without a change are left out (the summary counts them).
+    """
+    earlier = _places(before.root)
+    later = _places(after.root)
+    prefix = _alignment(earlier, later)
+    counts = _Counts()
+    # For each later parameter an earlier one moved to (its module's path, its name): what it was.
+    moved: dict[tuple[str, str], list[str]] = {}
+    # For each later module place: its earlier counterpart.
+    matched: dict[str, str] = {}
+    for old_path in earlier:
+        new_path = _join(prefix, old_path) if old_path else prefix
+        if new_path in later:
+            matched[new_path] = old_path
+    removed_params: dict[str, list[ParamInfo]] = {}
+    for new_path, old_path in matched.items():
+        old_node, new_node = earlier[old_path], later[new_path]
+        names = {param.name for param in new_node.params}
+        for param in old_node.params:
+            if param.name in names:
+                continue
+            target = _find_moved(new_node, new_path, param, counts.moved_targets)
+            if target is None:
+                removed_params.setdefault(new_path, []).append(replace(param, change="removed"))
+                if _counted(param):
+                    counts.removed += param.numel
+                continue
+            new_param, where = target
+            counts.moved_targets.add((where, param.name))
+            was = [_moved_from(new_path, where, param.name)]
+            was.extend(_differences(param, new_param, counts))
+            moved[(where, param.name)] = was
+
+    def mark(path: str, node: ModuleNode) -> ModuleNode:
+        old_path = matched.get(path)
+        old = earlier[old_path] if old_path is not None else None
+        old_params = {param.name: param for param in old.params} if old is not None else {}
+        params: list[ParamInfo] = []
+        for param in node.params:
+            earlier_param = old_params.get(param.name)
+            moved_from = moved.get((path, param.name))
+            if moved_from is not None:
+                params.append(replace(param, change="moved", was=", ".join(moved_from)))
+            elif earlier_param is not None:
+                was = _differences(earlier_param, param, counts)
+                params.append(replace(param, change="changed", was=", ".join(was)) if was else param)
+                if not was and _counted(param):
+                    counts.unchanged += param.numel
+            else:
+                params.append(replace(param, change="added"))
+                if _counted(param):
+                    counts.added += param.numel
+        params.extend(removed_params.get(path, ()))
+        children = [mark(_join(path, child.name), child) for child in node.children]
+        if old is not None:
+            names = {child.name for child in node.children}
+            children.extend(_ghost(child) for child in old.children if child.name not in names)
+            for child in old.children:
+                if child.name not in names and _join(path, child.name) not in matched:
+                    counts.removed += sum(p.numel for c in child.walk() for p in c.params if _counted(p))
+        wrapper = old is None and (prefix == path or prefix.startswith(path + ".") or path == "")
+        change = "" if old is not None or wrapper or any(p.change == "moved" for p in params) else "added"
+        was_type = ""
+        if old is not None and _retyped(old, node):
+            was_type = old.shown_type
+        return ModuleNode(
+            node.name,
+            node.type_name,
+            params,
+            children,
+            node.shared_with,
+            node.type_path,
+            node.type_label,
+            change=change,
+            was_type=was_type,
+        )
+
+    root = mark("", after.root)
+    modules_unchanged = sum(1 for node in root.walk() if not _has_change(node))
+    if changes_only:
+        places = sum(1 for _ in root.walk())
+        root = _changes_only(root)
+        modules_unchanged = places - sum(1 for _ in root.walk())  # those left out, not those shown as context
+    totals = summarize(after)
+    summary = ChangeSummary(
+        added=counts.added,
+        removed=counts.removed,
+        frozen=counts.frozen,
+        unfrozen=counts.unfrozen,
+        unchanged=counts.unchanged,
+        total=totals.total,
+        tunable=totals.tunable,
+        delta=totals.delta,
+        modules_unchanged=modules_unchanged,
+        changes_only=changes_only,
+    )
+    return ModelTree(root, dominant_dtype=after.dominant_dtype, expand_params=after.expand_params, changes=summary)
+
+
+def _changes_only(root: ModuleNode) -> ModuleNode:
+    """The tree without the subtrees in which nothing changed (the root stays)."""
+    kept: dict[int, ModuleNode] = {}
+    order = list(root.walk())
+    for node in reversed(order):  # children before parents
+        children = [kept[id(child)] for child in node.children if id(child) in kept]
+        if children or _has_change(node) or node is root:
+            kept[id(node)] = replace(node, children=children)
+    return kept[id(root)]
+
+
+def figure_key(name: str) -> str:
+    """A figure's ``:name:`` as names are matched: case and runs of spaces do not matter (as in docutils)."""
+    return " ".join(name.lower().split())
+
+
+def last_tree(capture: Capture) -> TreeBlock | None:
+    """The last tree a figure shows (a figure of printed text only has none)."""
+    trees = [block for block in capture.blocks if isinstance(block, TreeBlock)]
+    return trees[-1] if trees else None
+
+
+def compare_captures(before: Capture, after: Capture, *, name: str, changes_only: bool = False) -> Capture:
+    """``after`` with its last tree marked against the last tree of ``before`` (the figure called ``name``).
+
+    Raises :class:`~sphinx_modelvis.errors.ModelvisError` when either figure shows no tree.
+    """
+    earlier, later = last_tree(before), last_tree(after)
+    if earlier is None:
+        raise ModelvisError(f"the figure {name!r} shows no model tree to compare with")
+    if later is None:
+        raise ModelvisError(f"this figure shows no model tree to compare with {name!r}")
+    compared = compare_trees(earlier.tree, later.tree, changes_only=changes_only)
+    marked = TreeBlock(compared, rootname=later.rootname, max_depth=later.max_depth, summary=later.summary)
+    return Capture([marked if block is later else block for block in after.blocks])

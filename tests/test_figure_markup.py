@@ -1,0 +1,69 @@
+"""The interactive figure's markup, read without a browser: keys and regexes on module lines, marks of a
+comparison in their roles, and named terminal colors that follow the page without costing other figures."""
+
+from __future__ import annotations
+
+import re
+
+from bs4 import BeautifulSoup
+from sphinx_html import figure_lines, roles_of
+from torch import nn
+
+from sphinx_modelvis import build_tree
+from sphinx_modelvis.capture import Capture, TextBlock, TreeBlock
+from sphinx_modelvis.compare import compare_trees
+from sphinx_modelvis.rendering import page_figure
+from sphinx_modelvis.rendering.interactive import figure_assets
+from sphinx_modelvis.theme import DARK, LIGHT
+
+
+def soup(markup: str) -> BeautifulSoup:
+    return BeautifulSoup(markup, "html.parser")
+
+
+def test_module_lines_carry_their_keys_and_regexes() -> None:
+    model = nn.Sequential(*(nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4)) for _ in range(3)), nn.Linear(4, 2))
+    figure = soup(page_figure(build_tree(model)))
+    paths = [item["data-path"] for item in figure.select(".i")]
+    assert paths == ["", "{0-2}", "{0-2}.0", "{0-2}.1", "3"]
+    regexes = {item["data-path"]: item.get("data-r") for item in figure.select(".i")}
+    assert regexes["{0-2}.0"] == r"(?:0|1|2)\.0" and regexes["3"] is None
+    # 0-2 are not all the numbered siblings (3 is one too): the regex names them.
+    assert regexes["{0-2}"] == r"(?:0|1|2)"
+
+
+def test_compared_lines_start_with_their_mark_in_its_role() -> None:
+    model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))
+    before = build_tree(model)
+    model[0].requires_grad_(False)
+    model.add_module("head", nn.Linear(2, 2))
+    figure = soup(page_figure(compare_trees(before, build_tree(model))))
+    lines = figure_lines(figure)
+    assert lines[1] == "~     0 (Linear) weight:[4, 4] bias:[4] (was tunable)"
+    marks = [line.select_one("span") for line in figure.select(".i > .l")]
+    assert [(mark.get_text(), mark.get("class")) for mark in marks if mark.get_text() in "+~"] == [
+        ("~", ["y"]),
+        ("+", ["p"]),
+    ]
+    assert roles_of(figure, "(was tunable)") == {"y"}
+
+
+def test_named_terminal_colors_follow_the_page_in_the_figures_that_use_them() -> None:
+    printed = Capture([TextBlock("\x1b[31mred\x1b[0m and plain\n")])
+    markup = page_figure(printed)
+    assert "color:var(--mv-a1)" in markup
+    style = re.search(r"<style>(.*?)</style>", markup, re.S)
+    assert style is not None
+    assert f"--mv-a1:{LIGHT.ansi[1]}" in style[1] and f"--mv-a1:{DARK.ansi[1]}" in style[1]
+    # A figure without them carries no such style, and the page's stylesheet leaves them out.
+    tree = page_figure(Capture([TreeBlock(build_tree(nn.Linear(2, 2)))]))
+    assert "<style>" not in tree
+    css, _ = figure_assets()
+    assert "--mv-a1:" not in css and "--mv-bg:" in css
+    # The SVG picture under theme auto too.
+    assert "--mv-a1:" in page_figure(printed, format="svg")
+
+
+def test_the_shared_assets_stay_within_their_budget() -> None:
+    css, script = figure_assets()
+    assert len(css.encode()) + len(script.encode()) <= 12_000

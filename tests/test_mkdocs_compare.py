@@ -1,0 +1,55 @@
+"""``:compare: NAME`` in a real MkDocs build: the figure marked against an earlier figure of the page, and a
+warning at the line (the page still built) for a name no earlier figure has."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("mkdocs")
+from bs4 import BeautifulSoup
+from mkdocs.commands.build import build
+from mkdocs.config import load_config
+from sphinx_html import figure_lines
+
+PAGE = """# Compared
+
+```{modelvis}
+:name: before
+
+from torch import nn
+net = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))
+```
+
+```{modelvis} net
+:compare: before
+
+net[0].requires_grad_(False)
+```
+
+```{modelvis} net
+:compare: nowhere
+```
+"""
+
+
+def test_compare_in_mkdocs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "index.md").write_text(PAGE)
+    (tmp_path / "mkdocs.yml").write_text("site_name: compared\nplugins:\n  - modelvis\n")
+    with caplog.at_level(logging.WARNING, logger="mkdocs.plugins.modelvis"):
+        build(load_config(str(tmp_path / "mkdocs.yml")))
+    soup = BeautifulSoup((tmp_path / "site" / "index.html").read_text(), "html.parser")
+    figures = soup.select("div.modelvis-figure")
+    assert len(figures) == 2
+    lines = figure_lines(figures[1])
+    assert lines[1] == "~     0 (Linear) weight:[4, 4] bias:[4] (was tunable)"
+    assert lines[-1] == "changes: +0 added, 20 newly frozen (66.67%), 0 newly tunable, 10 unchanged (33.33%)"
+    warnings = [record.getMessage() for record in caplog.records]
+    assert any(
+        "index.md:16" in message and ":compare: nowhere: no earlier figure of this page has that :name:" in message
+        for message in warnings
+    ), warnings
+    assert "modelvis-error" in str(soup)
