@@ -72,6 +72,12 @@ def _parser() -> argparse.ArgumentParser:
         "--compare-model", metavar="EXPR", help="the module of BEFORE to compare with (default: its last nn.Module)"
     )
     parser.add_argument("--changes-only", action="store_true", help="with --compare: leave out unchanged subtrees")
+    parser.add_argument(
+        "--inputs",
+        metavar="EXPR",
+        help="the forward view: run the model once on EXPR (a tensor, a tuple or a dict, evaluated after the "
+        "snippet, under --device) and show call order, output shapes and call counts",
+    )
     return parser
 
 
@@ -152,6 +158,7 @@ def _snippet_tree(snippet: Path, model: str | None, model_flag: str, args: argpa
         show_buffers=args.show_buffers,
         max_depth=args.max_depth,
         rootname=args.rootname,
+        inputs=args.inputs if model_flag == "--model" else None,
     )
     namespace = {"__name__": "__main__", "__file__": str(snippet)}
     # As `python SNIPPET.py` would: modules next to the snippet are importable.
@@ -173,7 +180,7 @@ def _snippet_tree(snippet: Path, model: str | None, model_flag: str, args: argpa
                     f"{snippet} binds no torch.nn.Module to a top-level name; say which one with {model_flag} EXPR"
                 )
             module = namespace[name]
-        return module_block(module, settings)
+        return module_block(module, settings, namespace=namespace, device=args.device)
     except SnippetError as exc:
         print(exc.traceback or str(exc), file=sys.stderr, end="" if exc.traceback else "\n")
         print(f"modelvis: {snippet} raised {exc}", file=sys.stderr)

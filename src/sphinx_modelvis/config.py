@@ -240,6 +240,7 @@ OPTION_SPEC: dict[str, Callable[[str | None], Any]] = {
     "open-depth": _int_at_least(0),
     "compare": _text,
     "changes-only": _flag,
+    "inputs": _text,
     "columns": _int_at_least(20),
     "timeout": _seconds,
     "reset": _flag,
@@ -263,6 +264,8 @@ class FigureOptions:
     ``collapse`` is the summary of a closed ``<details>``, or ``None`` when the figure is shown open.
     ``compare`` names an earlier figure of the page (its ``:name:``): this figure's tree is then drawn marked
     against that figure's tree, by the host, after the snippet ran (it is no part of the cache key).
+    ``inputs`` is an expression of the page's namespace: the figure's tree is then the forward view of one
+    pass on it.
     """
 
     expr: str | None = None
@@ -278,6 +281,7 @@ class FigureOptions:
     open_depth: int | None = None
     compare: str | None = None
     changes_only: bool = False
+    inputs: str | None = None
     columns: int = 100
     timeout: float = 300.0
     reset: bool = False
@@ -302,6 +306,7 @@ class FigureOptions:
             "rootname": self.rootname,
             "device": self.device,
             "columns": self.columns,
+            **({"inputs": self.inputs} if self.inputs else {}),
         }
 
 
@@ -347,6 +352,7 @@ def resolve_figure_options(argument: str | None, options: Mapping[str, Any], con
         open_depth=options.get("open-depth", config.open_depth),
         compare=options.get("compare"),
         changes_only=options.get("changes-only", False),
+        inputs=options.get("inputs"),
         columns=options.get("columns", config.columns),
         timeout=options.get("timeout", config.timeout),
         reset=options.get("reset", False),

@@ -26,6 +26,10 @@ class SnippetError(ModelvisError):
         self.line = line
 
 
+class ForwardError(SnippetError):
+    """The forward pass of a forward view raised; ``traceback`` holds the model's own frames."""
+
+
 class NotAModule(ModelvisError):
     """The expression to show is missing or is not a ``torch.nn.Module``."""
 

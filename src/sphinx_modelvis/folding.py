@@ -127,6 +127,8 @@ def drop_parameter_free(root: ModuleNode) -> ModuleNode:
                 node.type_label,
                 node.change,
                 node.was_type,
+                node.calls,
+                node.output,
             )
             kept_paths.add(path)
     return copies[id(root)]
@@ -150,6 +152,8 @@ def _signatures(root: ModuleNode) -> dict[int, int]:
             node.shared_with,
             node.change,
             node.was_type,
+            node.calls,
+            node.output,
             tuple([param.signature() for param in node.params]) if node.params else (),
             tuple([(child.name, ids[id(child)]) for child in node.children]) if node.children else (),
         )

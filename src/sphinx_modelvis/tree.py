@@ -134,6 +134,10 @@ class ModuleNode:
     type_label: str = ""
     change: str = ""
     was_type: str = ""
+    #: In a forward view: how many times the module ran in the traced pass (0: never; -1: not traced) and
+    #: its output, summarized (``[1, 16, 768]``, ``([1, 16, 768], [1, 12, 16, 16])``).
+    calls: int = -1
+    output: str = ""
 
     @property
     def type_key(self) -> str:
@@ -200,6 +204,8 @@ class ModuleNode:
                 left.shared_with,
                 left.change,
                 left.was_type,
+                left.calls,
+                left.output,
                 len(left.children),
             ) != (
                 right.name,
@@ -209,6 +215,8 @@ class ModuleNode:
                 right.shared_with,
                 right.change,
                 right.was_type,
+                right.calls,
+                right.output,
                 len(right.children),
             ):
                 return False
@@ -241,6 +249,10 @@ class ModuleNode:
                 item["change"] = node.change
             if node.was_type:
                 item["was_type"] = node.was_type
+            if node.calls >= 0:
+                item["calls"] = node.calls
+            if node.output:
+                item["output"] = node.output
             if node.children:
                 item["c"] = [index[id(child)] for child in node.children]
             out.append(item)
@@ -260,6 +272,8 @@ class ModuleNode:
                 type_label=item.get("type_label", ""),
                 change=item.get("change", ""),
                 was_type=item.get("was_type", ""),
+                calls=item.get("calls", -1),
+                output=item.get("output", ""),
             )
             children = item.get("c", ())
             if any(not 0 <= number < len(nodes) for number in children):
@@ -324,6 +338,8 @@ class ModelTree:
     expand_params: bool = False
     #: For a compared tree (:func:`~sphinx_modelvis.compare.compare_trees`): what changed, counted.
     changes: ChangeSummary | None = None
+    #: For a forward view: the traced pass's input and output, summarized (``[1, 16] -> [1, 16, 768]``).
+    forward: str = ""
     #: What the tree's builder already worked out, so that figures need not work it out again on a big
     #: tree; not part of the data (not compared, not written to JSON). Valid while the tree is not changed.
     known: TreeFacts | None = field(default=None, compare=False, repr=False)
@@ -335,6 +351,7 @@ class ModelTree:
             "dominant_dtype": self.dominant_dtype,
             "expand_params": self.expand_params,
             **({"changes": self.changes.to_json()} if self.changes is not None else {}),
+            **({"forward": self.forward} if self.forward else {}),
             "root": self.root.to_json(),
         }
 
@@ -353,4 +370,5 @@ class ModelTree:
             dominant_dtype=data.get("dominant_dtype", "float32"),
             expand_params=data.get("expand_params", False),
             changes=ChangeSummary.from_json(data["changes"]) if "changes" in data else None,
+            forward=data.get("forward", ""),
         )

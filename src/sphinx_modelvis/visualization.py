@@ -192,6 +192,7 @@ class Visualization:
         width: int | None = None,
         compare: TreeFigure | TreeBlock | ModelTree | None = None,
         changes_only: bool = False,
+        inputs: Any = None,
     ) -> TreeFigure:
         """Print the folded tree to the current ``sys.stdout`` through rich (in a Jupyter kernel: show the
         interactive HTML figure), and return it.
@@ -210,6 +211,11 @@ class Visualization:
         ``+`` added, ``-`` removed, ``~`` changed (tunable and frozen, shape, dtype, class, a weight moved
         into a wrapper), with a line counting the parameters added, newly frozen, newly tunable and
         unchanged; ``changes_only`` leaves out the subtrees in which nothing changed.
+
+        ``inputs`` (a tensor, a tuple of positional arguments or a dict of keyword arguments) gives the
+        forward view: the model runs once on them under ``torch.no_grad()`` (on the meta device, for free),
+        and the tree shows children in the order they were called, each module's output shape, how many
+        times it ran when more than once, and the modules never called, faint.
         """
         tree = build_tree(
             self.plm,
@@ -218,6 +224,12 @@ class Visualization:
             show_buffers=show_buffers,
             delta=self.delta,
         )
+        if inputs is not None:
+            from .forward import annotate_forward
+            from .introspect import trace_forward
+
+            records, given, output = trace_forward(self.plm, inputs)
+            tree = annotate_forward(tree, records, inputs=given, output=output)
         if compare is not None:
             from .compare import compare_trees
 

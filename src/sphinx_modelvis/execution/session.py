@@ -35,10 +35,11 @@ __all__ = [
 ]
 
 #: What can go wrong with a figure; hosts use it as the warning's subtype.
-FAILURE_KINDS = ("snippet", "not-a-module", "timeout", "crash", "not-cached", "pre-code", "internal")
+FAILURE_KINDS = ("snippet", "forward", "not-a-module", "timeout", "crash", "not-cached", "pre-code", "internal")
 #: The title of the error box a host puts where a figure failed, by kind (hosts add their own kinds).
 FAILURE_TITLES = {
     "snippet": "The snippet of this figure raised an exception",
+    "forward": "The forward pass of this figure raised an exception",
     "not-a-module": "This figure has nothing to show",
     "timeout": "The snippet of this figure ran past its timeout",
     "crash": "The snippet of this figure crashed its worker process",
@@ -161,6 +162,7 @@ def _settings(options: FigureOptions) -> dict[str, Any]:
         "show_buffers": options.show_buffers,
         "max_depth": options.max_depth,
         "rootname": options.rootname,
+        "inputs": options.inputs,
     }
 
 

@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Any
 
 from ..capture import Capture, PrintedText, TreeBlock
-from ..errors import NotAModule, SnippetError
+from ..errors import ForwardError, NotAModule, SnippetError
 
 __all__ = [
     "CaptureStream",
@@ -41,6 +41,9 @@ class TreeSettings:
     show_buffers: bool = False
     max_depth: int | None = None
     rootname: str = "root"
+    #: An expression giving the inputs of one forward pass (a tensor, a tuple of positional arguments or a dict
+    #: of keyword arguments): the tree is then the forward view (see :mod:`sphinx_modelvis.forward`).
+    inputs: str | None = None
 
 
 class CaptureStream(io.TextIOBase):
@@ -254,8 +257,16 @@ def evaluate_module(expr: str, namespace: dict[str, Any], *, filename: str = "<e
     return value
 
 
-def module_block(module: Any, settings: TreeSettings) -> TreeBlock:
-    """The tree of ``module`` as a figure block."""
+def module_block(
+    module: Any,
+    settings: TreeSettings,
+    *,
+    namespace: dict[str, Any] | None = None,
+    device: str | None = None,
+    line: int = 1,
+) -> TreeBlock:
+    """The tree of ``module`` as a figure block; with ``settings.inputs``, its forward view: the inputs are
+    evaluated in ``namespace`` under ``device`` and errors are reported at ``line`` (the figure's)."""
     from ..introspect import build_tree
 
     tree = build_tree(
@@ -264,7 +275,52 @@ def module_block(module: Any, settings: TreeSettings) -> TreeBlock:
         expand_params=settings.expand_params,
         show_buffers=settings.show_buffers,
     )
+    if settings.inputs:
+        tree = _forward_view(module, tree, settings.inputs, namespace or {}, device, line)
     return TreeBlock(tree, rootname=settings.rootname, max_depth=settings.max_depth)
+
+
+#: The name tracebacks give the inputs expression (``:inputs:``, ``--inputs``).
+INPUTS_FILENAME = "<inputs>"
+
+
+def _forward_view(module: Any, tree: Any, expr: str, namespace: dict[str, Any], device: str | None, line: int) -> Any:
+    """The forward view of ``module``: one traced pass on the value of ``expr``."""
+    from ..forward import annotate_forward
+    from ..introspect import trace_forward
+
+    try:
+        _register_source(expr, INPUTS_FILENAME, 1)
+        with _device(device):
+            inputs = eval(compile(expr, INPUTS_FILENAME, "eval", dont_inherit=True), namespace)
+    except Exception as exc:
+        error = _snippet_error(exc, INPUTS_FILENAME)
+        error.args = (f"the inputs `{expr}` could not be evaluated: {error}",)
+        error.line = line
+        raise error from None
+    try:
+        records, given, output = trace_forward(module, inputs)
+    except Exception as exc:
+        raise _forward_error(exc, line) from None
+    return annotate_forward(tree, records, inputs=given, output=output)
+
+
+def _forward_error(exc: BaseException, line: int) -> ForwardError:
+    """A forward pass that raised, as a :class:`ForwardError` with the model's own frames: ours, and torch's
+    module-calling machinery between every two of them, left out."""
+    ours = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if not os.path.abspath(frame.filename).startswith(ours + os.sep)
+        and not (
+            frame.filename.endswith(os.path.join("torch", "nn", "modules", "module.py")) and "call_impl" in frame.name
+        )
+    ]
+    text = "Traceback (most recent call last):\n" + "".join(traceback.format_list(frames))
+    text += "".join(traceback.format_exception_only(type(exc), exc))
+    summary = traceback.format_exception_only(type(exc), exc)[-1].strip()
+    return ForwardError(f"the forward pass raised {summary}", traceback=text, filename="", line=line)
 
 
 def show_snippet(
@@ -292,7 +348,7 @@ def show_snippet(
         run_snippet(code, namespace, filename=filename, first_line=first_line, device=device)
     if expr:
         module = evaluate_module(expr, namespace, filename=filename, line=expr_line or first_line)
-        return Capture([module_block(module, settings)])
+        return Capture([module_block(module, settings, namespace=namespace, device=device, line=expr_line or 1)])
     if not capture.empty:
         return capture
     name = last_module_name(code, namespace)
@@ -301,4 +357,4 @@ def show_snippet(
             "the snippet printed nothing and bound no torch.nn.Module to a top-level name: "
             "print something, or name the model as the directive's argument"
         )
-    return Capture([module_block(namespace[name], settings)])
+    return Capture([module_block(namespace[name], settings, namespace=namespace, device=device, line=expr_line or 1)])

@@ -22,7 +22,7 @@ import typing
 from multiprocessing.connection import Connection
 from typing import Any
 
-from ..errors import NotAModule, SnippetError
+from ..errors import ForwardError, NotAModule, SnippetError
 from .snippet import TreeSettings, captured_output, run_snippet, show_snippet
 from .template import is_installed_file
 
@@ -107,6 +107,8 @@ class Worker:
                     max_lines=request.get("max_lines", 0),
                 )
                 capture_json = capture.to_json()
+        except ForwardError as exc:
+            return _failure("forward", str(exc), exc.traceback, exc.line, started)
         except SnippetError as exc:
             return _failure("snippet", str(exc), exc.traceback, exc.line, started)
         except NotAModule as exc:

@@ -10,7 +10,7 @@ from ..folding import ParamSummary, fold_siblings, summarize
 from ..theme import PROBE, Theme, get_theme
 from ..tree import ModelTree
 from .figure import SHORTER_HINT, Figure, figure_ansi, figure_html, figure_svg, figure_text
-from .lines import TreeLine, TreeOptions, change_lines, printed_lines, summary_lines, tree_rows
+from .lines import TreeLine, TreeOptions, change_lines, forward_lines, printed_lines, summary_lines, tree_rows
 
 __all__ = [
     "FORMATS",
@@ -50,6 +50,8 @@ def _tree_block_rows(block: TreeBlock, theme: Theme, *, width: int) -> tuple[lis
         summary = summary_lines(totals, theme, width=width)
         if changes is not None:
             summary.extend(change_lines(changes, theme, width=width))
+        if block.tree.forward:
+            summary.extend(forward_lines(block.tree.forward, theme, width=width))
         lines.extend(summary)
         rows.extend(None for _ in summary)
     return lines, rows

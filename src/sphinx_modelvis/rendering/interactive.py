@@ -31,10 +31,10 @@ from .lines import TreeLine, role_style
 __all__ = [
     "CLASS_OF_ROLE",
     "MODES",
+    "ansi_style",
     "figure_assets",
     "figure_interactive",
     "follow_page",
-    "ansi_style",
     "palette_css",
     "standalone_html",
 ]
@@ -238,9 +238,7 @@ def figure_interactive(
 
 def _palette(theme: Theme, ansi: bool) -> str:
     """``--mv-*`` custom properties of a theme: background, foreground and each role, or the 16 ANSI colors."""
-    return ";".join(
-        f"--mv-{name}:{color}" for name, color in css_colors(theme).items() if _is_ansi(name) == ansi
-    )
+    return ";".join(f"--mv-{name}:{color}" for name, color in css_colors(theme).items() if _is_ansi(name) == ansi)
 
 
 def _is_ansi(name: str) -> bool:

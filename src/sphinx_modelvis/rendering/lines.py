@@ -16,13 +16,14 @@ from rich.text import Span, Text
 from ..capture import TextBlock
 from ..folding import FoldedNode, ParamSummary, format_count
 from ..theme import Role, Theme
-from ..tree import ChangeSummary, ParamInfo
+from ..tree import ChangeSummary, ModuleNode, ParamInfo
 
 __all__ = [
     "TreeLine",
     "TreeOptions",
     "ansi_lines",
     "change_lines",
+    "forward_lines",
     "printed_lines",
     "role_style",
     "summary_lines",
@@ -200,12 +201,15 @@ def _head(folded: FoldedNode, styles: _Styles, label: str | None = None) -> _Tok
     head = _Token()
     node = folded.node
     name_style = styles.folded if folded.folded else styles.module_name
+    type_style = styles.module_type
     if node.change == "removed":
         name_style = styles.change["removed"]
+    if node.calls == 0:  # never called in the traced pass: drawn faint
+        name_style = type_style = styles.note
     head.append(folded.label if label is None else label, name_style)
     if label is None:
         head.append(" (", styles.foreground)
-        head.append(node.shown_type, styles.module_type)
+        head.append(node.shown_type, type_style)
         if node.was_type:
             head.append(", ", styles.foreground)
             head.append(f"was {node.was_type}", styles.change["changed"])
@@ -235,6 +239,19 @@ def _marked(lines: list[Text], mark: str, styles: _Styles) -> list[Text]:
             spans.insert(0, Span(0, 1, styles.change[change]))
         out.append(Text(f"{sign} {line.plain}", style=line.style, spans=spans))
     return out
+
+
+def _forward_tokens(node: ModuleNode, styles: _Styles) -> list[_Token]:
+    """What a module did in the traced pass: ``→ [1, 16, 768]``, ``×12`` when it ran more than once, or
+    ``(never called)``."""
+    if node.calls < 0:
+        return []
+    if node.calls == 0:
+        return [_Token("(never called)", styles.note)]
+    tokens = [_Token(f"→ {node.output}", styles.note)]
+    if node.calls > 1:
+        tokens.append(_Token(f"×{node.calls}", styles.folded))
+    return tokens
 
 
 def _notes(folded: FoldedNode, styles: _Styles) -> list[_Token]:
@@ -377,6 +394,7 @@ def tree_rows(
                 tokens.extend(_param_tokens(param, dominant_dtype, styles, change_note=common is None))
             if common is not None:
                 tokens.append(_Token(common, styles.change["changed"]))
+        tokens.extend(_forward_tokens(item.node, styles))
         if item.node.shared_with is not None or item.hidden:
             tokens.extend(_notes(item, styles))
         continuation = _clip_prefix(below, prefix_limit) + (PIPE if kids else SPACE)
@@ -490,6 +508,15 @@ def change_lines(changes: ChangeSummary, theme: Theme, *, width: int = 100) -> l
         noun = "module" if changes.modules_unchanged == 1 else "modules"
         lines.append(Text(f"⋯ {changes.modules_unchanged:,} unchanged {noun} not shown (:changes-only:)", style=note))
     return lines
+
+
+def forward_lines(forward: str, theme: Theme, *, width: int = 100) -> list[Text]:
+    """``forward: [1, 16] i64 -> MaskedLMOutput(logits=[1, 16, 30522])``: the traced pass's input and output."""
+    note = role_style(theme.note)
+    tokens = [_Token("forward:", note), *(_Token(part, note) for part in forward.split(" -> ", 1))]
+    if len(tokens) == 3:
+        tokens[1].append(" ->", note)
+    return _wrap(tokens, "", SPACE, max(width, 24), note)
 
 
 def ansi_lines(ansi: str, theme: Theme, *, width: int) -> list[Text]:
