@@ -56,7 +56,11 @@ def build_sphinx(
 ) -> Build:
     """Copy ``tests/roots/test-<root>`` to ``srcdir`` (unless already there), build it with a real Sphinx, return it."""
     from sphinx.testing.util import SphinxTestApp
-    from sphinx.util.console import strip_escape_sequences
+
+    try:
+        from sphinx.util.console import strip_escape_sequences
+    except ImportError:  # Sphinx < 7.3
+        from sphinx.util.console import strip_colors as strip_escape_sequences
 
     if not srcdir.exists():
         shutil.copytree(ROOTS / f"test-{root}", srcdir)
@@ -69,7 +73,7 @@ def build_sphinx(
         status=status,
         warning=warning,
         parallel=parallel,
-        warningiserror=warningiserror,
+        **({"warningiserror": True} if warningiserror else {}),  # a keyword SphinxTestApp has since Sphinx 7.3
     )
     try:
         app.build()
