@@ -13,6 +13,18 @@ import pytest
 
 ROOTS = Path(__file__).resolve().parent / "roots"
 
+#: The compatibility matrix (noxfile.py, ``make compat``) runs the tests marked ``compat``: those marked in their
+#: module, and every test reading the tutorial builds, found by the fixture that makes them: the Sphinx tutorial
+#: root built as HTML (MyST and reStructuredText pages) and the MkDocs tutorial site.
+COMPAT_FIXTURES = {"test_sphinx_tutorial.py": "html", "test_mkdocs.py": "tutorial"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m compat`` deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if COMPAT_FIXTURES.get(item.path.name) in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.compat)
+
 
 @pytest.fixture(scope="session")
 def rootdir() -> Path:
