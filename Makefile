@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv docs test lint check-figures snapshots system-deps clean
+.PHONY: venv docs test lint check-figures compat snapshots system-deps clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,15 +24,21 @@ docs: venv
 	@echo "The site is built: open docs/_build/html/index.html"
 
 lint: venv
-	$(PY) -m ruff check src tests bench
-	$(PY) -m ruff format --check src tests bench
+	$(PY) -m ruff check src tests bench noxfile.py
+	$(PY) -m ruff format --check src tests bench noxfile.py
 	$(PY) -m mypy
 
 # The README's figure must still be what the code draws.
 check-figures: venv
 	$(VENV)/bin/modelvis docs/readme/bert.py -o docs/readme/bert.svg --check
 
-test: venv system-deps lint check-figures
+# The compatibility matrix (noxfile.py): the tests marked compat (the Sphinx and MkDocs tutorial builds, rendering)
+# against the oldest, a middle and the newest supported Sphinx, docutils, MyST-Parser, MkDocs, rich and Pillow,
+# each session in its own virtualenv under .nox/ (kept between runs).
+compat: venv
+	$(PY) -m nox --sessions oldest sphinx8 newest
+
+test: venv system-deps lint check-figures compat
 	$(PY) -m pytest -n 2 --dist loadfile
 
 # Rewrites the expected outputs under tests/snapshots/ from the current code; review the diff before committing.
@@ -40,4 +46,4 @@ snapshots: venv
 	MODELVIS_UPDATE_SNAPSHOTS=1 $(PY) -m pytest -n 2 tests -k snapshot
 
 clean:
-	rm -rf docs/_build .pytest_cache .mypy_cache .ruff_cache .modelvis_cache
+	rm -rf docs/_build .pytest_cache .mypy_cache .ruff_cache .modelvis_cache .nox

@@ -13,6 +13,18 @@ import pytest
 
 ROOTS = Path(__file__).resolve().parent / "roots"
 
+#: The compatibility matrix (noxfile.py, ``make compat``) runs the tests marked ``compat``: those marked in their
+#: module, and every test reading the tutorial builds, found by the fixture that makes them: the Sphinx tutorial
+#: root built as HTML (MyST and reStructuredText pages) and the MkDocs tutorial site.
+COMPAT_FIXTURES = {"test_sphinx_tutorial.py": "html", "test_mkdocs.py": "tutorial"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m compat`` deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if COMPAT_FIXTURES.get(item.path.name) in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.compat)
+
 
 @pytest.fixture(scope="session")
 def rootdir() -> Path:
@@ -56,7 +68,11 @@ def build_sphinx(
 ) -> Build:
     """Copy ``tests/roots/test-<root>`` to ``srcdir`` (unless already there), build it with a real Sphinx, return it."""
     from sphinx.testing.util import SphinxTestApp
-    from sphinx.util.console import strip_escape_sequences
+
+    try:
+        from sphinx.util.console import strip_escape_sequences
+    except ImportError:  # Sphinx < 7.3
+        from sphinx.util.console import strip_colors as strip_escape_sequences
 
     if not srcdir.exists():
         shutil.copytree(ROOTS / f"test-{root}", srcdir)
@@ -69,7 +85,7 @@ def build_sphinx(
         status=status,
         warning=warning,
         parallel=parallel,
-        warningiserror=warningiserror,
+        **({"warningiserror": True} if warningiserror else {}),  # a keyword SphinxTestApp has since Sphinx 7.3
     )
     try:
         app.build()

@@ -16,6 +16,8 @@ from sphinx_modelvis.rendering.figure import figure_text, first_lines
 from sphinx_modelvis.theme import DARK, LIGHT
 from sphinx_modelvis.tree import ModelTree, ModuleNode, ParamInfo
 
+pytestmark = pytest.mark.compat  # every format, drawn with rich and (PNG) Pillow: in the compatibility matrix
+
 SVG_NS = "{http://www.w3.org/2000/svg}"
 
 

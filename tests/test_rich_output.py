@@ -12,6 +12,8 @@ from rich.text import Span, Text
 
 from sphinx_modelvis.visualization import _rich_output
 
+pytestmark = pytest.mark.compat  # against each rich of the compatibility matrix
+
 STYLES: list[Style | str] = [
     Style(color="#79b8ff"),
     Style(color="#ffffff", bold=True),

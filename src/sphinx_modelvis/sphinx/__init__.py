@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import types
 import typing
 from pathlib import Path
@@ -152,8 +153,11 @@ def setup(app: Sphinx) -> dict[str, Any]:
     from .nodes import register_nodes
 
     hints = typing.get_type_hints(ModelvisConfig)
+    # Sphinx 7.4 added the description of a value; older versions take none.
+    described = "description" in inspect.signature(app.add_config_value).parameters
     for name, default, help in ModelvisConfig.settings():
-        app.add_config_value(f"modelvis_{name}", default, "env", types=_types(hints[name]), description=help)
+        extra: dict[str, Any] = {"description": help} if described else {}
+        app.add_config_value(f"modelvis_{name}", default, "env", types=_types(hints[name]), **extra)
     app.connect("config-inited", _check_config)
     app.add_directive("modelvis", ModelvisDirective)
     register_nodes(app)

@@ -122,7 +122,8 @@ class ModelvisDirective(SphinxDirective):
             self.set_source_info(figure)
             if options.align:
                 figure["align"] = options.align
-            parsed, messages = self.parse_inline(options.caption, lineno=self.lineno)
+            # What SphinxDirective.parse_inline does (Sphinx 7.4+), here for older versions too.
+            parsed, messages = self.state.inline_text(options.caption, self.lineno)
             caption = nodes.caption(options.caption, "", *parsed)
             self.set_source_info(caption)
             figure += caption
@@ -131,7 +132,7 @@ class ModelvisDirective(SphinxDirective):
         if options.name:
             self.add_name(wrapped)
         if options.collapse is not None:
-            parsed, messages = self.parse_inline(options.collapse, lineno=self.lineno)
+            parsed, messages = self.state.inline_text(options.collapse, self.lineno)
             details = modelvis_details("", modelvis_summary(options.collapse, "", *parsed), wrapped, *messages)
             self.set_source_info(details)
             return details
