@@ -14,6 +14,7 @@ import pytest
 import torch
 from conftest import Build, build_sphinx
 from sphinx_html import figure_by_name, figure_lines
+from test_models import LLAMA_70B
 from torch import nn
 
 from sphinx_modelvis import Visualization, build_tree
@@ -133,14 +134,7 @@ def test_the_forward_view_is_data() -> None:
 
 
 def test_llama_70b_on_the_meta_device() -> None:
-    config = transformers.LlamaConfig(
-        hidden_size=8192,
-        intermediate_size=28672,
-        num_hidden_layers=80,
-        num_attention_heads=64,
-        num_key_value_heads=8,
-        vocab_size=128256,
-    )
+    config = transformers.LlamaConfig(**LLAMA_70B)
     with torch.device("meta"):
         model = transformers.LlamaForCausalLM(config)
     out = forward_text(model, ids(1, 16))
