@@ -1,5 +1,5 @@
-"""``:compare: NAME`` in a real MkDocs build: the figure marked against an earlier figure of the page, and a
-warning at the line (the page still built) for a name no earlier figure has."""
+"""``:compare: NAME`` and ``:inputs:`` in a real MkDocs build: a figure marked against an earlier figure of the
+page, a warning at the line (the page still built) for a name no earlier figure has, and a forward view."""
 
 from __future__ import annotations
 
@@ -53,3 +53,17 @@ def test_compare_in_mkdocs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> 
         for message in warnings
     ), warnings
     assert "modelvis-error" in str(soup)
+
+
+def test_forward_view_in_mkdocs(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "index.md").write_text(
+        "# Forward\n\n```{modelvis} net\n:inputs: torch.ones(3, 4)\n\nimport torch\nfrom torch import nn\n"
+        "net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))\n```\n"
+    )
+    (tmp_path / "mkdocs.yml").write_text("site_name: forward\nplugins:\n  - modelvis\n")
+    build(load_config(str(tmp_path / "mkdocs.yml")))
+    soup = BeautifulSoup((tmp_path / "site" / "index.html").read_text(), "html.parser")
+    lines = figure_lines(soup.select_one("div.modelvis-figure"))
+    assert lines[1] == "    0 (Linear) weight:[8, 4] bias:[8] → [3, 8]"
+    assert lines[-1] == "forward: [3, 4] -> [3, 2]"
