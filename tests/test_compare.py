@@ -200,3 +200,16 @@ def test_the_cli_compares_two_snippets(tmp_path: Path) -> None:
         text=True,
     )
     assert wrong.returncode == 2 and "--compare BEFORE" in wrong.stderr
+
+
+def test_a_model_thousands_deep_compares_without_recursion() -> None:
+    leaf = nn.Linear(2, 2)
+    deep: nn.Module = leaf
+    for _ in range(3000):
+        deep = nn.Sequential(deep)
+    before = build_tree(deep)
+    leaf.weight.requires_grad = False  # torch's own parameters() recurses: reached directly
+    compared = compare_trees(before, build_tree(deep))
+    assert compared.changes is not None and compared.changes.frozen == 4 and compared.changes.unchanged == 2
+    gone = compare_trees(before, build_tree(nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))))
+    assert gone.changes is not None and gone.changes.removed == 6 and gone.changes.added == 12

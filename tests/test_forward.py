@@ -194,3 +194,19 @@ def test_the_cli(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "├── 0 (Linear) weight:[8, 4] bias:[8] → [5, 8]" in done.stdout.splitlines()
+
+
+def test_a_tree_thousands_deep_is_annotated_without_recursion() -> None:
+    from sphinx_modelvis.forward import annotate_forward
+    from sphinx_modelvis.introspect import ForwardRecord
+
+    leaf = nn.Linear(2, 2)
+    deep: nn.Module = leaf
+    for _ in range(3000):
+        deep = nn.Sequential(deep)
+    tree = build_tree(deep)
+    path = ".".join(["0"] * 3000)
+    annotated = annotate_forward(tree, {path: ForwardRecord(0, 2, ("t", (1, 2), "float32"))})
+    *_, last = annotated.root.walk()
+    assert last.calls == 2 and last.output == "[1, 2]"
+    assert annotated.root.calls == -1, "a container of what ran"

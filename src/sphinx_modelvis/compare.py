@@ -131,18 +131,25 @@ def _find_moved(
     return param, where
 
 
-def _ghost(node: ModuleNode) -> ModuleNode:
-    """A copy of an earlier subtree that the later tree no longer has: every module and parameter removed."""
-    return ModuleNode(
-        node.name,
-        node.type_name,
-        [replace(param, change="removed") for param in node.params],
-        [_ghost(child) for child in node.children],
-        node.shared_with,
-        node.type_path,
-        node.type_label,
-        change="removed",
-    )
+def _ghost(top: ModuleNode) -> ModuleNode:
+    """A copy of an earlier subtree that the later tree no longer has: every module and parameter removed.
+
+    Made from the leaves up, without recursion, as everything on a tree is (a model may be thousands deep).
+    """
+    places = list(_places(top).items())
+    copies: dict[str, ModuleNode] = {}
+    for path, node in reversed(places):  # children before their parents
+        copies[path] = ModuleNode(
+            node.name,
+            node.type_name,
+            [replace(param, change="removed") for param in node.params],
+            [copies[_join(path, child.name)] for child in node.children],
+            node.shared_with,
+            node.type_path,
+            node.type_label,
+            change="removed",
+        )
+    return copies[""]
 
 
 def _retyped(old: ModuleNode, new: ModuleNode) -> bool:
@@ -197,7 +204,8 @@ def compare_trees(before: ModelTree, after: ModelTree, *, changes_only: bool = F
             was.extend(_differences(param, new_param, counts))
             moved[(where, param.name)] = was
 
-    def mark(path: str, node: ModuleNode) -> ModuleNode:
+    def mark(path: str, node: ModuleNode, children: list[ModuleNode]) -> ModuleNode:
+        """The marked copy of the later module at ``path``, whose children are marked already."""
         old_path = matched.get(path)
         old = earlier[old_path] if old_path is not None else None
         old_params = {param.name: param for param in old.params} if old is not None else {}
@@ -217,7 +225,6 @@ def compare_trees(before: ModelTree, after: ModelTree, *, changes_only: bool = F
                 if _counted(param):
                     counts.added += param.numel
         params.extend(removed_params.get(path, ()))
-        children = [mark(_join(path, child.name), child) for child in node.children]
         if old is not None:
             names = {child.name for child in node.children}
             children.extend(_ghost(child) for child in old.children if child.name not in names)
@@ -241,7 +248,10 @@ def compare_trees(before: ModelTree, after: ModelTree, *, changes_only: bool = F
             was_type=was_type,
         )
 
-    root = mark("", after.root)
+    marked: dict[str, ModuleNode] = {}
+    for path, node in reversed(list(later.items())):  # children before their parents, without recursion
+        marked[path] = mark(path, node, [marked[_join(path, child.name)] for child in node.children])
+    root = marked[""]
     modules_unchanged = sum(1 for node in root.walk() if not _has_change(node))
     if changes_only:
         places = sum(1 for _ in root.walk())

@@ -59,12 +59,20 @@ def annotate_forward(
     pass's input and output."""
     dominant = tree.dominant_dtype
 
-    def annotate(path: str, node: ModuleNode) -> tuple[ModuleNode, int | None]:
-        """The annotated node, and when it (or, for a container never called itself, a module in it) first ran."""
+    # Every place by its path, parents first (without recursion: a model may be thousands deep).
+    places: list[tuple[str, ModuleNode]] = []
+    stack: list[tuple[str, ModuleNode]] = [("", tree.root)]
+    while stack:
+        path, node = stack.pop()
+        places.append((path, node))
+        stack.extend((f"{path}.{child.name}" if path else child.name, child) for child in reversed(node.children))
+    # Each place's annotated node, and when it (or, for a container never called itself, a module in it) first ran.
+    done: dict[str, tuple[ModuleNode, int | None]] = {}
+    for path, node in reversed(places):  # children before their parents
         record = records.get(path)
         ranked = []
         for index, child in enumerate(node.children):
-            annotated, first = annotate(f"{path}.{child.name}" if path else child.name, child)
+            annotated, first = done[f"{path}.{child.name}" if path else child.name]
             ranked.append((first is None, first or 0, index, annotated, first))
         ranked.sort(key=lambda item: item[:3])
         ran = [item[4] for item in ranked if item[4] is not None]
@@ -76,22 +84,24 @@ def annotate_forward(
             calls, first = -1, min(ran)
         else:
             calls, first = 0, None
-        annotated = ModuleNode(
-            node.name,
-            node.type_name,
-            list(node.params),
-            [item[3] for item in ranked],
-            node.shared_with,
-            node.type_path,
-            node.type_label,
-            node.change,
-            node.was_type,
-            calls=calls,
-            output=format_output(record.output, dominant) if record is not None and calls > 0 else "",
+        done[path] = (
+            ModuleNode(
+                node.name,
+                node.type_name,
+                list(node.params),
+                [item[3] for item in ranked],
+                node.shared_with,
+                node.type_path,
+                node.type_label,
+                node.change,
+                node.was_type,
+                calls=calls,
+                output=format_output(record.output, dominant) if record is not None and calls > 0 else "",
+            ),
+            first,
         )
-        return annotated, first
 
-    root, _ = annotate("", tree.root)
+    root = done[""][0]
     forward = ""
     if inputs is not None or output is not None:
         forward = f"{format_output(inputs, dominant)} -> {format_output(output, dominant, limit=2 * LIMIT)}"
