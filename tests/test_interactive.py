@@ -56,10 +56,15 @@ def furo(furo_site: Path) -> Iterator[str]:
         yield f"{address}/index.html"
 
 
-def open_page(browser: Any, url: str, *, mode: str = "light", javascript: bool = True) -> Any:
+def open_page(
+    browser: Any, url: str, *, mode: str = "light", javascript: bool = True, reduced_motion: str = "no-preference"
+) -> Any:
     """A new page at ``url`` in a fresh context (``mode``: the reader's color scheme), failing on script errors."""
     context = browser.new_context(
-        color_scheme=mode, java_script_enabled=javascript, viewport={"width": 1280, "height": 900}
+        color_scheme=mode,
+        java_script_enabled=javascript,
+        reduced_motion=reduced_motion,
+        viewport={"width": 1280, "height": 900},
     )
     context.grant_permissions(["clipboard-read", "clipboard-write"])
     page = context.new_page()
@@ -259,12 +264,19 @@ def test_the_filter_highlights_matches_and_their_ancestors(browser: Any, furo: s
     ancestors = page.locator("#lora .i.anc").evaluate_all("els => els.map(el => el.dataset.path)")
     assert "base_model.model.encoder" in ancestors
     dim = page.locator("#lora [data-path='base_model.model.embeddings']")
-    assert float(dim.evaluate("el => getComputedStyle(el).opacity")) < 0.5
+    # The dimming fades in (0.15 s): wait for it to settle.
+    faded = "([el, below]) => below ? getComputedStyle(el).opacity < 0.5 : getComputedStyle(el).opacity == 1"
+    page.wait_for_function(faded, arg=[dim.element_handle(), True], timeout=5000)
     assert page.locator("#lora .mv-count").inner_text() == f"{len(hits)} match" + ("es" if len(hits) > 1 else "")
     shoot(page, "filtered", tmp_path, "#lora")
     find.fill("")
     assert page.locator("#lora .i.hit").count() == 0
-    assert float(dim.evaluate("el => getComputedStyle(el).opacity")) == 1
+    page.wait_for_function(faded, arg=[dim.element_handle(), False], timeout=5000)
+    # A reader who asks for reduced motion gets no fade: dimmed at once.
+    still = open_page(browser, furo, reduced_motion="reduce")
+    still.locator("#lora .mv-find").fill("lora_A")
+    embeddings = still.locator("#lora [data-path='base_model.model.embeddings']")
+    assert float(embeddings.evaluate("el => getComputedStyle(el).opacity")) < 0.5
     assert page.modelvis_errors == []
 
 
