@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import functools
 import http.server
+import os
 import re
 import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,6 +56,22 @@ def serve(folder: Path) -> Iterator[str]:
         yield f"http://127.0.0.1:{httpd.server_address[1]}"
     finally:
         httpd.shutdown()
+
+
+def shoot(page: Any, name: str, folder: Path, selector: str | None = None, *, least: int = 5_000) -> Path:
+    """A screenshot of ``selector`` (else the whole page) as ``folder/name.png``, copied to ``$MODELVIS_SCREENSHOTS``
+    when set, so that a person can look at it."""
+    shot = folder / f"{name}.png"
+    if selector:
+        page.locator(selector).first.screenshot(path=str(shot))
+    else:
+        page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > least
+    if os.environ.get("MODELVIS_SCREENSHOTS"):
+        target = Path(os.environ["MODELVIS_SCREENSHOTS"])
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, target / shot.name)
+    return shot
 
 
 def luminance(rgb: tuple[int, int, int]) -> float:

@@ -6,16 +6,14 @@ The built site and full-page screenshots are kept under pytest's temporary folde
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser import CHROMIUM, CHROMIUM_FLAGS, contrast, luminance, needs_chromium, rgb, serve
+from browser import CHROMIUM, CHROMIUM_FLAGS, contrast, luminance, needs_chromium, rgb, serve, shoot
 from bs4 import BeautifulSoup
 from sphinx_html import figure_by_name, figure_lines
 
@@ -191,13 +189,7 @@ def test_tutorial_as_a_reader_sees_it(server: str, mode: str, tmp_path: Path) ->
             assert page.evaluate("window.find('BertLayer')")
             assert page.evaluate("window.find('lora_A')")
 
-            shot = tmp_path / f"tutorial-{mode}.png"
-            page.screenshot(path=str(shot), full_page=True)
-            assert shot.stat().st_size > 10_000
-            if os.environ.get("MODELVIS_SCREENSHOTS"):
-                target = Path(os.environ["MODELVIS_SCREENSHOTS"])
-                target.mkdir(parents=True, exist_ok=True)
-                shutil.copy(shot, target / shot.name)
+            shoot(page, f"tutorial-{mode}", tmp_path, least=10_000)
         finally:
             browser.close()
     outside = [url for url in requests if not url.startswith(server)]

@@ -7,14 +7,13 @@ Screenshots go to pytest's temporary folder, and to ``$MODELVIS_SCREENSHOTS`` wh
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import CHROMIUM, CHROMIUM_FLAGS, luminance, needs_chromium, rgb, serve
+from browser import CHROMIUM, CHROMIUM_FLAGS, luminance, needs_chromium, rgb, serve, shoot
 from conftest import build_sphinx
 
 from sphinx_modelvis.theme import DARK, LIGHT
@@ -100,19 +99,6 @@ def clipboard(page: Any, expected: str) -> str:
 
 def background(page: Any, figure: str) -> tuple[int, int, int]:
     return rgb(page.locator(f"#{figure} .mv").first.evaluate("el => getComputedStyle(el).backgroundColor"))
-
-
-def shoot(page: Any, name: str, tmp_path: Path, selector: str | None = None) -> None:
-    shot = tmp_path / f"{name}.png"
-    if selector:
-        page.locator(selector).first.screenshot(path=str(shot))
-    else:
-        page.screenshot(path=str(shot), full_page=True)
-    assert shot.stat().st_size > 5_000
-    if os.environ.get("MODELVIS_SCREENSHOTS"):
-        target = Path(os.environ["MODELVIS_SCREENSHOTS"])
-        target.mkdir(parents=True, exist_ok=True)
-        shutil.copy(shot, target / shot.name)
 
 
 def test_hover_shows_the_key_and_the_regex(browser: Any, furo: str) -> None:
