@@ -142,9 +142,12 @@ class _Failed(Exception):
         self.status = status
 
 
-def _snippet_tree(snippet: Path, model: str | None, model_flag: str, args: argparse.Namespace) -> TreeBlock:
+def _snippet_tree(
+    snippet: Path, model: str | None, model_flag: str, args: argparse.Namespace, *, inputs: str | None = None
+) -> TreeBlock:
     """Run ``snippet`` in a namespace of its own, as ``python SNIPPET`` would, and take the tree of ``model``
-    (an expression) or of the last module it bound; errors are printed and raise :class:`_Failed`."""
+    (an expression) or of the last module it bound (its forward view on ``inputs``, an expression, when given);
+    errors are printed and raise :class:`_Failed`."""
     from .execution.snippet import TreeSettings, evaluate_module, last_module_name, module_block, run_snippet
 
     try:
@@ -158,7 +161,7 @@ def _snippet_tree(snippet: Path, model: str | None, model_flag: str, args: argpa
         show_buffers=args.show_buffers,
         max_depth=args.max_depth,
         rootname=args.rootname,
-        inputs=args.inputs if model_flag == "--model" else None,
+        inputs=inputs,
     )
     namespace = {"__name__": "__main__", "__file__": str(snippet)}
     # As `python SNIPPET.py` would: modules next to the snippet are importable.
@@ -211,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         before = _snippet_tree(args.compare, args.compare_model, "--compare-model", args) if args.compare else None
-        block = _snippet_tree(args.snippet, args.model, "--model", args)
+        block = _snippet_tree(args.snippet, args.model, "--model", args, inputs=args.inputs)
         if before is not None:
             from .compare import compare_trees
 

@@ -19,7 +19,7 @@ from .errors import ModelvisError
 from .folding import summarize
 from .tree import ChangeSummary, ModelTree, ModuleNode, ParamInfo
 
-__all__ = ["compare_captures", "compare_trees", "figure_key", "last_tree"]
+__all__ = ["compare_captures", "compare_named", "compare_trees", "figure_key", "last_tree"]
 
 #: Names of the modules wrappers keep an original layer under, searched first for a parameter that moved.
 WRAPPED = ("base_layer", "original_module")
@@ -252,11 +252,12 @@ def compare_trees(before: ModelTree, after: ModelTree, *, changes_only: bool = F
     for path, node in reversed(list(later.items())):  # children before their parents, without recursion
         marked[path] = mark(path, node, [marked[_join(path, child.name)] for child in node.children])
     root = marked[""]
-    modules_unchanged = sum(1 for node in root.walk() if not _has_change(node))
     if changes_only:
-        places = sum(1 for _ in root.walk())
+        places = len(marked)
         root = _changes_only(root)
         modules_unchanged = places - sum(1 for _ in root.walk())  # those left out, not those shown as context
+    else:
+        modules_unchanged = sum(1 for node in marked.values() if not _has_change(node))
     totals = summarize(after)
     summary = ChangeSummary(
         added=counts.added,
@@ -308,3 +309,17 @@ def compare_captures(before: Capture, after: Capture, *, name: str, changes_only
     compared = compare_trees(earlier.tree, later.tree, changes_only=changes_only)
     marked = TreeBlock(compared, rootname=later.rootname, max_depth=later.max_depth, summary=later.summary)
     return Capture([marked if block is later else block for block in after.blocks])
+
+
+def compare_named(capture: Capture, named: dict[str, Capture], name: str, *, changes_only: bool = False) -> Capture:
+    """``capture`` marked against the page's earlier figure called ``name`` (``named`` holds them by
+    :func:`figure_key`): what a host does for ``:compare: NAME``. Raises
+    :class:`~sphinx_modelvis.errors.ModelvisError` saying what is wrong when there is no such figure or tree.
+    """
+    before = named.get(figure_key(name))
+    if before is None:
+        known = ", ".join(sorted(named)) or "none has a :name: yet"
+        raise ModelvisError(
+            f"{name}: no earlier figure of this page has that :name: (the figures named above: {known})"
+        )
+    return compare_captures(before, capture, name=name, changes_only=changes_only)

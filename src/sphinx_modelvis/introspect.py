@@ -607,3 +607,12 @@ def trace_forward(model: torch.nn.Module, inputs: Any) -> tuple[dict[str, Forwar
         paths[key]: ForwardRecord(rank, calls[key], outputs.get(key)) for key, rank in order.items() if key in paths
     }
     return records, summarize_output(inputs), summarize_output(result)
+
+
+def forward_view(model: torch.nn.Module, tree: ModelTree, inputs: Any) -> ModelTree:
+    """``tree`` (of ``model``) as its forward view: one traced pass on ``inputs`` (see :func:`trace_forward`),
+    annotated on the tree (:func:`~sphinx_modelvis.forward.annotate_forward`). What the pass raises goes on."""
+    from .forward import annotate_forward
+
+    records, given, output = trace_forward(model, inputs)
+    return annotate_forward(tree, records, inputs=given, output=output)

@@ -225,11 +225,9 @@ class Visualization:
             delta=self.delta,
         )
         if inputs is not None:
-            from .forward import annotate_forward
-            from .introspect import trace_forward
+            from .introspect import forward_view
 
-            records, given, output = trace_forward(self.plm, inputs)
-            tree = annotate_forward(tree, records, inputs=given, output=output)
+            tree = forward_view(self.plm, tree, inputs)
         if compare is not None:
             from .compare import compare_trees
 

@@ -286,8 +286,7 @@ INPUTS_FILENAME = "<inputs>"
 
 def _forward_view(module: Any, tree: Any, expr: str, namespace: dict[str, Any], device: str | None, line: int) -> Any:
     """The forward view of ``module``: one traced pass on the value of ``expr``."""
-    from ..forward import annotate_forward
-    from ..introspect import trace_forward
+    from ..introspect import forward_view
 
     try:
         _register_source(expr, INPUTS_FILENAME, 1)
@@ -299,10 +298,9 @@ def _forward_view(module: Any, tree: Any, expr: str, namespace: dict[str, Any], 
         error.line = line
         raise error from None
     try:
-        records, given, output = trace_forward(module, inputs)
+        return forward_view(module, tree, inputs)
     except Exception as exc:
         raise _forward_error(exc, line) from None
-    return annotate_forward(tree, records, inputs=given, output=output)
 
 
 def _forward_error(exc: BaseException, line: int) -> ForwardError:

@@ -18,7 +18,7 @@ from mkdocs.exceptions import PluginError
 from mkdocs.plugins import BasePlugin
 
 from ..capture import Capture
-from ..compare import compare_captures, figure_key
+from ..compare import compare_named, figure_key
 from ..config import FigureOptions, ModelvisConfig, convert_options, parse_figure_options
 from ..errors import ConfigError, ModelvisError
 from ..execution.session import (
@@ -246,22 +246,11 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
         assert result.capture is not None
         capture = result.capture
         if options.compare:
-            before = named.get(figure_key(options.compare))
-            problem = ""
-            if before is None:
-                known = ", ".join(sorted(named)) or "none has a :name: yet"
-                problem = f"no earlier figure of this page has that :name: (the figures named above: {known})"
-            else:
-                try:
-                    capture = compare_captures(before, capture, name=options.compare, changes_only=options.changes_only)
-                except ModelvisError as exc:
-                    problem = str(exc)
-            if problem:
+            try:
+                capture = compare_named(capture, named, options.compare, changes_only=options.changes_only)
+            except ModelvisError as exc:
                 line = fence.start + 1 + offset
-                box = self._report(
-                    FigureFailure("options", f":compare: {options.compare}: {problem}", line), page, line
-                )
-                return box, options
+                return self._report(FigureFailure("options", f":compare: {exc}", line), page, line), options
         if options.name:
             named[figure_key(options.name)] = result.capture
         drawing = page_figure(

@@ -61,7 +61,6 @@ def _span_class(style: Style, classes: dict[Style, str]) -> tuple[str, str]:
     known = classes.get(style)
     if known is not None:
         return known, ""
-    names: list[str] = []
     css: list[str] = []
     color = style.color
     if color is not None and not color.is_default:
@@ -81,7 +80,12 @@ def _span_class(style: Style, classes: dict[Style, str]) -> tuple[str, str]:
     ):
         if flag:
             css.append(declaration)
-    return " ".join(names), ";".join(css)
+    return "", ";".join(css)
+
+
+def _attributes(name: str, css: str) -> str:
+    """The ``class`` and ``style`` attributes of an element, each only when it has a value."""
+    return (f' class="{name}"' if name else "") + (f' style="{css}"' if css else "")
 
 
 def _line_html(
@@ -96,16 +100,13 @@ def _line_html(
     """
     plain = line.plain
     base_class, base_css = _style_of(line.style, classes)
-    opening = '<div class="l'
-    opening += f" {base_class}" if base_class else ""
-    opening += '"' + (f' style="{base_css}"' if base_css else "") + (f' data-c="{clipped}"' if clipped else "") + ">"
-    parts = [opening]
+    opening = _attributes(f"l {base_class}".rstrip(), base_css) + (f' data-c="{clipped}"' if clipped else "")
+    parts = [f"<div{opening}>"]
     if gutter:
         sign = plain[:gutter]
         style = next((span.style for span in line.spans if span.start == 0 and span.end <= gutter), None)
         name, css = _style_of(style, classes) if style is not None else ("", "")
-        attributes = (f' class="{name}"' if name else "") + (f' style="{css}"' if css else "")
-        parts.append(f"<span{attributes}>{html.escape(sign[0], quote=False)}</span>{sign[1:]}")
+        parts.append(f"<span{_attributes(name, css)}>{html.escape(sign[0], quote=False)}</span>{sign[1:]}")
     for start in range(gutter, gutter + guides, 4):
         cell = plain[start : start + 4]
         name = "X" if cell.startswith("⋯") else GUIDE_CLASS.get(cell, "S")
@@ -133,9 +134,7 @@ def _line_html(
             del parts[mark:]
             return _segments_html(line, guides, classes, console, parts)
         text_to(max(span.start, guides))
-        name, css = _style_of(span.style, classes)
-        attributes = (f' class="{name}"' if name else "") + (f' style="{css}"' if css else "")
-        parts.append(f"<span{attributes}>")
+        parts.append(f"<span{_attributes(*_style_of(span.style, classes))}>")
         open_ends.append(span.end)
     while open_ends:
         text_to(open_ends.pop())
@@ -167,8 +166,7 @@ def _segments_html(line: Text, guides: int, classes: dict[Style, str], console: 
         name, css = _span_class(segment.style, classes) if segment.style else ("", "")
         escaped = html.escape(text, quote=False)
         if name or css:
-            attributes = (f' class="{name}"' if name else "") + (f' style="{css}"' if css else "")
-            escaped = f"<span{attributes}>{escaped}</span>"
+            escaped = f"<span{_attributes(name, css)}>{escaped}</span>"
         parts.append(escaped)
     parts.append("</div>")
     return "".join(parts)

@@ -132,6 +132,8 @@ class _Styles:
 
 #: The mark a compared line starts with, by the change it shows.
 MARKS = {"added": "+", "removed": "-", "changed": "~", "moved": "~"}
+#: The change whose color each mark takes.
+_MARK_CHANGE = {"+": "added", "-": "removed", "~": "changed"}
 
 
 #: How a moved parameter's earlier module is named, by how many levels up it is.
@@ -144,13 +146,16 @@ def _moved(place: str) -> tuple[str, str]:
     return _UP.get(up, f"{up} levels up"), place[3 * up :]
 
 
+def _moved_note(where: str, rest: str) -> str:
+    return f"(moved from {where}" + (f", was {rest})" if rest else ")")
+
+
 def _change_note(param: ParamInfo) -> str:
     """What a compared parameter was: ``(was tunable)``, ``(moved from the parent, was tunable)``."""
     if param.change == "moved":
         place, _, rest = param.was.partition(", ")
         module, name = _moved(place)
-        where = module if name == param.name else f"{module}'s {name}"
-        return f"(moved from {where}" + (f", was {rest})" if rest else ")")
+        return _moved_note(module if name == param.name else f"{module}'s {name}", rest)
     return f"(was {param.was})"
 
 
@@ -174,7 +179,7 @@ def _common_change_note(params: list[ParamInfo]) -> str | None:
     if len(origins) != 1:
         return None
     ((module, rest),) = origins
-    return f"(moved from {module}" + (f", was {rest})" if rest else ")")
+    return _moved_note(module, rest)
 
 
 def _param_tokens(param: ParamInfo, dominant_dtype: str, styles: _Styles, *, change_note: bool = True) -> list[_Token]:
@@ -235,8 +240,7 @@ def _marked(lines: list[Text], mark: str, styles: _Styles) -> list[Text]:
         sign = mark if index == 0 else " "
         spans = [span.move(2) for span in line.spans]
         if sign != " ":
-            change = next(name for name, shown in MARKS.items() if shown == sign)
-            spans.insert(0, Span(0, 1, styles.change[change]))
+            spans.insert(0, Span(0, 1, styles.change[_MARK_CHANGE[sign]]))
         out.append(Text(f"{sign} {line.plain}", style=line.style, spans=spans))
     return out
 
@@ -479,7 +483,7 @@ def summary_lines(summary: ParamSummary, theme: Theme, *, width: int = 100) -> l
 
 
 def change_lines(changes: ChangeSummary, theme: Theme, *, width: int = 100) -> list[Text]:
-    """``changes: +2.0K added (1.81%), 85.1M newly frozen (74.3%), 0 newly tunable, 27.7M unchanged (24.2%)``.
+    """``changes: +294.9K added (0.27%), 80.5M newly frozen (73.31%), 0 newly tunable, 29.0M unchanged (26.42%)``.
 
     Counts of parameters, shares of the later model's total; under ``:changes-only:``, a line saying how
     many unchanged modules were left out.

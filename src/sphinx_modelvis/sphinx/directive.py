@@ -10,7 +10,7 @@ from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
 from ..capture import Capture
-from ..compare import compare_captures, figure_key
+from ..compare import compare_named, figure_key
 from ..config import OPTION_SPEC, FigureOptions, resolve_figure_options
 from ..errors import ConfigError, ModelvisError
 from ..execution.session import FAILURE_TITLES, FigureFailure, Snippet
@@ -80,15 +80,8 @@ class ModelvisDirective(SphinxDirective):
     def _compared(self, capture: Capture, named: dict[str, Capture], options: FigureOptions) -> Capture:
         """``capture`` marked against the earlier figure ``:compare:`` names; an error at the directive if none."""
         assert options.compare is not None
-        before = named.get(figure_key(options.compare))
-        if before is None:
-            known = ", ".join(sorted(named)) or "none has a :name: yet"
-            raise self.error(
-                f"modelvis: :compare: {options.compare}: no earlier figure of this page has that :name: "
-                f"(the figures named above: {known})"
-            )
         try:
-            return compare_captures(before, capture, name=options.compare, changes_only=options.changes_only)
+            return compare_named(capture, named, options.compare, changes_only=options.changes_only)
         except ModelvisError as exc:
             raise self.error(f"modelvis: :compare: {exc}") from None
 
