@@ -1,5 +1,6 @@
 """Llama 2 70B from its configuration: run with `--device meta` to show it without allocating 70B weights."""
 
+import torch  # for a forward view's inputs: --inputs "torch.ones(1, 16, dtype=torch.long)"
 from transformers import LlamaConfig, LlamaForCausalLM
 
 config = LlamaConfig(
