@@ -124,6 +124,15 @@ def test_click_copies_the_key_and_shift_click_the_regex(browser: Any, furo: str)
     page.locator(".mv-tip", has_text="key copied").wait_for()
     assert page.locator(".mv-tip").inner_text().startswith(f"key copied: {QKV}")
     assert clipboard(page, QKV) == QKV
+    # The note stays while the pointer moves over its line; then the key comes back.
+    module(page, "bert", QKV).locator(":scope > .l .u").first.hover()
+    assert page.locator(".mv-tip").inner_text().startswith("key copied")
+    page.locator(".mv-tip", has_text="regex for PEFT").wait_for(timeout=3000)
+    # Moved on to another line (of another figure) within the note's time: that line's key stays.
+    head(page, "bert", QKV).click()
+    head(page, "lora", "base_model.model.pooler.dense").hover()
+    page.wait_for_timeout(1700)
+    assert page.locator(".mv-tip").inner_text().splitlines()[0] == "base_model.model.pooler.dense"
     head(page, "bert", QKV).click(modifiers=["Shift"])
     regex = r"encoder\.layer\.\d+\.attention\.self\.(?:query|key|value)"
     assert clipboard(page, regex) == regex

@@ -6,7 +6,7 @@
    guide cells are <i> elements (P │, B ├──, E └──, S blank; data-c: cells left out of a deep line). */
 (function () {
   if (window.modelvisFigures) return window.modelvisFigures.scan();
-  var tip, live, groups = 0, NO = "false", EXP = "aria-expanded", D = document;
+  var tip, live, noted, groups = 0, NO = "false", EXP = "aria-expanded", D = document;
   function all(root, css) { return [].slice.call(root.querySelectorAll(css)); }
   function has(el, name) { return el.classList.contains(name); }
   function kids(el) { return el.hasAttribute("data-k"); }
@@ -197,12 +197,19 @@
     }
     live.textContent = note;
     show(el, 0, note);
+    noted = el;
     clearTimeout(say.t);
-    say.t = setTimeout(function () { show(el); }, 1500);
+    say.t = setTimeout(function () { noted = null; show(el); }, 1500);
   }
 
   // The key of the module under the pointer (or focus), and what a click does with it.
+  // A note ("key copied") stays 1.5 s over its line, then the key again, unless the reader has moved on.
   function show(el, target, note) {
+    if (!note) {
+      if (el && el === noted && !(target && target.closest(".l") !== hd(el))) return;
+      clearTimeout(say.t);
+      noted = null;
+    }
     if (!el || el.hidden || (target && target.closest(".l") !== hd(el))) return hide();
     if (!tip) {
       tip = D.body.appendChild(make("div", "mv-tip"));
@@ -222,7 +229,7 @@
     el.setAttribute("aria-describedby", "mv-tip");
   }
 
-  function hide() { if (tip) tip.hidden = true; }
+  function hide() { clearTimeout(say.t); noted = null; if (tip) tip.hidden = true; }
 
   // Lines matching what is typed, and the modules above them, stand out; the rest dims.
   function finder(fig) {
