@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from .capture import Capture, TreeBlock
 from .errors import ModelvisError
 from .folding import summarize
-from .tree import ChangeSummary, ModelTree, ModuleNode, ParamInfo
+from .tree import ChangeSummary, ModelTree, ModuleNode, ParamInfo, format_shape
 
 __all__ = ["compare_captures", "compare_named", "compare_trees", "figure_key", "last_tree"]
 
@@ -29,17 +29,6 @@ MOVE_DEPTH = 2
 
 def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
-
-
-def _places(root: ModuleNode) -> dict[str, ModuleNode]:
-    """Every module place by its dotted path (the root: ``""``), parents first."""
-    places: dict[str, ModuleNode] = {}
-    stack: list[tuple[str, ModuleNode]] = [("", root)]
-    while stack:
-        path, node = stack.pop()
-        places[path] = node
-        stack.extend((_join(path, child.name), child) for child in reversed(node.children))
-    return places
 
 
 def _alignment(before: dict[str, ModuleNode], after: dict[str, ModuleNode]) -> str:
@@ -61,10 +50,6 @@ def _alignment(before: dict[str, ModuleNode], after: dict[str, ModuleNode]) -> s
 
 def _state(param: ParamInfo) -> str:
     return "delta" if param.delta and not param.buffer else param.state
-
-
-def _shape(param: ParamInfo) -> str:
-    return "[?]" if param.shape is None else "[" + ", ".join(str(size) for size in param.shape) + "]"
 
 
 def _counted(param: ParamInfo) -> bool:
@@ -93,7 +78,7 @@ def _differences(old: ParamInfo, new: ParamInfo, counts: _Counts) -> list[str]:
             elif not old.requires_grad and new.requires_grad:
                 counts.unfrozen += new.numel
     if old.shape != new.shape:
-        was.append(_shape(old))
+        was.append(format_shape(old.shape))
     if old.dtype != new.dtype:
         was.append(old.dtype)
     return was
@@ -136,18 +121,18 @@ def _ghost(top: ModuleNode) -> ModuleNode:
 
     Made from the leaves up, without recursion, as everything on a tree is (a model may be thousands deep).
     """
-    places = list(_places(top).items())
     copies: dict[str, ModuleNode] = {}
-    for path, node in reversed(places):  # children before their parents
-        copies[path] = ModuleNode(
-            node.name,
-            node.type_name,
-            [replace(param, change="removed") for param in node.params],
-            [copies[_join(path, child.name)] for child in node.children],
-            node.shared_with,
-            node.type_path,
-            node.type_label,
+    for path, node in top.places(leaves_first=True):
+        # Marked against the later tree, which has no such module: no class of its own there to compare
+        # with, and the later tree's traced pass (a forward view's) never ran it.
+        copies[path] = replace(
+            node,
+            params=[replace(param, change="removed") for param in node.params],
+            children=[copies[_join(path, child.name)] for child in node.children],
             change="removed",
+            was_type="",
+            calls=-1,
+            output="",
         )
     return copies[""]
 
@@ -173,8 +158,8 @@ def compare_trees(before: ModelTree, after: ModelTree, *, changes_only: bool = F
     changed. Removed modules come back as ghosts under their parent, so the figure shows them. With
     ``changes_only``, subtrees without a change are left out (the summary counts them).
     """
-    earlier = _places(before.root)
-    later = _places(after.root)
+    earlier = dict(before.root.places())  # every module place by its dotted path, parents first
+    later = dict(after.root.places())
     prefix = _alignment(earlier, later)
     counts = _Counts()
     # For each later parameter an earlier one moved to (its module's path, its name): what it was.
@@ -236,17 +221,7 @@ def compare_trees(before: ModelTree, after: ModelTree, *, changes_only: bool = F
         was_type = ""
         if old is not None and _retyped(old, node):
             was_type = old.shown_type
-        return ModuleNode(
-            node.name,
-            node.type_name,
-            params,
-            children,
-            node.shared_with,
-            node.type_path,
-            node.type_label,
-            change=change,
-            was_type=was_type,
-        )
+        return replace(node, params=params, children=children, change=change, was_type=was_type)
 
     marked: dict[str, ModuleNode] = {}
     for path, node in reversed(list(later.items())):  # children before their parents, without recursion
@@ -271,7 +246,7 @@ def compare_trees(before: ModelTree, after: ModelTree, *, changes_only: bool = F
         modules_unchanged=modules_unchanged,
         changes_only=changes_only,
     )
-    return ModelTree(root, dominant_dtype=after.dominant_dtype, expand_params=after.expand_params, changes=summary)
+    return after.with_root(root, changes=summary)
 
 
 def _changes_only(root: ModuleNode) -> ModuleNode:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .tree import ModelTree, ModuleNode
@@ -99,37 +99,16 @@ def drop_parameter_free(root: ModuleNode) -> ModuleNode:
     The root always stays. A module met again through a second parent stays when the place
     it is shown stays.
     """
-    # Post-order without recursion: children are decided before their parent.
     copies: dict[int, ModuleNode] = {}
     kept_paths: set[str] = set()
-    order: list[tuple[ModuleNode, str]] = []
-    stack: list[tuple[ModuleNode, str]] = [(root, "")]
-    while stack:
-        node, path = stack.pop()
-        order.append((node, path))
-        for child in node.children:
-            stack.append((child, f"{path}.{child.name}" if path else child.name))
-    # ``order`` is pre-order with children reversed; walking it backwards visits children first,
-    # and visits earlier siblings before later ones, so a shared module's first place is decided first.
-    for node, path in reversed(order):
+    # Children before their parent, earlier siblings first: a shared module's first place is decided first.
+    for path, node in root.places(leaves_first=True):
         kids = [copies[id(child)] for child in node.children if id(child) in copies]
         keep = bool(node.params) or bool(kids) or node is root
         if node.shared_with is not None:
             keep = keep or node.shared_with in kept_paths or _is_ancestor(node.shared_with, path)
         if keep:
-            copies[id(node)] = ModuleNode(
-                node.name,
-                node.type_name,
-                list(node.params),
-                kids,
-                node.shared_with,
-                node.type_path,
-                node.type_label,
-                node.change,
-                node.was_type,
-                node.calls,
-                node.output,
-            )
+            copies[id(node)] = replace(node, children=kids)
             kept_paths.add(path)
     return copies[id(root)]
 
@@ -147,14 +126,7 @@ def _signatures(root: ModuleNode) -> dict[int, int]:
     ids: dict[int, int] = {}
     for node in root.distinct():
         key = (
-            node.type_key,
-            node.type_label,
-            node.shared_with,
-            node.change,
-            node.was_type,
-            node.calls,
-            node.output,
-            tuple([param.signature() for param in node.params]) if node.params else (),
+            node.signature(),
             tuple([(child.name, ids[id(child)]) for child in node.children]) if node.children else (),
         )
         ids[id(node)] = table.setdefault(key, len(table))

@@ -16,7 +16,7 @@ from rich.text import Span, Text
 from ..capture import TextBlock
 from ..folding import FoldedNode, ParamSummary, format_count
 from ..theme import Role, Theme
-from ..tree import ChangeSummary, ModuleNode, ParamInfo
+from ..tree import ChangeSummary, ModuleNode, ParamInfo, format_dtype, format_shape
 
 __all__ = [
     "TreeLine",
@@ -30,16 +30,6 @@ __all__ = [
     "tree_lines",
     "tree_rows",
 ]
-
-#: Short names for dtypes shown next to a parameter whose dtype is not the model's usual one.
-DTYPE_NAMES = {
-    "float32": "f32",
-    "float16": "f16",
-    "bfloat16": "bf16",
-    "float64": "f64",
-    "complex64": "c64",
-    "complex128": "c128",
-}
 
 BRANCH, LAST, PIPE, SPACE = "├── ", "└── ", "│   ", "    "
 
@@ -184,12 +174,12 @@ def _common_change_note(params: list[ParamInfo]) -> str | None:
 
 def _param_tokens(param: ParamInfo, dominant_dtype: str, styles: _Styles, *, change_note: bool = True) -> list[_Token]:
     """The parameter as wrappable tokens: ``weight:[768, 768] bf16``, then notes such as ``(tied to ...)``."""
-    shape = "?" if param.shape is None else ", ".join([str(size) for size in param.shape])
     removed = param.change == "removed"
-    text = _Token(f"{param.name}:[{shape}]", styles.change["removed"] if removed else styles.state[param.state])
+    style = styles.change["removed"] if removed else styles.state[param.state]
+    text = _Token(f"{param.name}:{format_shape(param.shape)}", style)
     note = styles.note
     if param.dtype != dominant_dtype:
-        text.append(f" {DTYPE_NAMES.get(param.dtype, param.dtype)}", note)
+        text.append(f" {format_dtype(param.dtype)}", note)
     if param.was and change_note:
         return [text, _Token(_change_note(param), styles.change["changed"])]
     if param.shape is None or param.tied_to is not None:
