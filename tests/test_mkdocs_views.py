@@ -1,5 +1,6 @@
 """``:compare: NAME`` and ``:inputs:`` in a real MkDocs build: a figure marked against an earlier figure of the
-page, a warning at the line (the page still built) for a name no earlier figure has, and a forward view."""
+page, a warning at the line (the page still built) for a name no earlier figure has, a forward view, and a figure
+that is both."""
 
 from __future__ import annotations
 
@@ -67,3 +68,51 @@ def test_forward_view_in_mkdocs(tmp_path: Path) -> None:
     lines = figure_lines(soup.select_one("div.modelvis-figure"))
     assert lines[1] == "    0 (Linear) weight:[8, 4] bias:[8] → [3, 8]"
     assert lines[-1] == "forward: [3, 4] -> [3, 2]"
+
+
+TRACED = """# Compared, with inputs
+
+```{modelvis}
+:name: before
+
+import torch
+from torch import nn
+
+
+class Twice(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Linear(4, 4)
+        self.out = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.out(self.body(self.body(x)))
+
+
+net = Twice()
+```
+
+```{modelvis} net
+:compare: before
+:inputs: torch.ones(3, 4)
+
+net.body.requires_grad_(False)
+net.add_module("extra", nn.Linear(2, 2))
+```
+"""
+
+
+def test_a_comparison_with_inputs_keeps_the_forward_view_in_mkdocs(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "index.md").write_text(TRACED)
+    (tmp_path / "mkdocs.yml").write_text("site_name: traced\nplugins:\n  - modelvis\n")
+    build(load_config(str(tmp_path / "mkdocs.yml")))
+    soup = BeautifulSoup((tmp_path / "site" / "index.html").read_text(), "html.parser")
+    lines = figure_lines(soup.select("div.modelvis-figure")[1])
+    assert lines[:4] == [
+        "  root → [3, 2]",
+        "~     body (Linear) weight:[4, 4] bias:[4] (was tunable) → [3, 4] ×2",
+        "      out (Linear) weight:[2, 4] bias:[2] → [3, 2]",
+        "+     extra (Linear) weight:[2, 2] bias:[2] (never called)",
+    ]
+    assert lines[-2].startswith("changes: +6 added") and lines[-1] == "forward: [3, 4] -> [3, 2]"

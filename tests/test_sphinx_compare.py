@@ -44,6 +44,21 @@ def test_myst_comparison_splits_the_fold(built: Build) -> None:
     assert "+         adapter (Linear) weight:[2, 8] bias:[2]" in lines
 
 
+def test_a_comparison_with_inputs_keeps_the_forward_view(built: Build) -> None:
+    rst = figure_lines(figure_by_name(built.soup("index"), "twice-after"))
+    assert rst[:4] == [
+        "  root → [3, 2]",
+        "~     body (Linear) weight:[4, 4] bias:[4] (was tunable) → [3, 4] ×2",
+        "      out (Linear) weight:[2, 4] bias:[2] → [3, 2]",
+        "+     extra (Linear) weight:[2, 2] bias:[2] (never called)",
+    ]
+    assert rst[-2].startswith("changes: +6 added") and rst[-1] == "forward: [3, 4] -> [3, 2]"
+    myst = figure_lines(figure_by_name(built.soup("page"), "traced-adapted"))
+    assert myst[:2] == ["  root → [2, 2]", "~     0 (Linear) weight:[8, 8] bias:[8] (was tunable) → [2, 8]"]
+    assert "+     3 (Linear) weight:[2, 2] bias:[2] → [2, 2]" in myst
+    assert myst[-1] == "forward: [2, 8] -> [2, 2]"
+
+
 def test_an_unknown_or_later_name_is_an_error_at_the_line(built: Build) -> None:
     errors = built.warnings
     assert re.search(r"errors\.md:3: ERROR: modelvis: :compare: later: no earlier figure of this page", errors)
