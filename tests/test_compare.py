@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections import OrderedDict
 from pathlib import Path
 
 import pytest
@@ -169,24 +170,17 @@ def test_the_api_compares_with_an_earlier_figure(capsys: pytest.CaptureFixture[s
     )
 
 
-class Traced(nn.Module):
-    """A model whose forward view has a module run twice and a module run only while it is there."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.body = nn.Linear(4, 4)
-        self.skip = nn.Linear(4, 4)
-        self.out = nn.Linear(4, 2)
+class Traced(nn.Sequential):
+    """A model whose forward view has a module run twice (``body``) and one run while the model has it (``skip``)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.body(self.body(x))
-        if hasattr(self, "skip"):
-            x = self.skip(x)
-        return self.out(x)
+        return self.out(self.skip(x) if hasattr(self, "skip") else x)
 
 
 def test_a_comparison_keeps_the_forward_view() -> None:
-    net, inputs = Traced(), torch.ones(3, 4)
+    net = Traced(OrderedDict(body=nn.Linear(4, 4), skip=nn.Linear(4, 4), out=nn.Linear(4, 2)))
+    inputs = torch.ones(3, 4)
     before = Visualization(net).structure_graph(printTree=False, inputs=inputs)
     net.body.requires_grad_(False)
     del net.skip

@@ -12,7 +12,7 @@ further down is *moved* (and shows what else changed), not removed and added.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 
 from .capture import Capture, TreeBlock
 from .errors import ModelvisError
@@ -37,15 +37,23 @@ def _alignment(before: dict[str, ModuleNode], after: dict[str, ModuleNode]) -> s
     Candidates are the later tree's modules down to depth 3 (a wrapper seldom nests deeper); on a tie, the
     shallowest wins, so an unwrapped model aligns at its root.
     """
-    earlier = [path for path in before if path]
+    earlier = {path for path in before if path}
     if not earlier:
         return ""
-    best, best_score = "", -1
-    for candidate in sorted((path for path in after if path.count(".") < 3), key=lambda path: (len(path), path)):
-        score = sum(1 for path in earlier if _join(candidate, path) in after)
-        if score > best_score:
-            best, best_score = candidate, score
-    return best
+    scores = dict.fromkeys((path for path in after if path.count(".") < 3), 0)
+    # A candidate's score: the later paths made of it, a dot and an earlier path. One pass over the later tree,
+    # each path looked at where its first three dots cut it (not once per candidate: big trees have thousands).
+    for path in after:
+        if path in earlier:
+            scores[""] += 1
+        cut = -1
+        for _ in range(3):
+            cut = path.find(".", cut + 1)
+            if cut < 0:
+                break
+            if path[:cut] in scores and path[cut + 1 :] in earlier:
+                scores[path[:cut]] += 1
+    return min(scores, key=lambda candidate: (-scores[candidate], len(candidate), candidate))
 
 
 def _state(param: ParamInfo) -> str:
@@ -58,13 +66,13 @@ def _counted(param: ParamInfo) -> bool:
 
 @dataclass
 class _Counts:
+    """What :class:`~sphinx_modelvis.tree.ChangeSummary` counts of the parameters, as they are met."""
+
     added: int = 0
     removed: int = 0
     frozen: int = 0
     unfrozen: int = 0
     unchanged: int = 0
-    #: The later parameters an earlier one moved to, by their module's path and their name.
-    moved_targets: set[tuple[str, str]] = field(default_factory=set)
 
 
 def _differences(old: ParamInfo, new: ParamInfo, counts: _Counts) -> list[str]:
@@ -162,6 +170,8 @@ def compare_trees(before: ModelTree, after: ModelTree, *, changes_only: bool = F
     later = dict(after.root.places())
     prefix = _alignment(earlier, later)
     counts = _Counts()
+    # The later parameters an earlier one moved to, by their module's path and their name.
+    taken: set[tuple[str, str]] = set()
     # For each later parameter an earlier one moved to (its module's path, its name): what it was.
     moved: dict[tuple[str, str], list[str]] = {}
     # For each later module place: its earlier counterpart.
@@ -177,14 +187,14 @@ def compare_trees(before: ModelTree, after: ModelTree, *, changes_only: bool = F
         for param in old_node.params:
             if param.name in names:
                 continue
-            target = _find_moved(new_node, new_path, param, counts.moved_targets)
+            target = _find_moved(new_node, new_path, param, taken)
             if target is None:
                 removed_params.setdefault(new_path, []).append(replace(param, change="removed"))
                 if _counted(param):
                     counts.removed += param.numel
                 continue
             new_param, where = target
-            counts.moved_targets.add((where, param.name))
+            taken.add((where, param.name))
             was = [_moved_from(new_path, where, param.name)]
             was.extend(_differences(param, new_param, counts))
             moved[(where, param.name)] = was
@@ -235,11 +245,7 @@ def compare_trees(before: ModelTree, after: ModelTree, *, changes_only: bool = F
         modules_unchanged = sum(1 for node in marked.values() if not _has_change(node))
     totals = summarize(after)
     summary = ChangeSummary(
-        added=counts.added,
-        removed=counts.removed,
-        frozen=counts.frozen,
-        unfrozen=counts.unfrozen,
-        unchanged=counts.unchanged,
+        **asdict(counts),
         total=totals.total,
         tunable=totals.tunable,
         delta=totals.delta,

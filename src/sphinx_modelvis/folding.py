@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .tree import ModelTree, ModuleNode
+from .tree import ModelTree, ModuleNode, ParamInfo
 
 __all__ = [
     "FoldedNode",
@@ -14,6 +15,7 @@ __all__ = [
     "fold_siblings",
     "format_count",
     "format_names",
+    "subtree_totals",
     "summarize",
 ]
 
@@ -187,21 +189,26 @@ def summarize(tree: ModelTree | ModuleNode) -> ParamSummary:
     # Totals per node object, children first: a subtree shared by many places is added up once.
     totals: dict[int, tuple[int, int, int]] = {}
     for node in root.distinct():
-        total = tunable = delta = 0
-        for param in node.params:
-            if param.buffer or param.tied_to is not None or param.change == "removed":
-                continue
-            count = param.numel
-            total += count
-            if param.requires_grad:
-                tunable += count
-            if param.delta:
-                delta += count
-        for child in node.children:
-            below = totals[id(child)]
-            total += below[0]
-            tunable += below[1]
-            delta += below[2]
-        totals[id(node)] = (total, tunable, delta)
+        totals[id(node)] = subtree_totals(node.params, [totals[id(child)] for child in node.children])
     total, tunable, delta = totals[id(root)]
     return ParamSummary(total=total, tunable=tunable, frozen=total - tunable, delta=delta)
+
+
+def subtree_totals(params: Iterable[ParamInfo], below: Iterable[tuple[int, int, int]]) -> tuple[int, int, int]:
+    """(total, tunable, delta) parameters of a subtree: its module's own ``params`` (tied weights, buffers and a
+    comparison's removed parameters not counted: each tensor counts once, where it is), and the totals ``below``."""
+    total = tunable = delta = 0
+    for param in params:
+        if param.buffer or param.tied_to is not None or param.change == "removed":
+            continue
+        count = param.numel
+        total += count
+        if param.requires_grad:
+            tunable += count
+        if param.delta:
+            delta += count
+    for child_total, child_tunable, child_delta in below:
+        total += child_total
+        tunable += child_tunable
+        delta += child_delta
+    return total, tunable, delta

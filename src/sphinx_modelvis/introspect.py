@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ._gc import gc_paused
 from .delta import NO_ADAPTERS, AdapterFinder, is_delta_module, plain_module_type
 from .errors import NotAModule
+from .folding import subtree_totals
 from .tree import ModelTree, ModuleNode, ParamInfo, TreeFacts
 from .type_labels import label_same_named_types
 
@@ -153,7 +154,8 @@ class _TreeBuilder:
         plain_tensors = (torch.nn.Parameter, torch.Tensor)
         adapters_of = AdapterFinder() if "peft" in sys.modules else None
         delta = self.delta
-        show_buffers = self.show_buffers
+        # Whether each kind of tensor a module holds is a buffer: parameters, and buffers when they are shown.
+        kinds_shown = (False, True) if self.show_buffers else (False,)
         plain_types: dict[type, bool] = {}
         seen_modules: dict[int, int] = {}
         seen_params: dict[int, tuple[int, str]] = {}
@@ -189,41 +191,30 @@ class _TreeBuilder:
                 continue
             shared.append(-1)
             own: list[int] = []
-            for key, tensor in module._parameters.items():
-                if tensor is None:
-                    continue
-                met = (place, key)
-                first_met = seen_params.setdefault(id(tensor), met)
-                tied = None if first_met is met else first_met
-                if type(tensor) in plain_tensors:
-                    is_delta = in_delta or bool(getattr(tensor, "_is_delta", False))
-                    if not is_delta and delta is not None:
-                        is_delta = bool(delta(self._qualified(place, key), tensor))
-                    signature: tuple[Any, ...] = (
-                        key,
-                        tensor.shape,
-                        tensor.dtype,
-                        tensor.requires_grad,
-                        is_delta,
-                        tied,
-                    )
-                else:  # odd tensors: their shape or dtype may not be readable as above
-                    signature = self._describe(tensor, key, in_delta, False, tied, place).signature()
-                number = numbers.get(signature)
-                if number is None:
-                    number = numbers[signature] = self._add(tensor, key, in_delta, False, tied, place)
-                own.append(number)
-            if show_buffers:
-                for key, tensor in module._buffers.items():
+            for is_buffer in kinds_shown:
+                for key, tensor in (module._buffers if is_buffer else module._parameters).items():
                     if tensor is None:
                         continue
                     met = (place, key)
                     first_met = seen_params.setdefault(id(tensor), met)
                     tied = None if first_met is met else first_met
-                    signature = self._describe(tensor, key, False, True, tied, place).signature()
+                    if not is_buffer and type(tensor) in plain_tensors:
+                        is_delta = in_delta or bool(getattr(tensor, "_is_delta", False))
+                        if not is_delta and delta is not None:
+                            is_delta = bool(delta(self._qualified(place, key), tensor))
+                        signature: tuple[Any, ...] = (
+                            key,
+                            tensor.shape,
+                            tensor.dtype,
+                            tensor.requires_grad,
+                            is_delta,
+                            tied,
+                        )
+                    else:  # buffers, and odd tensors whose shape or dtype may not be readable as above
+                        signature = self._describe(tensor, key, in_delta, is_buffer, tied, place).signature()
                     number = numbers.get(signature)
                     if number is None:
-                        number = numbers[signature] = self._add(tensor, key, False, True, tied, place)
+                        number = numbers[signature] = self._add(tensor, key, in_delta, is_buffer, tied, place)
                     own.append(number)
             params.append(tuple(own))
             adapters = adapters_of(module) if adapters_of is not None else NO_ADAPTERS
@@ -354,7 +345,9 @@ class _TreeBuilder:
             number = numbers.get(key)
             if number is None:
                 number = numbers[key] = len(numbers)
-                totals.append(self._totals(own, [totals[subtrees[id(node)]] for node in below]))
+                totals.append(
+                    subtree_totals([infos[index] for index in own], [totals[subtrees[id(node)]] for node in below])
+                )
             node = nodes.get((names[place], number))
             if node is None:
                 kind = kinds[place]
@@ -368,22 +361,3 @@ class _TreeBuilder:
         root = node_of[0]
         assert root is not None
         return root, TreeFacts(subtrees, totals[subtrees[id(root)]])
-
-    def _totals(self, own: tuple[int, ...], below: list[tuple[int, int, int]]) -> tuple[int, int, int]:
-        """(total, tunable, delta) of a subtree: its own parameters (tied weights and buffers not counted again)."""
-        total = tunable = delta = 0
-        for number in own:
-            info, _counted = self.described[number]
-            if info.buffer or info.tied_to is not None:
-                continue
-            count = info.numel
-            total += count
-            if info.requires_grad:
-                tunable += count
-            if info.delta:
-                delta += count
-        for child_total, child_tunable, child_delta in below:
-            total += child_total
-            tunable += child_tunable
-            delta += child_delta
-        return total, tunable, delta
