@@ -8,13 +8,13 @@ for the :class:`PageSession` of each page, runs the page's figures in page order
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ..capture import Capture
 from ..config import FigureOptions, ModelvisConfig
@@ -153,17 +153,6 @@ class PageSession:
         step = _Step(snippet, options)
         self.steps.append(step)
         return self.runner._figure(self, earlier, step, self._key)
-
-
-def _settings(options: FigureOptions) -> dict[str, Any]:
-    return {
-        "keep_non_params": options.keep_non_params,
-        "expand_params": options.expand_params,
-        "show_buffers": options.show_buffers,
-        "max_depth": options.max_depth,
-        "rootname": options.rootname,
-        "inputs": options.inputs,
-    }
 
 
 @dataclass(slots=True)
@@ -334,7 +323,8 @@ class FigureRunner:
         pre_code = self.config.pre_code
         if not pre_code.strip():
             return _Outcome()
-        pre = _Step(Snippet(pre_code, PRE_CODE_FILENAME, 1), FigureOptions(timeout=self.config.timeout))
+        # With the site's settings (device, columns, timeout), as a figure that sets none runs.
+        pre = _Step(Snippet(pre_code, PRE_CODE_FILENAME, 1), FigureOptions.of_site(self.config))
         outcome = self._run(session, pre, replay=True)
         self.progress(f"modelvis: pre_code for {session.page} ... {outcome.seconds:.1f} s")
         if outcome.failure is not None:
@@ -354,7 +344,7 @@ class FigureRunner:
             "first_line": snippet.line,
             "expr": options.expr,
             "expr_line": snippet.expr_line,
-            "settings": _settings(options),
+            "settings": dataclasses.asdict(options.tree),
             "device": options.device,
             "columns": options.columns,
             "max_lines": options.max_lines,

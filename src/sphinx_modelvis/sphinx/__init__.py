@@ -60,19 +60,21 @@ def modelvis_config(config: Config) -> ModelvisConfig:
         raise ModelvisConfigError(str(exc)) from None
 
 
-def _check_config(app: Sphinx, config: Config) -> None:
-    modelvis_config(config)
-
-
 class _Figures:
-    """The figure runner of one Sphinx application in this process, made on first use."""
+    """The site configuration of one Sphinx application, validated once, and its figure runner, made on first use."""
 
     def __init__(self) -> None:
+        self._config: ModelvisConfig | None = None
         self._runner: FigureRunner | None = None
+
+    def check_config(self, app: Sphinx, config: Config) -> None:
+        """Validate the ``modelvis_*`` values once, when Sphinx has read ``conf.py`` and the command line."""
+        self._config = modelvis_config(config)
 
     def runner(self, app: Sphinx) -> FigureRunner:
         if self._runner is None:
-            config = modelvis_config(app.config)
+            config = self._config
+            assert config is not None, "config-inited comes first"
             cache = cache_folder(config, base=app.confdir, default=Path(app.outdir).parent / ".modelvis-cache")
             self._runner = FigureRunner(config, cache_dir=cache, progress=logger.info, warn=_warn_cache)
         return self._runner
@@ -158,12 +160,12 @@ def setup(app: Sphinx) -> dict[str, Any]:
     for name, default, help in ModelvisConfig.settings():
         extra: dict[str, Any] = {"description": help} if described else {}
         app.add_config_value(f"modelvis_{name}", default, "env", types=_types(hints[name]), **extra)
-    app.connect("config-inited", _check_config)
+    figures = _Figures()
+    app.connect("config-inited", figures.check_config)
     app.add_directive("modelvis", ModelvisDirective)
     register_nodes(app)
     app.connect("builder-inited", _add_static_path)
     app.add_css_file("modelvis.css")
-    figures = _Figures()
     app.add_event(RUNNER_EVENT)
     app.connect(RUNNER_EVENT, figures.runner)
     app.connect("env-before-read-docs", figures.before_reading)
