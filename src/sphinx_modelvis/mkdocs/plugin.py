@@ -228,7 +228,7 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
             options = parse_figure_options(fence.argument, fence.options, self.settings)
         except ConfigError as exc:
             failure = FigureFailure("options", f"{exc}; the figure was not run", _option_error_line(fence) + offset)
-            return self._report(failure, page, failure.line), FigureOptions(show_code=self.settings.show_code)
+            return self._report(failure, page, failure.line), FigureOptions.of_site(self.settings)
         snippet = Snippet(fence.code, page, fence.code_line + offset, expr_line=fence.start + 1 + offset)
         result = session.run(snippet, options)
         if result.failure is not None:
