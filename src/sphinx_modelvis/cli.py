@@ -55,8 +55,8 @@ def _parser() -> argparse.ArgumentParser:
         "--width",
         type=int,
         default=None,
-        help="width lines wrap at (default: the terminal's width when printing to a terminal, else 100, "
-        "also when the output is piped); a word longer than that (a long key) runs past it, uncut",
+        help="width lines wrap at (default: the terminal's width when printing to a terminal; 100 in a file "
+        "or when piped); a word longer than the width (a long key) runs past it, uncut",
     )
     parser.add_argument("--keep-non-params", action="store_true", help="keep modules without parameters")
     parser.add_argument("--expand-params", action="store_true", help="one line per parameter")
