@@ -135,7 +135,7 @@ def test_the_options_guide_s_figures_show_the_example_model(site: Path) -> None:
     full = lines(":collapse: with a summary")
     assert "0-5 (Block)" in full and "root" in full, full
     assert lines(":timeout: 60.")[0] == "root weight:[100, 32] bias:[100]"
-    assert any(line.startswith("head (Linear)") for line in lines(":compare: options_model"))
+    assert any(line.startswith("+") and "head (Linear)" in line for line in lines(":compare: options_model"))
     reset = lines(":reset:: model is not defined")
     assert reset[0] == "False" and reset[1].startswith("Linear(in_features=4")
     assert reset == [line.strip() for line in figure_lines(captioned[-1])], ":reset:'s figure is the page's last"
