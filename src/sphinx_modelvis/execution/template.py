@@ -12,7 +12,9 @@ A worker is asked for on a connection of its own, with the worker's two pipes an
 snippets and ``pre_code`` that name installed packages, and the installed modules earlier workers imported),
 then forks: the child becomes the worker (a session of its own, its output in the log, serving
 :func:`~sphinx_modelvis.execution.worker.serve`), and the template answers with its pid, then, when it has
-reaped it, with its exit status. The template itself never runs a snippet.
+reaped it, with its exit status. The template itself never runs a snippet. (The messages are those of
+:mod:`~sphinx_modelvis.execution.wire`; what may be imported ahead is decided by
+:mod:`~sphinx_modelvis.execution.preload`.)
 """
 
 from __future__ import annotations
