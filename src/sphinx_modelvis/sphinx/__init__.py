@@ -73,7 +73,7 @@ class _Figures:
     def runner(self, app: Sphinx) -> FigureRunner:
         if self._runner is None:
             config = modelvis_config(app.config)
-            cache = cache_folder(config, base=app.confdir, default=Path(app.outdir).parent / ".modelvis-cache")
+            cache = cache_folder(config.cache_dir, config_dir=app.confdir, host="sphinx")
             self._runner = FigureRunner(config, cache_dir=cache, progress=logger.info, warn=_warn_cache)
         return self._runner
 
