@@ -252,6 +252,12 @@ FIGURE_COLORS_JS = """
 """
 
 
+SETTLED_JS = """
+() => document.fonts.status === 'loaded'
+  && Array.from(document.querySelectorAll('.mv[data-mv]')).every(figure => figure.classList.contains('mv-on'))
+"""
+
+
 @pytest.mark.parametrize("mode", ["light", "dark"])
 @pytest.mark.browser
 @needs_chromium
@@ -287,7 +293,8 @@ def test_tutorial_as_a_reader_sees_it(server: str, mode: str, tmp_path: Path) ->
                 details = page.locator("details").nth(index)
                 details.locator("summary").first.click()
                 assert details.evaluate("node => node.open")
-            page.wait_for_timeout(200)
+            # What the checks below read has settled: the fonts are in, and the script has set every figure up.
+            page.wait_for_function(SETTLED_JS, timeout=10_000)
 
             figures = page.evaluate(FIGURE_COLORS_JS)
             assert len(figures) >= 5
@@ -358,7 +365,7 @@ def test_every_figure_can_be_hovered_copied_unfolded_and_searched(server: str, n
                     assert figure.locator(".i:not([hidden])").count() > before
                 if found["filter"]:
                     figure.locator(".mv-find").fill("dense")
-                    assert figure.locator(".i.hit").count() > 0
+                    assert figure.locator(".i.mv-match").count() > 0
         finally:
             browser.close()
     assert errors == []
