@@ -401,10 +401,10 @@ def test_cache_round_trip_and_foreign_entries(tmp_path: Path) -> None:
 
 
 def test_the_cache_folder_resolves_against_the_config_folder(tmp_path: Path) -> None:
-    default = tmp_path / "_build" / ".modelvis-cache"
-    assert cache_folder(ModelvisConfig(), base=tmp_path, default=default) == default
-    assert cache_folder(ModelvisConfig(cache_dir="ci/cache"), base=tmp_path, default=default) == tmp_path / "ci/cache"
-    assert cache_folder(ModelvisConfig(cache_dir="/abs"), base=tmp_path, default=default) == Path("/abs")
+    assert cache_folder("", config_dir=tmp_path, host="sphinx") == tmp_path / "_build" / ".modelvis-cache"
+    assert cache_folder("", config_dir=tmp_path, host="mkdocs") == tmp_path / ".modelvis-cache"
+    assert cache_folder("ci/cache", config_dir=tmp_path, host="sphinx") == tmp_path / "ci/cache"
+    assert cache_folder("/abs", config_dir=tmp_path, host="mkdocs") == Path("/abs")
 
 
 def test_the_host_side_imports_no_torch() -> None:

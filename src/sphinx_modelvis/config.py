@@ -83,7 +83,8 @@ class ModelvisConfig:
     cache_dir: str = _setting(
         "",
         "Folder of cached figures, one folder a CI job can keep between runs; relative to the configuration "
-        "directory. Empty: `.modelvis-cache` in Sphinx's build directory, or next to `mkdocs.yml`.",
+        "directory. Empty: `_build/.modelvis-cache` next to `conf.py` (whatever the output folder), or "
+        "`.modelvis-cache` next to `mkdocs.yml`.",
     )
     execute: Literal["auto", "always", "never"] = _setting(
         "auto",

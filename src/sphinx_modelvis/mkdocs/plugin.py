@@ -16,19 +16,10 @@ from mkdocs.config import config_options as c
 from mkdocs.exceptions import PluginError
 from mkdocs.plugins import BasePlugin
 
-from ..capture import Capture
-from ..compare import compare_named, figure_key
 from ..config import FigureOptions, ModelvisConfig, convert_options, parse_figure_options
-from ..errors import ConfigError, ModelvisError
-from ..execution.session import (
-    FAILURE_TITLES,
-    FigureFailure,
-    FigureRunner,
-    PageSession,
-    RunnerStats,
-    Snippet,
-    cache_folder,
-)
+from ..errors import ConfigError
+from ..execution.cache import cache_folder
+from ..execution.session import FigureFailure, FigureRunner, PageSession, RunnerStats, Snippet
 from ..rendering import page_figure
 from ..rendering.interactive import figure_assets
 from .fences import ModelvisFence, find_fences
@@ -112,9 +103,9 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
         # rendered on its own (with the site's extensions) and put in the page like its figure.
         self._superfences = any("superfences" in _extension_name(ext) for ext in config.markdown_extensions)
         config_dir = Path(config.config_file_path or ".").resolve().parent
-        # By default next to mkdocs.yml (beside the default site/), not next to the site folder: `mkdocs serve`
-        # builds into a temporary folder, and should find what `mkdocs build` cached.
-        self.cache_dir = cache_folder(self.settings, base=config_dir, default=config_dir / ".modelvis-cache")
+        # Relative to mkdocs.yml, not to the site folder: `mkdocs serve` builds into a temporary folder, and
+        # should find what `mkdocs build` cached.
+        self.cache_dir = cache_folder(self.settings.cache_dir, config_dir=config_dir, host="mkdocs")
         if CSS_PATH not in config.extra_css:
             config.extra_css.append(CSS_PATH)
         if JS_PATH not in [str(script) for script in config.extra_javascript]:
@@ -191,13 +182,11 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
         anchors: dict[str, str] = {}
         self._warnings = []
         cursor = 0
-        # The page's named figures so far, for a later :compare:.
-        named: dict[str, Capture] = {}
         try:
             for number, fence in enumerate(fences):
                 out.extend(lines[cursor : fence.start])
                 token = f"MODELVISFIGURE{page_id}X{number}"
-                drawing, options = self._figure(fence, src_path, offset, session, named)
+                drawing, options = self._figure(fence, src_path, offset, session)
                 code = fence.code if options.show_code and fence.code.strip() else ""
                 if code and fence.indent and not self._superfences:
                     drawing = self._code_html(code) + drawing
@@ -217,13 +206,8 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
             self.pages[src_path] = _PageResult(memo_key, result, figures, anchors, self._warnings)
         return result
 
-    def _figure(
-        self, fence: ModelvisFence, page: str, offset: int, session: PageSession, named: dict[str, Capture]
-    ) -> tuple[str, FigureOptions]:
-        """The figure's HTML (or an error box, carrying the figure's anchor), and the options it was made with.
-
-        ``named`` holds the page's earlier figures by name; this one joins it when it has a ``:name:``.
-        """
+    def _figure(self, fence: ModelvisFence, page: str, offset: int, session: PageSession) -> tuple[str, FigureOptions]:
+        """The figure's HTML (or an error box, carrying the figure's anchor), and the options it was made with."""
         try:
             options = parse_figure_options(fence.argument, fence.options, self.settings)
         except ConfigError as exc:
@@ -237,17 +221,8 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
                 box = f'<div id="{html.escape(options.name)}">{box}</div>'
             return box, options
         assert result.capture is not None
-        capture = result.capture
-        if options.compare:
-            try:
-                capture = compare_named(capture, named, options.compare, changes_only=options.changes_only)
-            except ModelvisError as exc:
-                line = fence.start + 1 + offset
-                return self._report(FigureFailure("options", f":compare: {exc}", line), page, line), options
-        if options.name:
-            named[figure_key(options.name)] = result.capture
         drawing = page_figure(
-            capture,
+            result.capture,
             format=options.format,
             theme=options.theme,
             width=options.columns,
@@ -277,7 +252,7 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
         message = f"modelvis: {location}: {failure.report()}"
         log.warning(message)
         self._warnings.append(message)
-        title = FAILURE_TITLES.get(failure.kind, "This figure failed")
+        title = failure.title
         trace = (
             f'<pre class="modelvis-traceback nohighlight"><code>{html.escape(failure.traceback.rstrip())}</code></pre>'
             if failure.traceback.strip()

@@ -75,7 +75,7 @@ class _Figures:
         if self._runner is None:
             config = self._config
             assert config is not None, "config-inited comes first"
-            cache = cache_folder(config, base=app.confdir, default=Path(app.outdir).parent / ".modelvis-cache")
+            cache = cache_folder(config.cache_dir, config_dir=app.confdir, host="sphinx")
             self._runner = FigureRunner(config, cache_dir=cache, progress=logger.info, warn=_warn_cache)
         return self._runner
 

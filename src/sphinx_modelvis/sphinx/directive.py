@@ -9,11 +9,9 @@ from docutils import nodes
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
-from ..capture import Capture
-from ..compare import compare_named, figure_key
 from ..config import OPTION_SPEC, FigureOptions, resolve_figure_options
-from ..errors import ConfigError, ModelvisError
-from ..execution.session import FAILURE_TITLES, FigureFailure, Snippet
+from ..errors import ConfigError
+from ..execution.session import FigureFailure, Snippet
 from . import ModelvisBuildError, failed_pages, runner_for
 from .nodes import modelvis_details, modelvis_figure, modelvis_summary
 
@@ -44,20 +42,15 @@ class ModelvisDirective(SphinxDirective):
         result = runner.page(self.env.docname, cwd=cwd).run(snippet, options)
 
         output: nodes.Element
+        if result.failure is not None and result.failure.kind == "options":  # the markup is wrong: nothing ran
+            raise self.error(f"modelvis: {result.failure.message}")
         if result.failure is not None:
             output = self._report(result.failure, source, snippet)
         else:
             assert result.capture is not None
-            capture = result.capture
-            # Figures named so far on this page, for a later :compare: (Sphinx reads a page's directives in order).
-            named: dict[str, Capture] = self.env.temp_data.setdefault("modelvis_named", {})  # type: ignore[assignment]
-            if options.compare:
-                capture = self._compared(capture, named, options)
-            if options.name:
-                named[figure_key(options.name)] = result.capture
             output = modelvis_figure(
                 "",
-                capture=capture.to_json(),
+                capture=result.capture.to_json(),
                 theme=options.theme,
                 format=options.format,
                 columns=options.columns,
@@ -75,14 +68,6 @@ class ModelvisDirective(SphinxDirective):
             shown.append(block)
         shown.append(self._wrap(output, options))
         return shown
-
-    def _compared(self, capture: Capture, named: dict[str, Capture], options: FigureOptions) -> Capture:
-        """``capture`` marked against the earlier figure ``:compare:`` names; an error at the directive if none."""
-        assert options.compare is not None
-        try:
-            return compare_named(capture, named, options.compare, changes_only=options.changes_only)
-        except ModelvisError as exc:
-            raise self.error(f"modelvis: :compare: {exc}") from None
 
     def _code_position(self) -> tuple[str, int]:
         """The source file of the content and the line of its first line there (includes resolved)."""
@@ -138,7 +123,7 @@ class ModelvisDirective(SphinxDirective):
             raise ModelvisBuildError(f"{location}: {failure.report()}")
         logger.warning("modelvis: %s", failure.report(), location=location, type="modelvis", subtype=failure.kind)
         failed_pages(self.env).add(self.env.docname)
-        title = FAILURE_TITLES.get(failure.kind, "This figure failed")
+        title = failure.title
         box = nodes.admonition("", classes=["error", "modelvis-error"])
         box += nodes.title(title, title)
         message = f"{snippet.filename}:{line}: {failure.message}"
