@@ -12,7 +12,7 @@ from sphinx.util.docutils import SphinxDirective
 from ..config import OPTION_SPEC, FigureOptions, resolve_figure_options
 from ..errors import ConfigError
 from ..execution.session import FigureFailure, Snippet
-from . import ModelvisBuildError, failed_pages, runner_for
+from .build import ModelvisBuildError, failed_pages, runner_for
 from .nodes import modelvis_details, modelvis_figure, modelvis_summary
 
 __all__ = ["ModelvisDirective"]
