@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -460,13 +461,13 @@ def test_strict_mkdocs_command_fails(tmp_path: Path) -> None:
             "# Nothing to run\n",
             "ERROR   -  Config value 'plugins': Plugin 'modelvis' option 'columns': columns = 5 is invalid: it must be "
             "at least 20",
-            "Aborted with a configuration error!",
+            r"Aborted with (a|1) configuration errors?!",  # MkDocs 1.6, 1.5
         ),
         (
             "on_error: raise",
             FAILING_PAGE,
             "ERROR   -  modelvis: index.md:4: the snippet raised RuntimeError: stop",
-            "Aborted with a BuildError!",
+            r"Aborted with a BuildError!",
         ),
     ],
 )
@@ -482,7 +483,7 @@ def test_the_mkdocs_command_ends_a_user_error_with_our_message_alone(
     )
     output = done.stdout + done.stderr
     assert done.returncode == 1
-    assert message in output and ending in output
+    assert message in output and re.search(ending, output), output
     # No frame of MkDocs or of ours: only the snippet's own traceback, at its page and line.
     assert "site-packages" not in output and "sphinx_modelvis" not in output, output
 

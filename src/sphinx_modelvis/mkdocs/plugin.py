@@ -37,14 +37,14 @@ _TOKEN = r"MODELVISFIGURE[0-9a-f]+X\d+"
 class _Setting(c.BaseConfigOption[Any]):
     """An MkDocs config option for a :class:`ModelvisConfig` field: its default, and its own checks at load."""
 
-    def __init__(self, name: str, default: Any) -> None:
+    def __init__(self, setting: str, default: Any) -> None:
         super().__init__()
-        self.name = name
+        self.setting = setting
         self.default = default
 
     def run_validation(self, value: object) -> Any:
         try:
-            ModelvisConfig.check_setting(self.name, value)
+            ModelvisConfig.check_setting(self.setting, value)
         except ConfigError as exc:
             raise c.ValidationError(str(exc)) from None
         return value
