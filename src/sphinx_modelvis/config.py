@@ -2,7 +2,7 @@
 
 Each setting is declared once, as a field that carries its type, its default, its help text and the rule its
 value must keep (:class:`Rule`). A figure option that a site setting backs takes that setting's default and
-rule (``_site("columns")``); the hosts register, convert and check every option from these declarations.
+rule (``_option(site="columns")``); the hosts register, convert and check every option from these declarations.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .errors import ConfigError
+from .option_text import classes, flag, length, optional_text, parser_for
 
 __all__ = [
     "DEFAULT_COLLAPSE_SUMMARY",
@@ -32,7 +33,6 @@ __all__ = [
 DEFAULT_COLLAPSE_SUMMARY = "Click to view output"
 
 _DEVICE = re.compile(r"^[a-z_]+(:\d+)?$")
-_LENGTH = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)\s*(em|ex|px|in|cm|mm|pt|pc|%)?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,78 +198,6 @@ def _matches(value: Any, kind: Any) -> bool:
     return isinstance(value, kind)
 
 
-# Parsers of a figure option's text (None when the option has no value). Each raises ValueError on a bad
-# value, as docutils option specs do, so that Sphinx can use the converters built from them directly.
-
-
-def _flag(value: str | None) -> bool:
-    text = (value or "").strip().lower()
-    if text in ("", "true", "yes", "on", "1"):
-        return True
-    if text in ("false", "no", "off", "0"):
-        return False
-    raise ValueError(f"expected no value (or true/false), got {value!r}")
-
-
-def _text(value: str | None) -> str:
-    if value is None or not value.strip():
-        raise ValueError("a value is required")
-    return value.strip()
-
-
-def _optional_text(value: str | None) -> str:
-    return (value or "").strip()
-
-
-def _whole_number(value: str | None) -> int:
-    try:
-        return int(_text(value))
-    except ValueError:
-        raise ValueError(f"expected a whole number, got {value!r}") from None
-
-
-def _number(value: str | None) -> float:
-    try:
-        return float(_text(value))
-    except ValueError:
-        raise ValueError(f"expected a number, got {value!r}") from None
-
-
-def _choice(*choices: str) -> Callable[[str | None], str]:
-    def parse(value: str | None) -> str:
-        text = _text(value).lower()
-        if text not in choices:
-            raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}")
-        return text
-
-    return parse
-
-
-def _length(value: str | None) -> str:
-    match = _LENGTH.match(_text(value))
-    if not match:
-        raise ValueError(f"expected a length such as 600px, 80% or 30em, got {value!r}")
-    return match.group(1) + (match.group(2) or "px")
-
-
-def _classes(value: str | None) -> tuple[str, ...]:
-    names = tuple(re.sub(r"[^a-z0-9]+", "-", word.lower()).strip("-") for word in _text(value).split())
-    if not all(names):
-        raise ValueError(f"expected class names, got {value!r}")
-    return names
-
-
-def _parser_for(kind: Any) -> Callable[[str | None], Any]:
-    """How the text of an option of type ``kind`` is read (``X | None``: as ``X``)."""
-    args = [arg for arg in typing.get_args(kind) if arg is not type(None)]
-    if typing.get_origin(kind) is Literal:
-        return _choice(*typing.get_args(kind))
-    if typing.get_origin(kind) in (typing.Union, types.UnionType) and len(args) == 1:
-        return _parser_for(args[0])
-    parsers: dict[Any, Callable[[str | None], Any]] = {bool: _flag, int: _whole_number, float: _number, str: _text}
-    return parsers[kind]
-
-
 def _option(
     default: Any = None,
     *,
@@ -333,13 +261,13 @@ class FigureOptions:
     timeout: float = _option(site="timeout")
     reset: bool = _option(False)
     show_code: bool = _option(site="show_code")
-    collapse: str | None = _option(None, parse=_optional_text)
+    collapse: str | None = _option(None, parse=optional_text)
     caption: str | None = _option(None)
     name: str | None = _option(None)
-    width: str | None = _option(None, parse=_length)
+    width: str | None = _option(None, parse=length)
     align: Literal["left", "center", "right"] | None = _option(None)
     alt: str | None = _option(None)
-    classes: tuple[str, ...] = _option((), name="class", parse=_classes)
+    classes: tuple[str, ...] = _option((), name="class", parse=classes)
 
     @classmethod
     def of_site(cls, config: ModelvisConfig) -> FigureOptions:
@@ -363,7 +291,7 @@ def _converter(spec: dataclasses.Field[Any], kind: Any) -> Callable[[str | None]
     An option a site setting backs is read as that setting's type (its choices, its number kind).
     """
     site = spec.metadata["site"]
-    parse = spec.metadata["parse"] or _parser_for(_SITE_TYPES[site] if site is not None else kind)
+    parse = spec.metadata["parse"] or parser_for(_SITE_TYPES[site] if site is not None else kind)
     rule: Rule | None = spec.metadata["rule"]
     if rule is None:
         return parse
@@ -400,7 +328,7 @@ def _option_spec() -> dict[str, Callable[[str | None], Any]]:
     for name, (_owner, _field, convert) in _OPTIONS.items():
         spec[name] = convert
         if name == "show-code":
-            spec["hide-code"] = _flag  # its opposite, for a site that shows code by default
+            spec["hide-code"] = flag  # its opposite, for a site that shows code by default
     return spec
 
 
