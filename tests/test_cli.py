@@ -170,6 +170,24 @@ def test_the_installed_command_imports_modules_next_to_the_snippet(tmp_path: Pat
     assert result.stdout.startswith("root weight:[3, 2] bias:[3]")
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--width", "5"), "argument --width: expected a number of at least 20, got 5"),
+        (("--width", "wide"), "argument --width: expected a whole number, got 'wide'"),
+        (("--max-depth", "-1"), "argument --max-depth: expected a number of at least 0, got -1"),
+    ],
+)
+def test_a_value_out_of_its_range_exits_2_before_running_anything(
+    snippet: Path, args: tuple[str, ...], message: str
+) -> None:
+    # The same rules as the figure options and the site settings (:columns:, modelvis_max_depth, ...).
+    result = modelvis(snippet.name, *args, cwd=snippet.parent)
+    assert result.returncode == 2
+    assert message in result.stderr and "building done" not in result.stderr
+    assert result.stdout == ""
+
+
 def test_the_snippet_sees_sys_argv_as_python_would_give_it(tmp_path: Path) -> None:
     """`python models/snippet.py` gives the file `sys.argv == ["models/snippet.py"]`, not modelvis's own."""
     (tmp_path / "models").mkdir()
