@@ -103,12 +103,20 @@ def _notes(folded: FoldedNode, styles: Styles) -> list[Token]:
     return notes
 
 
-def _clip_prefix(prefix: str, limit: int) -> str:
-    """Keep the guides of the nearest ancestors only, so very deep trees keep bounded lines."""
-    if len(prefix) <= limit:
+def _clip_prefix(prefix: str, limit: int, depth: int | None = None) -> str:
+    """Keep the guides of the nearest ancestors only, so very deep trees keep bounded lines.
+
+    Past ``limit`` characters, whole blocks of cells (half the limit each) are left out at the left, the first
+    kept character shown as ``⋯``: lines that leave out the same block keep their guides in line, and a child
+    is indented under its parent, except where a new block starts. ``depth`` (default: the prefix's length) is
+    the prefix whose clip to use, so that the lines a module wraps onto are clipped as its first line is.
+    """
+    cells, limit_cells = (len(prefix) if depth is None else depth) // 4, limit // 4
+    if cells <= limit_cells:
         return prefix
-    keep = limit - limit % 4
-    return "⋯" + prefix[len(prefix) - keep + 1 :]
+    block = max(1, limit_cells // 2)
+    left_out = -(-(cells - limit_cells) // block) * block
+    return "⋯" + prefix[4 * left_out + 1 :]
 
 
 def _row(level: int, shown: str, full_length: int, **key: Any) -> TreeLine:
@@ -183,7 +191,7 @@ def tree_rows(
         below = prefix if is_root else prefix + (SPACE if last else PIPE)
         first = shown_prefix + connector
         if isinstance(item, ParamInfo):
-            continuation = _clip_prefix(below, prefix_limit) + SPACE
+            continuation = _clip_prefix(below, prefix_limit, len(prefix)) + SPACE
             wrapped = wrap(_param_tokens(item, dominant_dtype, styles), first, continuation, width, guide)
             if gutter:
                 wrapped = marked(wrapped, MARKS.get(item.change, " "), styles)
@@ -205,7 +213,7 @@ def tree_rows(
         tokens.extend(_forward_tokens(item.node, styles))
         if item.node.shared_with is not None or item.hidden:
             tokens.extend(_notes(item, styles))
-        continuation = _clip_prefix(below, prefix_limit) + (PIPE if kids else SPACE)
+        continuation = _clip_prefix(below, prefix_limit, len(prefix)) + (PIPE if kids else SPACE)
         wrapped = wrap(tokens, first, continuation, width, guide)
         if gutter:
             wrapped = marked(wrapped, line_mark(item), styles)
