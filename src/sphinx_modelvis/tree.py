@@ -223,11 +223,6 @@ class ModuleNode:
     output: str = field(default="", kw_only=True)
 
     @property
-    def type_key(self) -> str:
-        """What tells this module's class from others: its full path when known, else its name."""
-        return self.type_path or self.type_name
-
-    @property
     def shown_type(self) -> str:
         """The class as figures show it: ``type_label`` when set, else ``type_name``."""
         return self.type_label or self.type_name
