@@ -19,7 +19,7 @@ from .type_labels import label_same_named_types
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DeltaPredicate", "build_tree", "is_module"]
+__all__ = ["DeltaPredicate", "build_tree", "dtype_name", "is_module"]
 
 DeltaPredicate = Callable[[str, "torch.nn.Parameter"], bool]
 
@@ -28,6 +28,11 @@ def is_module(value: object) -> bool:
     """Whether ``value`` is a ``torch.nn.Module``, without importing torch when nothing did yet."""
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(value, torch.nn.Module)
+
+
+def dtype_name(dtype: Any) -> str:
+    """A torch dtype as trees keep it: ``float32``, ``int64`` (``unknown`` for none)."""
+    return "unknown" if dtype is None else str(dtype).removeprefix("torch.")
 
 
 class _TensorReader:
@@ -64,7 +69,7 @@ class _TensorReader:
         dtype = getattr(tensor, "dtype", None)
         name = self._dtypes.get(dtype)
         if name is None:
-            name = self._dtypes[dtype] = "unknown" if dtype is None else str(dtype).removeprefix("torch.")
+            name = self._dtypes[dtype] = dtype_name(dtype)
         return name
 
 

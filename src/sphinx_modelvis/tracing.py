@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .forward import annotate_forward
+from .introspect import dtype_name
 from .tree import ModelTree
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ def summarize_output(value: Any, depth: int = 0) -> Any:
     whose value is ``None`` left out); anything else as ``("x", type name)``."""
     torch = sys.modules["torch"]
     if isinstance(value, torch.Tensor):
-        return ("t", tuple(int(size) for size in value.shape), str(value.dtype).removeprefix("torch."))
+        return ("t", tuple(int(size) for size in value.shape), dtype_name(value.dtype))
     if depth > 3:
         return ("x", type(value).__name__)
     if isinstance(value, dict):
