@@ -353,3 +353,17 @@ def test_compare_rows_whose_guides_are_elided_stay_aligned(tmp_path: Path) -> No
         for column, char in enumerate(_guides(below)):
             if char in "│├└":
                 assert column < len(above) and above[column] not in " └─", f"guide cut off:\n{above}\n{below}"
+
+
+def test_a_file_with_a_coding_cookie_is_read_as_python_reads_it(tmp_path: Path) -> None:
+    # `python latin.py` runs this file: the cookie says its bytes are Latin-1 (b"\xe9" is "é").
+    code = "# -*- coding: latin-1 -*-\nfrom torch import nn\n\nnom = 'caf\xe9'\nmodel = nn.Linear(2, 3)\nprint(nom)\n"
+    (tmp_path / "latin.py").write_bytes(code.encode("latin-1"))
+    assert subprocess.run([sys.executable, "latin.py"], cwd=tmp_path, capture_output=True).returncode == 0
+    result = modelvis("latin.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("root weight:[3, 2] bias:[3]") and "café" in result.stderr
+    (tmp_path / "wrong.py").write_bytes(b"# -*- coding: no-such-codec -*-\nx = 1\n")
+    wrong = modelvis("wrong.py", cwd=tmp_path)
+    assert wrong.returncode == 2 and "Traceback" not in wrong.stderr
+    assert wrong.stderr.startswith("modelvis: cannot read wrong.py as Python source: ")

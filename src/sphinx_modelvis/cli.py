@@ -7,6 +7,7 @@ import difflib
 import html
 import re
 import sys
+import tokenize
 from collections.abc import Callable, Sequence
 from contextlib import redirect_stdout
 from dataclasses import replace
@@ -172,9 +173,14 @@ def _snippet_tree(
     from .execution.snippet import TreeSettings, evaluate_module, last_module_name, module_block, run_snippet
 
     try:
-        code = snippet.read_text(encoding="utf-8")
+        # As Python reads a source file: its coding cookie (`# -*- coding: latin-1 -*-`) or BOM, else UTF-8.
+        with tokenize.open(snippet) as stream:
+            code = stream.read()
     except OSError as exc:
         print(f"modelvis: cannot read {snippet}: {exc.strerror}", file=sys.stderr)
+        raise _Failed(EXIT_ERROR) from None
+    except (SyntaxError, UnicodeDecodeError) as exc:  # an unknown coding, or bytes that are not in it
+        print(f"modelvis: cannot read {snippet} as Python source: {exc}", file=sys.stderr)
         raise _Failed(EXIT_ERROR) from None
     settings = TreeSettings(
         keep_non_params=args.keep_non_params,
