@@ -107,3 +107,32 @@ def test_the_guides_say_how_much_a_page_ships() -> None:
         # Within what rounding and a small edit of the script explain: past that, the sentence needs updating.
         assert all(abs(float(claim) * 1000 - measured) <= 300 for claim in claims), (guide, claims, measured)
         assert all(name in text for name in sphinx_page_assets()), guide
+
+
+def test_long_folded_groups_keep_exact_regexes_and_every_member() -> None:
+    from sphinx_modelvis.tree import ModelTree, ModuleNode, ParamInfo
+
+    # Two kinds in turn (a stride range each), and a group no step describes (its label leaves names out).
+    squares = {i * i for i in range(300)}
+    layers = [
+        ModuleNode(str(i), "Linear" if i % 2 == 0 else "Conv", [ParamInfo("weight", (4, 4))]) for i in range(120_000)
+    ]
+    mixed = [ModuleNode(str(i), "A" if i in squares else "B", [ParamInfo("w", (1,))]) for i in range(90_000)]
+    tree = ModelTree(
+        ModuleNode(
+            "root",
+            "Net",
+            children=[ModuleNode("layers", "ModuleList", children=layers), ModuleNode("mixed", "List", children=mixed)],
+        )
+    )
+    keys = [f"layers.{i}" for i in range(120_000)] + [f"mixed.{i}" for i in range(90_000)]
+    items = {item["data-path"]: item for item in soup(page_figure(tree)).select(".i")}
+    even, odd = items["layers.{0,2,…,119998}"], items["layers.{1,3,…,119999}"]
+    assert (even["data-r"], odd["data-r"]) == (r"layers\.\d*[02468]", r"layers\.\d*[13579]")  # short, and exact:
+    assert [key for key in keys if re.fullmatch(even["data-r"], key)] == [f"layers.{i}" for i in range(0, 120_000, 2)]
+    assert [key for key in keys if re.fullmatch(odd["data-r"], key)] == [f"layers.{i}" for i in range(1, 120_000, 2)]
+    assert "data-m" not in even.attrs  # the script reads the members back from the label
+    (group,) = [item for path, item in items.items() if path.startswith("mixed.{0-1,4,9,")]
+    assert "more)" in group["data-path"]
+    assert [key for key in keys if re.fullmatch(group["data-r"], key)] == [f"mixed.{i}" for i in sorted(squares)]
+    assert group["data-m"] == "[" + ", ".join(f'"{i}"' for i in sorted(squares)) + "]"  # every name, for the script

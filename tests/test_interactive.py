@@ -404,3 +404,24 @@ def test_the_figure_reads_like_its_svg(browser: Any, furo: str) -> None:
     heights = page.locator("#bert .l").evaluate_all("els => els.map(el => el.getBoundingClientRect().height)")
     assert len(set(round(height, 1) for height in heights)) == 1, "every line has the same height"
     assert luminance(background(page, "bert")) > 0.8
+
+
+def test_a_stride_range_unfolds_into_its_members(browser: Any, tmp_path: Path) -> None:
+    from sphinx_modelvis.rendering import build_figure
+    from sphinx_modelvis.rendering.interactive import standalone_html
+    from sphinx_modelvis.tree import ModelTree, ModuleNode, ParamInfo
+
+    # Two kinds in turn: the labels are stride ranges, from which the script reads the members back.
+    layers = [ModuleNode(str(i), "Linear" if i % 2 else "Conv", [ParamInfo("w", (2, 2))]) for i in range(14)]
+    tree = ModelTree(ModuleNode("root", "Net", children=[ModuleNode("layers", "ModuleList", children=layers)]))
+    (tmp_path / "index.html").write_text(
+        "<!DOCTYPE html><meta charset=utf-8>" + standalone_html(build_figure(tree, theme="light")), encoding="utf-8"
+    )
+    with serve(tmp_path) as address:
+        page = open_page(browser, f"{address}/index.html")
+        page.locator('[data-path="layers.{1,3,…,13}"] > .l .f').click()
+        labels = page.locator(".i:not([hidden]) > .l .mv-member").all_inner_texts()
+        assert labels == [str(index) for index in range(1, 14, 2)]
+        shown = page.locator(".i:not([hidden])").evaluate_all("els => els.map(el => el.dataset.path)")
+        assert shown == ["", "layers", "layers.{0,2,…,12}", *(f"layers.{index}" for index in range(1, 14, 2))]
+        assert page.modelvis_errors == []

@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.style import Style
 from rich.text import Text
 
+from ..folding import label_lists_all
 from ..theme import CSS_NAMES, DARK, LIGHT, PROBE_NAMES, THEME_CHOICES, Theme, css_colors
 from .figure import FONT_STACK, Figure, _console, terminal_theme
 from .lines import TreeLine, role_style
@@ -179,8 +180,9 @@ def _item_open(row: TreeLine) -> str:
     if row.members:
         # The regex of the group's own names, which a member's regex puts its name in place of.
         attributes.append(f'data-s="{html.escape(row.segment, quote=True)}"')
-        if not all(name.isdecimal() for name in row.members):
-            # Indices are read back from the label (0-11); other names could hold its commas.
+        if not all(name.isdecimal() for name in row.members) or not label_lists_all(list(row.members)):
+            # Indices are read back from the label (0-11, 0,2,…,10); other names could hold its commas, and a
+            # long label leaves names out.
             attributes.append(f'data-m="{html.escape(json.dumps(list(row.members)), quote=True)}"')
     if row.kids:
         attributes.append("data-k")

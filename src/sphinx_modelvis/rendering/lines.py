@@ -9,7 +9,7 @@ from typing import Any
 from rich.style import Style
 from rich.text import Text
 
-from ..folding import FoldedNode, ParamSummary, format_count
+from ..folding import LABEL_LIMIT, FoldedNode, ParamSummary, format_count
 from ..theme import Theme
 from ..tree import ModuleNode, ParamInfo, format_dtype, format_shape
 from .marks import MARKS, common_change_note, line_mark, marked, param_change_note
@@ -264,11 +264,20 @@ def _key(item: FoldedNode, parent: FoldedNode, parent_path: str, parent_regex: s
 
 
 def _members_regex(names: list[str], siblings: list[Any]) -> str:
-    """A pattern matching exactly ``names``: ``\\d+`` when they are all the numbered siblings, else the names."""
+    """A pattern matching exactly ``names`` among the ``siblings``' names: ``\\d+`` when they are all the numbered
+    siblings, ``\\d*[02468]`` when a long list of indices is told apart by its last digits (siblings of two kinds
+    alternating), else the names."""
     numbered = [sibling.name for sibling in siblings if sibling.name.isdecimal()]
-    if all(name.isdecimal() for name in names) and sorted(numbered) == sorted(names):
+    indices = all(name.isdecimal() for name in names)
+    if indices and sorted(numbered) == sorted(names):
         return r"\d+"
-    return "(?:" + "|".join(re.escape(name) for name in names) + ")"
+    listed = "(?:" + "|".join(re.escape(name) for name in names) + ")"
+    if indices and len(listed) > LABEL_LIMIT:
+        members = set(names)
+        digits = sorted({name[-1] for name in names})
+        if all((name[-1] in digits) == (name in members) for name in numbered):
+            return r"\d*" + (digits[0] if len(digits) == 1 else "[" + "".join(digits) + "]")
+    return listed
 
 
 def summary_lines(summary: ParamSummary, theme: Theme, *, width: int = 100) -> list[Text]:

@@ -114,14 +114,22 @@
     return modules;
   }
 
-  // data-m, else the label's ranges ("0-3,5"), which the markup does not repeat.
+  // data-m, else the label's ranges ("0-3,5"; "0,2,…,10" counts on by the step of the two before the "…"),
+  // which the markup does not repeat.
   function memberNames(group) {
     if (group.dataset.m) return JSON.parse(group.dataset.m);
     const names = [];
-    for (const range of ownLine(group).querySelector(".f").textContent.split(",")) {
+    const parts = ownLine(group).querySelector(".f").textContent.split(",");
+    parts.forEach((range, partIndex) => {
+      if (range === "\u2026") {
+        const step = Number(parts[partIndex - 1]) - Number(parts[partIndex - 2]);
+        const end = Number(parts[partIndex + 1]);
+        for (let index = Number(parts[partIndex - 1]) + step; index < end; index += step) names.push(String(index));
+        return;
+      }
       const ends = range.split("-");
       for (let index = Number(ends[0]); index <= Number(ends[ends.length - 1]); index++) names.push(String(index));
-    }
+    });
     return names;
   }
 
