@@ -178,8 +178,7 @@ def _segments_html(line: Text, guides: int, classes: dict[Style, str], console: 
 def _item_open(row: TreeLine) -> str:
     # Its own name only: the script makes the key (data-path) and regex (data-r) from its ancestors' names, so
     # that a deep tree's page does not repeat every ancestor's name on each line (it grew with depth squared).
-    name = row.path.rpartition(".")[2]  # names hold no dot, nor does a folded label
-    attributes = [f'data-l="{row.level}"', f'data-n="{html.escape(name, quote=True)}"']
+    attributes = [f'data-l="{row.level}"', f'data-n="{html.escape(row.name, quote=True)}"']
     if row.members:
         # The regex of the group's own names, which a member's regex puts its name in place of.
         attributes.append(f'data-s="{html.escape(row.segment, quote=True)}"')
