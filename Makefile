@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv docs test lint check-figures compat snapshots system-deps clean
+.PHONY: venv docs pdf test lint check-figures compat snapshots system-deps clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,14 +23,21 @@ docs: venv
 	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
 	@echo "The site is built: open docs/_build/html/index.html"
 
+# The docs as a PDF, as Read the Docs builds its PDF download: the LaTeX builder, then latexmk with pdflatex.
+# A character pdflatex has no glyph for stops it (docs/conf.py declares the ones the docs use).
+pdf: venv system-deps
+	$(PY) -m sphinx -W --keep-going -b latex docs docs/_build/latex
+	$(MAKE) -C docs/_build/latex LATEXOPTS="-interaction=nonstopmode -halt-on-error"
+	@echo "The PDF is built: docs/_build/latex/sphinx-modelvis.pdf"
+
 lint: venv
 	$(PY) -m ruff check src tests bench noxfile.py
 	$(PY) -m ruff format --check src tests bench noxfile.py
 	$(PY) -m mypy
 
-# The README's figure must still be what the code draws.
+# The README's figures (listed in docs/readme/figures.txt) must still be what the code draws.
 check-figures: venv
-	$(VENV)/bin/modelvis docs/readme/bert.py -o docs/readme/bert.svg --check
+	$(VENV)/bin/modelvis --check --manifest docs/readme/figures.txt
 
 # The compatibility matrix (noxfile.py): the tests marked compat (the Sphinx and MkDocs tutorial builds, rendering)
 # against the oldest, a middle and the newest supported Sphinx, docutils, MyST-Parser, MkDocs, rich and Pillow,
@@ -38,7 +45,7 @@ check-figures: venv
 compat: venv
 	$(PY) -m nox --sessions oldest sphinx8 newest
 
-test: venv system-deps lint check-figures compat
+test: venv system-deps lint check-figures pdf compat
 	$(PY) -m pytest -n 2 --dist loadfile
 
 # Rewrites the expected outputs under tests/snapshots/ from the current code; review the diff before committing.

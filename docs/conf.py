@@ -33,6 +33,21 @@ html_title = "sphinx-modelvis"
 html_static_path = ["_static"]
 html_favicon = "_static/favicon.svg"
 
+# The PDF (`make pdf`, and Read the Docs' PDF download) is built with pdflatex, Sphinx's default engine. These are
+# the characters of the docs it has no glyph for; a new one stops the build and is named there: add it here.
+_pdflatex_characters = {
+    "🤗": "Hugging Face",  # as in "a 🤗 Transformers model"
+    "▾": r"\ensuremath{\blacktriangledown}",  # the figure's markers, expanded
+    "▸": r"\ensuremath{\blacktriangleright}",  # and collapsed
+    "←": r"\ensuremath{\leftarrow}",  # the arrow keys
+    "→": r"\ensuremath{\rightarrow}",
+}
+latex_elements = {
+    "preamble": "".join(
+        f"\\DeclareUnicodeCharacter{{{ord(char):04X}}}{{{tex}}}\n" for char, tex in _pdflatex_characters.items()
+    ),
+}
+
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 intersphinx_mapping: dict[str, tuple[str, str | None]] = {}

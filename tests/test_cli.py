@@ -167,12 +167,65 @@ def test_an_unknown_suffix_exits_2_before_running_anything(snippet: Path) -> Non
     assert "building done" not in result.stderr and not (snippet.parent / "figure.jpeg").exists()
 
 
-def test_check_of_a_png(snippet: Path) -> None:
-    assert modelvis(snippet.name, "-o", "figure.png", cwd=snippet.parent).returncode == 0
-    assert modelvis(snippet.name, "-o", "figure.png", "--check", cwd=snippet.parent).returncode == 0
-    snippet.write_text(SMALL.replace("range(4)", "range(5)"))
-    drift = modelvis(snippet.name, "-o", "figure.png", "--check", cwd=snippet.parent)
-    assert drift.returncode == 1 and "figure.png: out of date (the PNG differs" in drift.stderr
+def test_check_of_a_png_compares_pixels_and_says_where_they_differ(snippet: Path) -> None:
+    from PIL import Image
+
+    figure = snippet.parent / "figure.png"
+    assert modelvis(snippet.name, "-o", figure.name, cwd=snippet.parent).returncode == 0
+    assert modelvis(snippet.name, "-o", figure.name, "--check", cwd=snippet.parent).returncode == 0
+    # The same pixels in other bytes (as another Pillow or zlib writes them) are not drift.
+    with Image.open(figure) as image:
+        width, height = image.size
+        image.save(figure, compress_level=1)
+    recoded = modelvis(snippet.name, "-o", figure.name, "--check", cwd=snippet.parent)
+    assert recoded.returncode == 0, recoded.stderr
+    assert recoded.stdout == "figure.png: up to date (the same pixels, encoded differently)\n"
+    # A changed dimension: the same size of image, pixels changed on a few lines only.
+    snippet.write_text(SMALL.replace("nn.Linear(8, 8)", "nn.Linear(8, 9)"))
+    drift = modelvis(snippet.name, "-o", figure.name, "--check", cwd=snippet.parent)
+    assert drift.returncode == 1
+    found = re.search(
+        r"figure\.png: out of date \((\d+) pixels differ, within x (\d+)-(\d+), y (\d+)-(\d+)\)", drift.stderr
+    )
+    assert found, drift.stderr
+    count, left, right, top, bottom = map(int, found.groups())
+    assert 0 < count < width * height and 0 <= left <= right < width and 0 < top <= bottom < height - 1
+    # A line more: the size changed, and that is said first.
+    snippet.write_text(SMALL.replace("nn.ReLU()", "nn.ReLU(), nn.Linear(8, 2)"))
+    taller = modelvis(snippet.name, "-o", figure.name, "--check", cwd=snippet.parent)
+    assert taller.returncode == 1
+    assert f"figure.png: out of date (the size changed from {width}×{height} to {width}×" in taller.stderr
+
+
+def test_check_of_many_figures_lists_every_drifted_one(tmp_path: Path) -> None:
+    (tmp_path / "small.py").write_text(SMALL)
+    (tmp_path / "twice.py").write_text(TWICE)
+    for name, out in (("small.py", "small.svg"), ("twice.py", "twice.png"), ("small.py", "small.txt")):
+        assert modelvis(name, "-o", out, cwd=tmp_path).returncode == 0
+    pairs = ("small.py:small.svg", "twice.py:twice.png", "small.py:small.txt")
+    fine = modelvis("--check", *pairs, cwd=tmp_path)
+    assert fine.returncode == 0, fine.stderr
+    assert fine.stdout.splitlines() == [f"{pair.split(':')[1]}: up to date" for pair in pairs]
+    assert fine.stderr.splitlines()[-1] == "modelvis: checked 3 figures: 3 ok, 0 out of date, 0 failed"
+    (tmp_path / "small.py").write_text(SMALL.replace("range(4)", "range(3)"))
+    drift = modelvis("--check", *pairs, "broken.py:broken.svg", cwd=tmp_path)
+    assert drift.returncode == 2  # a figure that cannot be drawn (no such snippet) outweighs drift
+    assert "small.svg: out of date" in drift.stderr and "small.txt: out of date" in drift.stderr
+    assert drift.stdout == "twice.png: up to date\n"
+    assert "modelvis: cannot read broken.py" in drift.stderr
+    assert drift.stderr.splitlines()[-1] == "modelvis: checked 4 figures: 1 ok, 2 out of date, 1 failed"
+    # The same from a manifest, each line with its own options.
+    assert modelvis("twice.py", "-o", "light.svg", "--theme", "light", cwd=tmp_path).returncode == 0
+    (tmp_path / "figures.txt").write_text(
+        "# the committed figures\nsmall.py -o small.svg\n\ntwice.py:twice.png\ntwice.py -o light.svg --theme light\n"
+    )
+    listed = modelvis("--check", "--manifest", "figures.txt", cwd=tmp_path)
+    assert listed.returncode == 1
+    assert listed.stdout.splitlines() == ["twice.png: up to date", "light.svg: up to date"]
+    assert listed.stderr.splitlines()[-1] == "modelvis: checked 3 figures: 2 ok, 1 out of date, 0 failed"
+    (tmp_path / "figures.txt").write_text("small.py -o small.svg --max-depth none\n")
+    wrong = modelvis("--check", "--manifest", "figures.txt", cwd=tmp_path)
+    assert wrong.returncode == 2 and wrong.stderr.startswith("modelvis: figures.txt, line 1: argument --max-depth")
 
 
 @pytest.mark.parametrize(
@@ -353,3 +406,17 @@ def test_compare_rows_whose_guides_are_elided_stay_aligned(tmp_path: Path) -> No
         for column, char in enumerate(_guides(below)):
             if char in "│├└":
                 assert column < len(above) and above[column] not in " └─", f"guide cut off:\n{above}\n{below}"
+
+
+def test_a_file_with_a_coding_cookie_is_read_as_python_reads_it(tmp_path: Path) -> None:
+    # `python latin.py` runs this file: the cookie says its bytes are Latin-1 (b"\xe9" is "é").
+    code = "# -*- coding: latin-1 -*-\nfrom torch import nn\n\nnom = 'caf\xe9'\nmodel = nn.Linear(2, 3)\nprint(nom)\n"
+    (tmp_path / "latin.py").write_bytes(code.encode("latin-1"))
+    assert subprocess.run([sys.executable, "latin.py"], cwd=tmp_path, capture_output=True).returncode == 0
+    result = modelvis("latin.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("root weight:[3, 2] bias:[3]") and "café" in result.stderr
+    (tmp_path / "wrong.py").write_bytes(b"# -*- coding: no-such-codec -*-\nx = 1\n")
+    wrong = modelvis("wrong.py", cwd=tmp_path)
+    assert wrong.returncode == 2 and "Traceback" not in wrong.stderr
+    assert wrong.stderr.startswith("modelvis: cannot read wrong.py as Python source: ")

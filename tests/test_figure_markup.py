@@ -24,15 +24,35 @@ def soup(markup: str) -> BeautifulSoup:
     return BeautifulSoup(markup, "html.parser")
 
 
-def test_module_lines_carry_their_keys_and_regexes() -> None:
+def test_module_lines_carry_their_own_names_and_group_regexes() -> None:
     model = nn.Sequential(*(nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4)) for _ in range(3)), nn.Linear(4, 2))
     figure = soup(page_figure(build_tree(model)))
-    paths = [item["data-path"] for item in figure.select(".i")]
-    assert paths == ["", "{0-2}", "{0-2}.0", "{0-2}.1", "3"]
-    regexes = {item["data-path"]: item.get("data-r") for item in figure.select(".i")}
-    assert regexes["{0-2}.0"] == r"(?:0|1|2)\.0" and regexes["3"] is None
-    # 0-2 are not all the numbered siblings (3 is one too): the regex names them.
-    assert regexes["{0-2}"] == r"(?:0|1|2)"
+    # Each module its own name (the script makes the keys: test_interactive.py), a folded group its label.
+    assert [(item["data-l"], item["data-n"]) for item in figure.select(".i")] == [
+        ("0", ""),
+        ("1", "{0-2}"),
+        ("2", "0"),
+        ("2", "1"),
+        ("1", "3"),
+    ]
+    # 0-2 are not all the numbered siblings (3 is one too): the group's regex names them.
+    assert [item.get("data-s") for item in figure.select(".i")] == [None, "(?:0|1|2)", None, None, None]
+    assert not figure.select("[data-path], [data-r]")
+
+
+def test_a_deep_tree_s_page_grows_with_its_lines() -> None:
+    from sphinx_modelvis.tree import ModelTree, ModuleNode, ParamInfo
+
+    def chain(depth: int) -> ModelTree:
+        node = ModuleNode("last", "Linear", [ParamInfo("weight", (2, 2))])
+        for level in range(depth - 1):
+            node = ModuleNode("block" if level % 2 else "inner", "Seq", [ParamInfo("w", (2,))], children=[node])
+        return ModelTree(ModuleNode("root", "Net", children=[node]))
+
+    # A line's markup no longer holds its ancestors' names (a 5,000-deep chain's page was 52 MB): ten times
+    # the depth, about ten times the page.
+    small, deep = len(page_figure(chain(500))), len(page_figure(chain(5_000)))
+    assert deep < 11 * small and deep < 5_000 * 500
 
 
 def test_compared_lines_start_with_their_mark_in_its_role() -> None:
@@ -107,3 +127,37 @@ def test_the_guides_say_how_much_a_page_ships() -> None:
         # Within what rounding and a small edit of the script explain: past that, the sentence needs updating.
         assert all(abs(float(claim) * 1000 - measured) <= 300 for claim in claims), (guide, claims, measured)
         assert all(name in text for name in sphinx_page_assets()), guide
+
+
+def test_long_folded_groups_keep_exact_regexes_and_every_member() -> None:
+    from sphinx_modelvis.tree import ModelTree, ModuleNode, ParamInfo
+
+    # Two kinds in turn (a stride range each), and a group no step describes (its label leaves names out).
+    squares = {i * i for i in range(300)}
+    layers = [
+        ModuleNode(str(i), "Linear" if i % 2 == 0 else "Conv", [ParamInfo("weight", (4, 4))]) for i in range(120_000)
+    ]
+    mixed = [ModuleNode(str(i), "A" if i in squares else "B", [ParamInfo("w", (1,))]) for i in range(90_000)]
+    tree = ModelTree(
+        ModuleNode(
+            "root",
+            "Net",
+            children=[ModuleNode("layers", "ModuleList", children=layers), ModuleNode("mixed", "List", children=mixed)],
+        )
+    )
+    keys = [f"layers.{i}" for i in range(120_000)] + [f"mixed.{i}" for i in range(90_000)]
+    items = {item["data-n"]: item for item in soup(page_figure(tree)).select(".i[data-l='2']")}
+    even, odd = items["{0,2,…,119998}"], items["{1,3,…,119999}"]
+    assert (even["data-s"], odd["data-s"]) == (r"\d*[02468]", r"\d*[13579]")  # short, and exact:
+    # (the script's key regex of a group below plain names: theirs escaped, then the group's, test_interactive.py)
+    for item, expected in ((even, range(0, 120_000, 2)), (odd, range(1, 120_000, 2))):
+        assert [key for key in keys if re.fullmatch(r"layers\." + item["data-s"], key)] == [
+            f"layers.{i}" for i in expected
+        ]
+    assert "data-m" not in even.attrs  # the script reads the members back from the label
+    (group,) = [item for name, item in items.items() if name.startswith("{0-1,4,9,")]
+    assert "more)" in group["data-n"]
+    assert [key for key in keys if re.fullmatch(r"mixed\." + group["data-s"], key)] == [
+        f"mixed.{i}" for i in sorted(squares)
+    ]
+    assert group["data-m"] == "[" + ", ".join(f'"{i}"' for i in sorted(squares)) + "]"  # every name, for the script

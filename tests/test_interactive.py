@@ -404,3 +404,78 @@ def test_the_figure_reads_like_its_svg(browser: Any, furo: str) -> None:
     heights = page.locator("#bert .l").evaluate_all("els => els.map(el => el.getBoundingClientRect().height)")
     assert len(set(round(height, 1) for height in heights)) == 1, "every line has the same height"
     assert luminance(background(page, "bert")) > 0.8
+
+
+def standalone_page(tree: Any, folder: Path) -> Path:
+    """A page of ``tree``'s interactive figure alone, its stylesheet and script inline."""
+    from sphinx_modelvis.rendering import build_figure
+    from sphinx_modelvis.rendering.interactive import standalone_html
+
+    page = folder / "index.html"
+    page.write_text("<!DOCTYPE html><meta charset=utf-8>" + standalone_html(build_figure(tree, theme="light")))
+    return page
+
+
+def test_the_script_gives_each_module_its_key_and_regex(browser: Any, tmp_path: Path) -> None:
+    import re
+
+    from torch import nn
+
+    from sphinx_modelvis import build_tree
+    from sphinx_modelvis.tree import ModelTree, ModuleNode, ParamInfo
+
+    model = nn.Sequential(*(nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4)) for _ in range(3)), nn.Linear(4, 2))
+    standalone_page(build_tree(model), tmp_path)
+    with serve(tmp_path) as address:
+        page = open_page(browser, f"{address}/index.html")
+        keys = page.locator(".i").evaluate_all("els => els.map(el => [el.dataset.path, el.dataset.r || null])")
+    # A key with a folded group has the regex of exactly its modules (0-2 are not all the numbered siblings).
+    assert keys == [
+        ["", None],
+        ["{0-2}", "(?:0|1|2)"],
+        ["{0-2}.0", r"(?:0|1|2)\.0"],
+        ["{0-2}.1", r"(?:0|1|2)\.1"],
+        ["3", None],
+    ]
+    real = [name for name, _ in model.named_modules() if name]
+    assert [key for key in real if re.fullmatch(r"(?:0|1|2)\.1", key)] == ["0.1", "1.1", "2.1"]
+    # A chain 300 deep beside a folded pair: the markup names each module once (a page that grows with its
+    # lines); the script makes the deepest key, the whole path.
+    node = ModuleNode("last", "Linear", [ParamInfo("weight", (2, 2))])
+    for level in range(299):
+        node = ModuleNode("block" if level % 2 else "inner", "Seq", [ParamInfo("w", (2,))], children=[node])
+    pair = [ModuleNode(name, "Linear", [ParamInfo("weight", (2, 2))]) for name in ("0", "1")]
+    chain = ModelTree(ModuleNode("root", "Net", children=[*pair, ModuleNode("2", "Seq", children=[node])]))
+    figure = standalone_page(chain, tmp_path).read_text().split("<script>")[0]
+    assert figure.count('data-n="inner"') == 150 and "data-path" not in figure
+    with serve(tmp_path) as address:
+        page = open_page(browser, f"{address}/index.html")
+        keys = page.locator(".i").evaluate_all("els => els.map(el => [el.dataset.path, el.dataset.r || null])")
+    assert keys[:3] == [["", None], ["{0-1}", "(?:0|1)"], ["2", None]]
+    assert keys[302] == [
+        "2." + ".".join("block" if level % 2 else "inner" for level in reversed(range(299))) + ".last",
+        None,
+    ]
+
+
+def test_a_stride_range_unfolds_into_its_members(browser: Any, tmp_path: Path) -> None:
+    import re
+
+    from sphinx_modelvis.tree import ModelTree, ModuleNode, ParamInfo
+
+    # Two kinds in turn: the labels are stride ranges, from which the script reads the members back.
+    layers = [ModuleNode(str(i), "Linear" if i % 2 else "Conv", [ParamInfo("w", (2, 2))]) for i in range(14)]
+    standalone_page(
+        ModelTree(ModuleNode("root", "Net", children=[ModuleNode("layers", "ModuleList", children=layers)])), tmp_path
+    )
+    with serve(tmp_path) as address:
+        page = open_page(browser, f"{address}/index.html")
+        odd = page.locator('[data-path="layers.{1,3,…,13}"]')
+        regex = odd.get_attribute("data-r")
+        assert [i for i in range(14) if re.fullmatch(regex, f"layers.{i}")] == list(range(1, 14, 2))
+        odd.locator(":scope > .l .f").click()
+        labels = page.locator(".i:not([hidden]) > .l .mv-member").all_inner_texts()
+        assert labels == [str(index) for index in range(1, 14, 2)]
+        shown = page.locator(".i:not([hidden])").evaluate_all("els => els.map(el => el.dataset.path)")
+        assert shown == ["", "layers", "layers.{0,2,…,12}", *(f"layers.{index}" for index in range(1, 14, 2))]
+        assert page.modelvis_errors == []

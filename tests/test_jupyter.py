@@ -41,7 +41,7 @@ def notebook() -> Any:
 def test_the_figure_is_the_cells_one_output(notebook: Any) -> None:
     (output,) = outputs(notebook.cells[1])
     html = output["data"]["text/html"]
-    assert 'class="mv mv-auto"' in html and 'data-path="{0-2}"' in html
+    assert 'class="mv mv-auto"' in html and 'data-n="{0-2}"' in html
     assert "<style>" in html and "modelvisFigures" in html, "stylesheet and script inline"
     assert output["data"]["text/plain"].splitlines()[0] == "root"
     assert "\x1b[" not in str(output), "no ANSI escapes in a notebook"

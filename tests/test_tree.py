@@ -8,6 +8,7 @@ from dataclasses import fields, replace
 import pytest
 
 from sphinx_modelvis.folding import (
+    LABEL_LIMIT,
     drop_parameter_free,
     fold_siblings,
     format_count,
@@ -50,10 +51,42 @@ def text(tree: ModelTree | ModuleNode, **kwargs: object) -> str:
         (["5", "1", "2"], "1-2,5"),
         (["007"], "007"),
         (["1", "01"], "1,01"),
+        # Six or more indices with one step are a stride range: from 0 to 10 by 2; five stay listed.
+        ([str(i) for i in range(0, 12, 2)], "0,2,…,10"),
+        ([str(i) for i in range(0, 10, 2)], "0,2,4,6,8"),
+        ([str(i) for i in range(1, 120000, 2)], "1,3,…,119999"),
+        ([*map(str, range(12)), *map(str, range(20, 100, 3))], "0-11,20,23,…,98"),
+        # Past LABEL_LIMIT characters: the first names, how many are left out, the last name.
+        ([str(i * i) for i in range(3000)], "0-1,4,9,16,25,36,49,64,81,100,121,144,…(2986 more),8994001"),
+        ([f"n{i}" for i in range(100)], "n0,n1,n2,n3,n4,n5,n6,n7,n8,n9,n10,n11,n12,…(86 more),n99"),
     ],
 )
 def test_format_names(names: list[str], expected: str) -> None:
     assert format_names(names) == expected
+    assert len(expected) <= LABEL_LIMIT
+
+
+def test_alternating_siblings_make_short_lines_and_a_small_svg() -> None:
+    # 120,000 modules of two kinds in turn: two folded lines, each a stride range, not every index.
+    layers = [
+        ModuleNode(str(i), "Linear" if i % 2 == 0 else "Conv", [ParamInfo("weight", (4, 4))]) for i in range(120_000)
+    ]
+    tree = ModelTree(ModuleNode("root", "Net", children=[ModuleNode("layers", "ModuleList", children=layers)]))
+    lines = text(tree).splitlines()
+    assert lines[2:4] == ["    ├── 0,2,…,119998 (Linear) weight:[4, 4]", "    └── 1,3,…,119999 (Conv) weight:[4, 4]"]
+    assert max(map(len, lines)) <= 100
+    assert len(str(render(tree, format="svg"))) < 10_000  # the figure of four short lines (it was 731 KB)
+
+
+def test_a_long_group_of_any_names_shows_a_bounded_label() -> None:
+    squares = {i * i for i in range(400)}  # no step to write them with: the label leaves most out
+    children = [linear(str(i), out=3 if i in squares else 4) for i in range(160_000)]
+    names = [f"name{i}" for i in range(500)]
+    children += [ModuleNode(name, "Dropout", [ParamInfo("p", (1,))]) for name in names]
+    lines = text(ModuleNode("root", "Net", children=children)).splitlines()
+    assert max(map(len, lines)) <= 100
+    assert lines[1].startswith("├── 0-1,4,9,16,25,36,49,64,81,100,121,144,169,…(385 more),159201 (Linear)")
+    assert lines[3].startswith("└── name0,name1,name2,name3,name4,name5,…(493 more),name499 (Dropout)")
 
 
 @pytest.mark.parametrize(

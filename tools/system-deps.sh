@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite drives for real: Chromium (browser tests) and a TeX
-# toolchain (the LaTeX/PDF build test). Does nothing when they are already there.
+# toolchain (the LaTeX/PDF build test, and `make pdf`: pdflatex through latexmk). Does nothing when they
+# are already there.
 set -euo pipefail
 want=()
 command -v chromium >/dev/null 2>&1 || want+=(chromium)

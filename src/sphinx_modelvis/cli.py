@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import difflib
-import html
-import re
+import shlex
 import sys
+import tokenize
 from collections.abc import Callable, Sequence
 from contextlib import redirect_stdout
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .errors import ModelvisError, NotAModule, SnippetError
 
@@ -45,8 +44,15 @@ def _declared(option: str) -> Callable[[str], Any]:
     return parse
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+class _LineParser(argparse.ArgumentParser):
+    """The parser of a manifest's line: a mistake is an error naming the line, not the end of the program."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ModelvisError(message)
+
+
+def _parser(kind: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser = kind(
         prog="modelvis",
         description=(
             "Run a Python snippet that builds a PyTorch model and render the model's folded tree "
@@ -54,7 +60,13 @@ def _parser() -> argparse.ArgumentParser:
         ),
         epilog="exit status: 0 ok (or up to date), 1 --check found a difference, 2 the snippet or the arguments failed",
     )
-    parser.add_argument("snippet", type=Path, help="Python file to run (it builds the model)")
+    parser.add_argument(
+        "snippet",
+        nargs="*",
+        metavar="SNIPPET",
+        help="Python file to run (it builds the model); or SNIPPET:OUT, one for each figure, to check "
+        "(or write) several figures with the same options",
+    )
     parser.add_argument(
         "--model",
         metavar="EXPR",
@@ -82,6 +94,13 @@ def _parser() -> argparse.ArgumentParser:
         "--device", choices=("meta", "cpu"), help="run the snippet under torch.device(DEVICE) (meta: no weights)"
     )
     parser.add_argument("--check", action="store_true", help="compare with OUT and report drift instead of writing")
+    parser.add_argument(
+        "--manifest",
+        type=Path,
+        metavar="FILE",
+        help="a file of figures, one a line: SNIPPET -o OUT [options] (or SNIPPET:OUT [options]); "
+        "blank lines and lines starting with # are skipped",
+    )
     parser.add_argument(
         "--compare",
         type=Path,
@@ -117,44 +136,6 @@ def _format_for(args: argparse.Namespace) -> str | None:
     return SUFFIX_FORMATS[suffix]
 
 
-_SVG_TEXT = re.compile(r'<text\b[^>]*\bx="(?P<x>[-\d.]+)" y="(?P<y>[-\d.]+)"[^>]*>(?P<text>.*?)</text>', re.S)
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def _visible_lines(data: str, fmt: str) -> list[str]:
-    """The text a reader sees in a figure file: the SVG's text rows, the HTML without tags, the ANSI without escapes."""
-    if fmt == "svg":
-        from .rendering.figure import CHAR_WIDTH
-
-        rows: dict[float, str] = {}
-        for match in _SVG_TEXT.finditer(data):  # runs of one style, each at its column (guides are lines)
-            y, column = float(match["y"]), round(float(match["x"]) / CHAR_WIDTH)
-            row = rows.get(y, "")
-            rows[y] = row.ljust(column) + html.unescape(match["text"])
-        text = "\n".join(rows[y] for y in sorted(rows))
-    elif fmt == "html":
-        text = html.unescape(re.sub(r"<[^>]+>", "", data))
-    else:
-        text = _ANSI.sub("", data)
-    return [line.replace("\xa0", " ").rstrip() for line in text.splitlines()]
-
-
-def _drift(path: Path, new: str | bytes, fmt: str) -> str:
-    """A short account of how ``new`` differs from the file at ``path``: the tree's text, when that changed."""
-    old = path.read_bytes()
-    if isinstance(new, bytes):
-        return f"{path}: out of date (the PNG differs: {len(old)} bytes committed, {len(new)} bytes now)"
-    old_lines = _visible_lines(old.decode("utf-8", "replace"), fmt)
-    new_lines = _visible_lines(new, fmt)
-    diff = list(difflib.unified_diff(old_lines, new_lines, f"{path} (committed)", f"{path} (now)", lineterm="", n=1))
-    if not diff:
-        return f"{path}: out of date (the same text, drawn differently: colors, theme or layout changed)"
-    changed = sum(1 for line in diff if line[:1] in "+-" and not line.startswith(("+++", "---")))
-    shown = diff[:40]
-    more = f"\n... {len(diff) - len(shown)} more diff lines" if len(diff) > len(shown) else ""
-    return f"{path}: out of date ({changed} lines of text changed)\n" + "\n".join(shown) + more
-
-
 class _Failed(Exception):
     """A snippet that could not give a tree; what went wrong is already printed."""
 
@@ -172,9 +153,14 @@ def _snippet_tree(
     from .execution.snippet import TreeSettings, evaluate_module, last_module_name, module_block, run_snippet
 
     try:
-        code = snippet.read_text(encoding="utf-8")
+        # As Python reads a source file: its coding cookie (`# -*- coding: latin-1 -*-`) or BOM, else UTF-8.
+        with tokenize.open(snippet) as stream:
+            code = stream.read()
     except OSError as exc:
         print(f"modelvis: cannot read {snippet}: {exc.strerror}", file=sys.stderr)
+        raise _Failed(EXIT_ERROR) from None
+    except (SyntaxError, UnicodeDecodeError) as exc:  # an unknown coding, or bytes that are not in it
+        print(f"modelvis: cannot read {snippet} as Python source: {exc}", file=sys.stderr)
         raise _Failed(EXIT_ERROR) from None
     settings = TreeSettings(
         keep_non_params=args.keep_non_params,
@@ -220,9 +206,77 @@ def _snippet_tree(
         sys.path.remove(folder)
 
 
+def _split_pairs(args: argparse.Namespace) -> list[argparse.Namespace]:
+    """One namespace per figure of ``args``: SNIPPET (with -o OUT) or SNIPPET:OUT pairs, the options shared."""
+    if not args.snippet:
+        return []
+    if args.output is not None:
+        if len(args.snippet) > 1:
+            raise ModelvisError("-o OUT goes with one SNIPPET; give several figures as SNIPPET:OUT pairs")
+        return [argparse.Namespace(**{**vars(args), "snippet": Path(args.snippet[0])})]
+    figures = []
+    for text in args.snippet:
+        snippet, colon, output = text.rpartition(":")
+        if not colon or not snippet or not output or Path(text).exists():
+            if len(args.snippet) > 1:
+                raise ModelvisError(f"{text}: give each of several figures as SNIPPET:OUT")
+            return [argparse.Namespace(**{**vars(args), "snippet": Path(text)})]
+        figures.append(argparse.Namespace(**{**vars(args), "snippet": Path(snippet), "output": Path(output)}))
+    return figures
+
+
+def _figures(args: argparse.Namespace) -> list[argparse.Namespace]:
+    """Every figure the command line names: its own, then the manifest's (each line's options its own)."""
+    figures = _split_pairs(args)
+    if args.manifest is None:
+        if not figures:
+            raise ModelvisError("give a SNIPPET to run (or --manifest FILE)")
+        return figures
+    try:
+        lines = args.manifest.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ModelvisError(f"cannot read {args.manifest}: {exc.strerror}") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            own = _parser(_LineParser).parse_args(shlex.split(line))
+            if own.manifest is not None:
+                raise ModelvisError("a manifest does not name another manifest")
+            own.check = own.check or args.check
+            found = _split_pairs(own)
+        except (ModelvisError, ValueError) as exc:  # ValueError: shlex's unclosed quote
+            raise ModelvisError(f"{args.manifest}, line {number}: {exc}") from None
+        figures.extend(found)
+    if not figures:
+        raise ModelvisError(f"{args.manifest} names no figure")
+    return figures
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status (with several figures, the worst of theirs)."""
     args = _parser().parse_args(argv)
+    try:
+        figures = _figures(args)
+    except ModelvisError as exc:
+        print(f"modelvis: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if len(figures) == 1 and args.manifest is None:
+        return _one_figure(figures[0])
+    # Every figure is checked (or written), so CI lists all that drifted in one run.
+    statuses = [_one_figure(figure) for figure in figures]
+    drifted, failed = statuses.count(EXIT_DRIFT), statuses.count(EXIT_ERROR)
+    verb = "checked" if any(figure.check for figure in figures) else "drew"
+    counted = f"{len(figures)} figure{'s' if len(figures) > 1 else ''}"
+    print(
+        f"modelvis: {verb} {counted}: {len(figures) - drifted - failed} ok, {drifted} out of date, {failed} failed",
+        file=sys.stderr,
+    )
+    return max(statuses)
+
+
+def _one_figure(args: argparse.Namespace) -> int:
+    """Draw one figure (``args.snippet`` a path): print it, write it, or check it against ``args.output``."""
     if args.check and args.output is None:
         print("modelvis: --check needs -o OUT, the committed file to compare with", file=sys.stderr)
         return EXIT_ERROR
@@ -276,11 +330,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.output.exists():
             print(f"{args.output}: missing; run the same command without --check to create it", file=sys.stderr)
             return EXIT_DRIFT
+        from .drift import describe_drift, same_pixels
+
         current = args.output.read_bytes()
         if current == (out if isinstance(out, bytes) else out.encode("utf-8")):
             print(f"{args.output}: up to date")
             return EXIT_OK
-        print(_drift(args.output, out, fmt), file=sys.stderr)
+        if isinstance(out, bytes) and same_pixels(current, out):
+            # Another Pillow or zlib encodes the same image in other bytes: that is not drift.
+            print(f"{args.output}: up to date (the same pixels, encoded differently)")
+            return EXIT_OK
+        print(describe_drift(args.output, out, fmt), file=sys.stderr)
         return EXIT_DRIFT
     args.output.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(out, bytes):

@@ -15,6 +15,7 @@ __all__ = [
     "fold_siblings",
     "format_count",
     "format_names",
+    "label_lists_all",
     "subtree_totals",
     "summarize",
 ]
@@ -61,26 +62,73 @@ class ParamSummary:
         return {"total": self.total, "tunable": self.tunable, "frozen": self.frozen, "delta": self.delta}
 
 
+#: The longest label a folded line shows (characters): past it, the first names that fit, ``…(N more)`` and the
+#: last name; the interactive figure keeps every name (its key regex, ``data-r``, and ``data-m``).
+LABEL_LIMIT = 60
+#: A run of indices with one step (``0,2,…,10``) is written with ``…`` from this many members on.
+STRIDE_RUN = 6
+
+
 def format_names(names: list[str]) -> str:
-    """Join sibling names: integer names become ranges (``0-11``, ``0,2,4-5``), others are joined by commas.
+    """Join sibling names: integer names become ranges (``0-11``, ``0,2,4-5``) and, six or more with one
+    step, stride ranges (``0,2,…,118``: from 0 to 118 by 2); others are joined by commas. A label longer than
+    :data:`LABEL_LIMIT` shows its first names, ``…(N more)`` and its last name.
 
     Only names written as Python writes integers count as numbers: ``01`` or ``007`` stay as they are.
     """
+    return _label(names)[0]
+
+
+def label_lists_all(names: list[str]) -> bool:
+    """Whether :func:`format_names` writes every one of ``names`` (else it left some out, to stay short)."""
+    return _label(names)[1]
+
+
+def _label(names: list[str]) -> tuple[str, bool]:
+    """:func:`format_names`'s label, and whether it lists every name."""
     if len(names) == 1:  # most lines of a big tree: a module of its own
-        return names[0]
-    if names and all(_is_index(name) for name in names):
-        numbers = sorted(int(name) for name in names)
-        runs: list[str] = []
-        start = previous = numbers[0]
-        for number in [*numbers[1:], None]:
-            if number is not None and number == previous + 1:
-                previous = number
+        return names[0], True
+    runs = _index_runs(names) if names and all(_is_index(name) for name in names) else [(name, 1) for name in names]
+    label = ",".join(text for text, _ in runs)
+    if len(label) <= LABEL_LIMIT:
+        return label, True
+    # The first runs that fit, with room for the count (at most len(names) more) and the last run.
+    last, last_count = runs[-1]
+    tail = len(f",…({len(names)} more),{last}")
+    shown: list[str] = []
+    length = shown_count = 0
+    for text, count in runs[:-1]:
+        if shown and length + len(text) + tail > LABEL_LIMIT:
+            break
+        shown.append(text)
+        length += len(text) + 1
+        shown_count += count
+    return ",".join(shown) + f",…({len(names) - shown_count - last_count} more),{last}", False
+
+
+def _index_runs(names: list[str]) -> list[tuple[str, int]]:
+    """Sorted indices as runs, each with how many indices it stands for: ``0-11``, ``0,2,…,118``, ``5``."""
+    numbers = sorted(int(name) for name in names)
+    runs: list[tuple[str, int]] = []
+    start = 0
+    while start < len(numbers):
+        end = start + 1  # one past the run's last number
+        if end < len(numbers):
+            step = numbers[end] - numbers[start]
+            while end < len(numbers) and numbers[end] - numbers[end - 1] == step:
+                end += 1
+            if step == 1:
+                runs.append((f"{numbers[start]}-{numbers[end - 1]}", end - start))
+                start = end
                 continue
-            runs.append(str(start) if start == previous else f"{start}-{previous}")
-            if number is not None:
-                start = previous = number
-        return ",".join(runs)
-    return ",".join(names)
+            if end - start >= STRIDE_RUN:
+                first, second, final = numbers[start], numbers[start + 1], numbers[end - 1]
+                runs.append((f"{first},{second},…,{final}", end - start))
+                start = end
+                continue
+        runs.append((str(numbers[start]), 1))
+        start += 1
+    return runs
 
 
 def _is_index(name: str) -> bool:

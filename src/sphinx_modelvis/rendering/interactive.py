@@ -4,11 +4,13 @@ subtrees collapsed, a filter).
 
 The markup is what readers see without JavaScript: every line, in both themes' colors through CSS custom
 properties (``--mv-*``), tree guides drawn by CSS so they join whatever the font. Each module is one
-``div.i`` holding its lines, with its level (``data-l``), its path (``data-path``, as ``model.get_submodule()``
-takes it; a folded group as ``{0-11}``), the regular expression PEFT's ``target_modules`` matches for a folded
-path (``data-r``), a folded group's members when they are not plain indices (``data-m``) and whether it has
-children (``data-k``). The script and the stylesheet ship once per page (:func:`figure_assets`); a
-self-contained page or notebook output carries them inline (:func:`standalone_html`).
+``div.i`` holding its lines, with its level (``data-l``), its own name (``data-n``; a folded group's label as
+``{0-11}``), the regular expression of a folded group's own names (``data-s``), its members when they are not
+plain indices (``data-m``) and whether it has children (``data-k``). From the names along the way, the script
+gives each module its key (``data-path``, as ``model.get_submodule()`` takes it) and, where a folded group is on
+the way, the regular expression PEFT's ``target_modules`` matches for it (``data-r``). The script and the
+stylesheet ship once per page (:func:`figure_assets`); a self-contained page or notebook output carries them
+inline (:func:`standalone_html`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from rich.console import Console
 from rich.style import Style
 from rich.text import Text
 
+from ..folding import label_lists_all
 from ..theme import CSS_NAMES, DARK, LIGHT, PROBE_NAMES, THEME_CHOICES, Theme, css_colors
 from .figure import FONT_STACK, Figure, _console, terminal_theme
 from .lines import TreeLine, role_style
@@ -173,14 +176,15 @@ def _segments_html(line: Text, guides: int, classes: dict[Style, str], console: 
 
 
 def _item_open(row: TreeLine) -> str:
-    attributes = [f'data-l="{row.level}"', f'data-path="{html.escape(row.path, quote=True)}"']
-    if row.regex:
-        attributes.append(f'data-r="{html.escape(row.regex, quote=True)}"')
+    # Its own name only: the script makes the key (data-path) and regex (data-r) from its ancestors' names, so
+    # that a deep tree's page does not repeat every ancestor's name on each line (it grew with depth squared).
+    attributes = [f'data-l="{row.level}"', f'data-n="{html.escape(row.name, quote=True)}"']
     if row.members:
         # The regex of the group's own names, which a member's regex puts its name in place of.
         attributes.append(f'data-s="{html.escape(row.segment, quote=True)}"')
-        if not all(name.isdecimal() for name in row.members):
-            # Indices are read back from the label (0-11); other names could hold its commas.
+        if not all(name.isdecimal() for name in row.members) or not label_lists_all(list(row.members)):
+            # Indices are read back from the label (0-11, 0,2,…,10); other names could hold its commas, and a
+            # long label leaves names out.
             attributes.append(f'data-m="{html.escape(json.dumps(list(row.members)), quote=True)}"')
     if row.kids:
         attributes.append("data-k")

@@ -9,7 +9,7 @@ from typing import Any
 from rich.style import Style
 from rich.text import Text
 
-from ..folding import FoldedNode, ParamSummary, format_count
+from ..folding import LABEL_LIMIT, FoldedNode, ParamSummary, format_count
 from ..theme import Theme
 from ..tree import ModuleNode, ParamInfo, format_dtype, format_shape
 from .marks import MARKS, common_change_note, line_mark, marked, param_change_note
@@ -131,22 +131,22 @@ class TreeLine:
     ``level`` is the depth of the module the line belongs to (the root is 0; an expanded parameter's line is
     one deeper than its module); ``guides`` how many of its first characters are tree guides (cells of four:
     ``│   ``, ``├── ``, ``└── ``, ``    ``, the first ``⋯`` when ``clipped`` cells were left out). A module's
-    first line is its ``head``; ``path`` is its dotted path as ``model.get_submodule()`` takes it, folded
-    groups written as ``{0-11}``; ``regex`` the pattern PEFT's ``target_modules`` matches (``re.fullmatch``)
-    against exactly those paths, set only where the path has a folded group; ``members`` the names a folded
+    first line is its ``head``; ``name`` is its own part of its dotted path (as ``model.get_submodule()`` takes
+    it; a folded group's written as ``{0-11}``, the root's empty): a module's key is its ancestors' names and
+    its own, joined by dots (the interactive figure's script joins them); ``members`` the names a folded
     head stands for; ``kids`` whether the module shows children.
     """
 
     level: int
     guides: int
     head: bool = False
-    path: str = ""
-    regex: str = ""
+    name: str = ""
     members: tuple[str, ...] = ()
     kids: bool = False
     #: How many guide cells of the ancestors nearest the root were left out to keep a deep line short.
     clipped: int = 0
-    #: For a folded head: the part of ``regex`` that matches its own members (``\d+``, ``(?:query|value)``).
+    #: For a folded head: the regex that matches exactly its own members among its siblings (``\d+``,
+    #: ``(?:query|value)``); with the escaped names of the modules above, PEFT's ``target_modules`` pattern.
     segment: str = ""
     #: How many characters before the guides hold a comparison's mark (``+ ``): 0 or 2.
     gutter: int = 0
@@ -179,14 +179,13 @@ def tree_rows(
     lines: list[Text] = []
     rows: list[TreeLine] = []
     # Each entry: the folded node (or a parameter, when expanded), the guides of its ancestors, the
-    # connector before it, whether it is the last of its siblings, its level, and its parent's path and regex
-    # (the regex empty while no folded group is on the way).
-    stack: list[tuple[FoldedNode | ParamInfo, str, str, bool, int, str, str, FoldedNode | None]] = [
-        (folded, "", "", True, 0, "", "", None)
+    # connector before it, whether it is the last of its siblings, its level, and its parent.
+    stack: list[tuple[FoldedNode | ParamInfo, str, str, bool, int, FoldedNode | None]] = [
+        (folded, "", "", True, 0, None)
     ]
     is_root = True
     while stack:
-        item, prefix, connector, last, level, parent_path, parent_regex, parent = stack.pop()
+        item, prefix, connector, last, level, parent = stack.pop()
         shown_prefix = _clip_prefix(prefix, prefix_limit)
         below = prefix if is_root else prefix + (SPACE if last else PIPE)
         first = shown_prefix + connector
@@ -218,9 +217,9 @@ def tree_rows(
         if gutter:
             wrapped = marked(wrapped, line_mark(item), styles)
         lines.extend(wrapped)
-        path, regex, segment = "", "", ""
+        name, segment = "", ""
         if parent is not None:
-            path, regex = _key(item, parent, parent_path, parent_regex)
+            name = "{" + item.label + "}" if item.folded else item.names[0]
             if item.folded:
                 segment = _members_regex(item.names, parent.node.children)
         has_kids = bool(item.children)
@@ -230,8 +229,7 @@ def tree_rows(
                 first,
                 len(prefix) + len(connector),
                 head=True,
-                path=path,
-                regex=regex,
+                name=name,
                 members=tuple(item.names) if item.folded else (),
                 kids=has_kids,
                 segment=segment,
@@ -242,33 +240,25 @@ def tree_rows(
         is_root = False
         for index in range(len(kids) - 1, -1, -1):
             is_last = index == len(kids) - 1
-            stack.append((kids[index], below, LAST if is_last else BRANCH, is_last, level + 1, path, regex, item))
+            stack.append((kids[index], below, LAST if is_last else BRANCH, is_last, level + 1, item))
     return lines, rows
 
 
-def _key(item: FoldedNode, parent: FoldedNode, parent_path: str, parent_regex: str) -> tuple[str, str]:
-    """The dotted path of ``item`` under ``parent`` (a folded group as ``{0-11}``) and, once a group is on the
-    way, the regular expression that matches exactly the paths it stands for."""
-    if item.folded:
-        segment = "{" + item.label + "}"
-        pattern = _members_regex(item.names, parent.node.children)
-    else:
-        segment = item.names[0]
-        pattern = re.escape(segment)
-    path = f"{parent_path}.{segment}" if parent_path else segment
-    if not (item.folded or parent_regex):
-        return path, ""
-    if not parent_regex and parent_path:  # the first folded group: what lies above it, escaped
-        parent_regex = re.escape(parent_path)
-    return path, f"{parent_regex}\\.{pattern}" if parent_regex else pattern
-
-
 def _members_regex(names: list[str], siblings: list[Any]) -> str:
-    """A pattern matching exactly ``names``: ``\\d+`` when they are all the numbered siblings, else the names."""
+    """A pattern matching exactly ``names`` among the ``siblings``' names: ``\\d+`` when they are all the numbered
+    siblings, ``\\d*[02468]`` when a long list of indices is told apart by its last digits (siblings of two kinds
+    alternating), else the names."""
     numbered = [sibling.name for sibling in siblings if sibling.name.isdecimal()]
-    if all(name.isdecimal() for name in names) and sorted(numbered) == sorted(names):
+    indices = all(name.isdecimal() for name in names)
+    if indices and sorted(numbered) == sorted(names):
         return r"\d+"
-    return "(?:" + "|".join(re.escape(name) for name in names) + ")"
+    listed = "(?:" + "|".join(re.escape(name) for name in names) + ")"
+    if indices and len(listed) > LABEL_LIMIT:
+        members = set(names)
+        digits = sorted({name[-1] for name in names})
+        if all((name[-1] in digits) == (name in members) for name in numbered):
+            return r"\d*" + (digits[0] if len(digits) == 1 else "[" + "".join(digits) + "]")
+    return listed
 
 
 def summary_lines(summary: ParamSummary, theme: Theme, *, width: int = 100) -> list[Text]:

@@ -1,9 +1,10 @@
 /* sphinx-modelvis: the interactive figure (docs/guides/interactive.md says what a reader can do with it).
    It reads the markup rendering/interactive.py writes, which shows the whole tree without this script;
    the markup's names are short because a figure repeats them on every line:
-     div.i    a module: data-l its level, data-path its key, data-r the regex of a key with a folded
-              group ({0-11}), data-s the part of data-r for the group's own names, data-m those names
-              when they are not indices, data-k present when the module has children
+     div.i    a module: data-l its level, data-n its own name (a folded group's as {0-11}), data-s the
+              regex of a folded group's own names, data-m those names when they are not indices, data-k
+              present when the module has children. The script adds data-path, its key, and data-r, the
+              regex of a key with a folded group (the markup does not repeat the ancestors' names).
      div.l    one of its lines, the first its own (data-c: guide cells a deep line leaves out)
      i        a guide cell: P │, B ├──, E └──, S blank
      span.f   a folded range */
@@ -42,12 +43,33 @@
     elements(document, ".mv[data-mv]:not(.mv-on)").forEach(setUp);
   }
 
+  // Each module's key and, below a folded group, its regex: its parent's, then its own name (or the
+  // group's data-s). Modules come in tree order, a parent before its children.
+  function addKeys(tree) {
+    const above = []; // by level: the last module's key and regex there
+    for (const module of elements(tree, ".i")) {
+      const level = levelOf(module);
+      const name = module.dataset.n;
+      const parent = level > 0 ? above[level - 1] : null;
+      const ownRegex = module.dataset.s || escapeRegex(name);
+      const key = { path: name, regex: module.dataset.s ? ownRegex : "" };
+      if (parent && parent.path) {
+        key.path = `${parent.path}.${name}`;
+        if (parent.regex || module.dataset.s) key.regex = `${parent.regex || escapeRegex(parent.path)}\\.${ownRegex}`;
+      }
+      above[level] = key;
+      module.dataset.path = key.path;
+      if (key.regex) module.dataset.r = key.regex;
+    }
+  }
+
   function setUp(figure) {
     figure.classList.add("mv-on");
     const openDepth = figure.dataset.open ? Number(figure.dataset.open) : Infinity;
     let lineCount = 0;
     elements(figure, ".T").forEach((tree, treeIndex) => {
       tree.setAttribute("role", "tree");
+      addKeys(tree);
       lineCount += elements(tree, ".l").length;
       elements(tree, ".i").forEach((module, index) => {
         if (hasChildren(module) && levelOf(module) >= openDepth) module.setAttribute(EXPANDED, "false");
@@ -114,14 +136,22 @@
     return modules;
   }
 
-  // data-m, else the label's ranges ("0-3,5"), which the markup does not repeat.
+  // data-m, else the label's ranges ("0-3,5"; "0,2,…,10" counts on by the step of the two before the "…"),
+  // which the markup does not repeat.
   function memberNames(group) {
     if (group.dataset.m) return JSON.parse(group.dataset.m);
     const names = [];
-    for (const range of ownLine(group).querySelector(".f").textContent.split(",")) {
+    const parts = ownLine(group).querySelector(".f").textContent.split(",");
+    parts.forEach((range, partIndex) => {
+      if (range === "\u2026") {
+        const step = Number(parts[partIndex - 1]) - Number(parts[partIndex - 2]);
+        const end = Number(parts[partIndex + 1]);
+        for (let index = Number(parts[partIndex - 1]) + step; index < end; index += step) names.push(String(index));
+        return;
+      }
       const ends = range.split("-");
       for (let index = Number(ends[0]); index <= Number(ends[ends.length - 1]); index++) names.push(String(index));
-    }
+    });
     return names;
   }
 
