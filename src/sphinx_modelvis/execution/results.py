@@ -89,6 +89,8 @@ class FigureResult:
     """What one figure came to: a capture to draw, or a failure; ``cached`` when no code ran for it.
 
     ``capture`` is what to draw: for ``:compare:``, already marked against the earlier figure.
+    ``dependencies`` are the local files it depended on (absolute paths, for the host's incremental builds);
+    ``reason`` says why it ran (``"new"``, ``"mylib.py changed"``), empty for a cached figure.
     """
 
     capture: Capture | None = None
@@ -96,3 +98,5 @@ class FigureResult:
     cached: bool = False
     seconds: float = 0.0
     key: str = ""
+    dependencies: tuple[str, ...] = ()
+    reason: str = ""
