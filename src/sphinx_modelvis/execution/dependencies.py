@@ -59,6 +59,13 @@ def _standard_library() -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(os.path.join(folder, "") for folder in stdlib), tuple(os.path.join(folder, "") for folder in sites)
 
 
+def _installed(real: str) -> bool:
+    """Whether ``real`` lies in a site-packages folder or a distribution's metadata (versioned, not digested)."""
+    if real.startswith(_standard_library()[1]):
+        return True
+    return os.path.basename(os.path.dirname(real)).endswith((".dist-info", ".egg-info"))
+
+
 def _in_standard_library(real: str) -> bool:
     stdlib, sites = _standard_library()
     if not real.startswith(stdlib) or real.startswith(sites):
@@ -195,7 +202,7 @@ class DependencyTracker:
                 real = os.path.realpath(path)
                 if real.startswith(_SYSTEM) or os.sep + "__pycache__" + os.sep in real or real.startswith(_OWN):
                     continue
-                if _in_standard_library(real) or _owners(real, roots) or not os.path.isfile(real):
+                if _in_standard_library(real) or _installed(real) or _owners(real, roots) or not os.path.isfile(real):
                     continue
                 self._add_file(files, path)
         return files, distributions

@@ -74,7 +74,14 @@ class _Figures:
         if self._runner is None:
             config = modelvis_config(app.config)
             cache = cache_folder(config.cache_dir, config_dir=app.confdir, host="sphinx")
-            self._runner = FigureRunner(config, cache_dir=cache, progress=logger.info, warn=_warn_cache)
+            self._runner = FigureRunner(
+                config,
+                cache_dir=cache,
+                progress=logger.info,
+                warn=_warn_cache,
+                explain=logger.verbose,  # -v: why each figure ran
+                root=app.confdir,
+            )
         return self._runner
 
     def before_reading(self, app: Sphinx, env: Any, docnames: list[str]) -> None:
@@ -87,6 +94,14 @@ class _Figures:
 
     def close(self, app: Sphinx, exception: BaseException | None) -> None:
         if self._runner is not None:
+            stats = self._runner.stats
+            if stats.executed or stats.cached or stats.failed:  # counted in this process (not -j's readers)
+                logger.info(
+                    "modelvis: %d figure(s) from the cache, %d ran, %d failed",
+                    stats.cached,
+                    stats.executed,
+                    stats.failed,
+                )
             self._runner.close()
 
 

@@ -41,6 +41,8 @@ class ModelvisDirective(SphinxDirective):
         runner = runner_for(self.env)
         cwd = os.path.dirname(source) if os.path.isfile(source) else str(self.env.srcdir)
         result = runner.page(self.env.docname, cwd=cwd).run(snippet, options)
+        for path in result.dependencies:  # an incremental build reads the page again when one of them changes
+            self.env.note_dependency(path)
 
         output: nodes.Element
         if result.failure is not None and result.failure.kind == "options":  # the markup is wrong: nothing ran

@@ -1,0 +1,215 @@
+"""A figure never outlives the code it shows: what its snippet depended on decides when it runs again.
+
+Each test builds a real site (``sphinx-build`` in a subprocess, as a user runs it, or MkDocs), changes one thing
+the snippet depends on, builds again and reads the figure; the log says why each figure ran (``-v``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+MODULE = """\
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.first_layer = nn.Linear(2, 2)
+"""
+GAINED = MODULE + "        self.gained_layer = nn.Linear(2, 3)\n"
+PAGE = """\
+Model
+=====
+
+.. modelvis::
+
+   import mylib
+   model = mylib.Net()
+"""
+#: Runs ``sphinx-build`` as the command line does, then says whether the build imported torch.
+BUILD = """\
+import sys
+from sphinx.cmd.build import main
+status = main(sys.argv[1:])
+print("modelvis-test: torch imported:", "torch" in sys.modules)
+sys.exit(status)
+"""
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def sphinx_project(root: Path, page: str = PAGE, conf: str = "") -> Path:
+    """A Sphinx project in ``root/docs`` with ``mylib.py`` next to its page."""
+    docs = root / "docs"
+    write(docs / "conf.py", 'extensions = ["sphinx_modelvis"]\nexclude_patterns = ["_build"]\n' + conf)
+    write(docs / "index.rst", page)
+    write(docs / "mylib.py", MODULE)
+    return docs
+
+
+def sphinx(docs: Path, out: Path, *options: str) -> str:
+    """Build ``docs`` into ``out`` with ``sphinx-build -v``; its whole log."""
+    script = docs.parent / "build.py"
+    script.write_text(BUILD, encoding="utf-8")
+    command = [sys.executable, str(script), "-v", "-b", "html", *options, str(docs), str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=docs.parent)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout + done.stderr
+
+
+def ran(log: str) -> list[str]:
+    """The ``ran:`` lines of a build log, from the page's name on."""
+    return [line[line.index("modelvis: ") + 10 :] for line in log.splitlines() if ": ran: " in line]
+
+
+def summary(log: str) -> str:
+    (line,) = [line for line in log.splitlines() if "figure(s) from the cache" in line]
+    return line[line.index("modelvis: ") :]
+
+
+# -- the seven rows of issue 17 ------------------------------------------------------------------
+
+
+def test_an_incremental_build_reads_the_page_again_when_a_module_next_to_it_changes(tmp_path: Path) -> None:
+    docs = sphinx_project(tmp_path)
+    first = sphinx(docs, tmp_path / "out")
+    assert ran(first) == ["index.rst:6: ran: new"]
+    assert "gained_layer" not in (tmp_path / "out" / "index.html").read_text()
+    write(docs / "mylib.py", GAINED)
+    again = sphinx(docs, tmp_path / "out")  # no -E: Sphinx itself must see that the page is out of date
+    assert ran(again) == ["index.rst:6: ran: mylib.py changed"]
+    assert "gained_layer" in (tmp_path / "out" / "index.html").read_text()
+
+
+def test_a_fresh_environment_with_the_cache_kept_runs_what_changed(tmp_path: Path) -> None:
+    docs = sphinx_project(tmp_path)
+    sphinx(docs, tmp_path / "out")
+    write(docs / "mylib.py", GAINED)
+    again = sphinx(docs, tmp_path / "out", "-E")
+    assert ran(again) == ["index.rst:6: ran: mylib.py changed"]
+    assert "gained_layer" in (tmp_path / "out" / "index.html").read_text()
+    assert summary(again) == "modelvis: 0 figure(s) from the cache, 1 ran, 0 failed"
+
+
+def test_a_cache_restored_into_a_new_checkout_is_used_until_a_dependency_changes(tmp_path: Path) -> None:
+    # CI: a new checkout (another folder, new mtimes) with the cache folder restored from the last run.
+    docs = sphinx_project(tmp_path / "run1")
+    sphinx(docs, tmp_path / "run1" / "public")
+    checkout = tmp_path / "run2"
+    shutil.copytree(tmp_path / "run1" / "docs", checkout / "docs", copy_function=shutil.copy)  # new mtimes
+    restored = sphinx(checkout / "docs", checkout / "public")
+    assert ran(restored) == [] and summary(restored) == "modelvis: 1 figure(s) from the cache, 0 ran, 0 failed"
+    assert "modelvis-test: torch imported: False" in restored
+    write(checkout / "docs" / "mylib.py", GAINED)
+    shutil.rmtree(checkout / "public")
+    changed = sphinx(checkout / "docs", checkout / "public")
+    assert ran(changed) == ["index.rst:6: ran: mylib.py changed"]
+    assert "gained_layer" in (checkout / "public" / "index.html").read_text()
+
+
+def test_a_data_file_the_snippet_reads_is_a_dependency(tmp_path: Path) -> None:
+    page = PAGE.replace(
+        "   import mylib\n   model = mylib.Net()\n",
+        "   import json\n   from torch import nn\n\n"
+        "   spec = json.load(open('spec.json'))\n   model = nn.Linear(spec['inputs'], spec['outputs'])\n",
+    )
+    docs = sphinx_project(tmp_path, page)
+    write(docs / "spec.json", json.dumps({"inputs": 3, "outputs": 4}))
+    sphinx(docs, tmp_path / "out")
+    assert "weight:[4, 3]" in (tmp_path / "out" / "index.html").read_text()
+    write(docs / "spec.json", json.dumps({"inputs": 5, "outputs": 4}))
+    again = sphinx(docs, tmp_path / "out")
+    assert ran(again) == ["index.rst:6: ran: spec.json changed"]
+    html = (tmp_path / "out" / "index.html").read_text()
+    assert "weight:[4, 5]" in html and "weight:[4, 3]" not in html
+
+
+def fake_distribution(folder: Path, version: str) -> None:
+    """``fakedist`` at ``version`` installed in ``folder``: its ``.dist-info`` and its module ``fakemod``."""
+    for old in folder.glob("fakedist-*.dist-info"):
+        shutil.rmtree(old)
+    info = folder / f"fakedist-{version}.dist-info"
+    write(info / "METADATA", f"Metadata-Version: 2.1\nName: fakedist\nVersion: {version}\n")
+    write(info / "top_level.txt", "fakemod\n")
+    write(info / "RECORD", f"fakemod.py,,\nfakedist-{version}.dist-info/METADATA,,\n")
+    if not (folder / "fakemod.py").exists():
+        write(folder / "fakemod.py", "from torch import nn\n\n\ndef model():\n    return nn.Linear(2, 2)\n")
+
+
+def test_an_upgraded_distribution_runs_the_figures_that_import_it(tmp_path: Path) -> None:
+    site = tmp_path / "site-packages"
+    fake_distribution(site, "1.0")
+    conf = f"import sys\nsys.path.insert(0, {str(site)!r})\n"
+    page = PAGE.replace("   import mylib\n   model = mylib.Net()\n", "   import fakemod\n   model = fakemod.model()\n")
+    docs = sphinx_project(tmp_path, page, conf)
+    sphinx(docs, tmp_path / "out")
+    unchanged = sphinx(docs, tmp_path / "out", "-E")
+    assert ran(unchanged) == []
+    fake_distribution(site, "2.0")  # its module's file stays as it was: only the version says it changed
+    upgraded = sphinx(docs, tmp_path / "out", "-E")
+    assert ran(upgraded) == ["index.rst:6: ran: fakedist 1.0 -> 2.0"]
+
+
+def test_two_pages_in_two_folders_each_show_their_own_module(tmp_path: Path) -> None:
+    page = PAGE.replace("import mylib\n   model = mylib.Net()", "from model_def import Net\n   model = Net()")
+    docs = sphinx_project(tmp_path, "Home\n====\n\n.. toctree::\n\n   a/page\n   b/page\n")
+    for folder, layer in (("a", "alpha_layer"), ("b", "beta_layer")):
+        write(docs / folder / "page.rst", page)
+        write(docs / folder / "model_def.py", MODULE.replace("first_layer", layer))
+    log = sphinx(docs, tmp_path / "out")
+    assert sorted(ran(log)) == ["a/page.rst:6: ran: new", "b/page.rst:6: ran: new"]
+    first = (tmp_path / "out" / "a" / "page.html").read_text()
+    second = (tmp_path / "out" / "b" / "page.html").read_text()
+    assert "alpha_layer" in first and "beta_layer" not in first
+    assert "beta_layer" in second and "alpha_layer" not in second
+
+
+# -- what else changes a figure, and what does not ----------------------------------------------------
+
+
+def test_a_deleted_dependency_is_a_miss_that_runs_the_figure_not_a_crash(tmp_path: Path) -> None:
+    page = PAGE.replace(
+        "   import mylib\n   model = mylib.Net()\n",
+        "   import os\n\n   print(open('notes.txt').read() if os.path.exists('notes.txt') else 'no notes')\n",
+    )
+    docs = sphinx_project(tmp_path, page)
+    write(docs / "notes.txt", "some notes\n")
+    sphinx(docs, tmp_path / "out")
+    assert "some notes" in (tmp_path / "out" / "index.html").read_text()
+    (docs / "notes.txt").unlink()
+    again = sphinx(docs, tmp_path / "out", "-E")
+    assert ran(again) == ["index.rst:6: ran: notes.txt is gone or unreadable"]
+    assert "no notes" in (tmp_path / "out" / "index.html").read_text()
+
+
+def test_nothing_changed_every_figure_is_a_hit_and_no_worker_starts(tmp_path: Path) -> None:
+    page = PAGE + "\n.. modelvis::\n\n   import json\n\n   print(json.load(open('spec.json')))\n"
+    docs = sphinx_project(tmp_path, page)
+    write(docs / "spec.json", "[1, 2]")
+    first = sphinx(docs, tmp_path / "out")
+    assert summary(first) == "modelvis: 0 figure(s) from the cache, 2 ran, 0 failed"
+    again = sphinx(docs, tmp_path / "out", "-E")
+    assert ran(again) == []
+    assert summary(again) == "modelvis: 2 figure(s) from the cache, 0 ran, 0 failed"
+    assert "worker process" not in again
+    assert "modelvis-test: torch imported: False" in again
+    entries = [json.loads(path.read_text()) for path in (docs / "_build" / ".modelvis-cache").glob("*/*.json")]
+    assert sorted(sorted(entry["depends"]["files"]) for entry in entries) == [["mylib.py"], ["mylib.py", "spec.json"]]
+    assert all(entry["depends"]["distributions"]["torch"] for entry in entries)
+
+
+def test_a_page_edit_says_the_code_changed(tmp_path: Path) -> None:
+    docs = sphinx_project(tmp_path)
+    sphinx(docs, tmp_path / "out")
+    write(docs / "index.rst", PAGE.replace("model = mylib.Net()", "model = mylib.Net().eval()"))
+    assert ran(sphinx(docs, tmp_path / "out")) == ["index.rst:6: ran: code changed"]
