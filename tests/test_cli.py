@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from terminal import run_in_terminal
 
 SMALL = """\
 import torch
@@ -170,6 +171,24 @@ def test_the_installed_command_imports_modules_next_to_the_snippet(tmp_path: Pat
     assert result.stdout.startswith("root weight:[3, 2] bias:[3]")
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--width", "5"), "argument --width: expected a number of at least 20, got 5"),
+        (("--width", "wide"), "argument --width: expected a whole number, got 'wide'"),
+        (("--max-depth", "-1"), "argument --max-depth: expected a number of at least 0, got -1"),
+    ],
+)
+def test_a_value_out_of_its_range_exits_2_before_running_anything(
+    snippet: Path, args: tuple[str, ...], message: str
+) -> None:
+    # The same rules as the figure options and the site settings (:columns:, modelvis_max_depth, ...).
+    result = modelvis(snippet.name, *args, cwd=snippet.parent)
+    assert result.returncode == 2
+    assert message in result.stderr and "building done" not in result.stderr
+    assert result.stdout == ""
+
+
 def test_the_snippet_sees_sys_argv_as_python_would_give_it(tmp_path: Path) -> None:
     """`python models/snippet.py` gives the file `sys.argv == ["models/snippet.py"]`, not modelvis's own."""
     (tmp_path / "models").mkdir()
@@ -207,36 +226,11 @@ def test_piped_output_is_laid_out_at_the_documented_100_columns(tmp_path: Path) 
 
 
 def test_printed_to_a_terminal_the_tree_takes_the_terminal_s_width(tmp_path: Path) -> None:
-    import fcntl
-    import os
-    import pty
-    import struct
-    import termios
-
     (tmp_path / "wide.py").write_text(WIDE)
-    reader, writer = pty.openpty()
-    fcntl.ioctl(writer, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 60, 0, 0))  # a 60-column terminal
-    environment = {name: value for name, value in os.environ.items() if name not in ("COLUMNS", "LINES")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sphinx_modelvis", "wide.py"],
-        cwd=tmp_path,
-        stdout=writer,
-        stderr=subprocess.PIPE,
-        env=environment,
+    status, text, error = run_in_terminal(
+        [sys.executable, "-m", "sphinx_modelvis", "wide.py"], cwd=tmp_path, columns=60
     )
-    os.close(writer)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(reader, 65536)
-        except OSError:  # EIO: the terminal's other end is closed
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(reader)
-    assert process.wait() == 0, process.stderr.read() if process.stderr else ""
-    text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", b"".join(chunks).decode()).replace("\r\n", "\n")
+    assert status == 0, error
     at_60 = modelvis("wide.py", "--width", "60", cwd=tmp_path).stdout
     assert text == at_60, "laid out to the terminal's 60 columns"
     assert at_60 != modelvis("wide.py", cwd=tmp_path).stdout, "which is not the piped layout"

@@ -7,11 +7,11 @@ import difflib
 import html
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import redirect_stdout
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import ModelvisError, NotAModule, SnippetError
 
@@ -28,6 +28,21 @@ EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
 DEFAULT_WIDTH = 100
 #: What a PNG cut short says (a PNG keeps no more lines than image libraries open).
 CLI_HINT = "--max-depth N draws a shorter tree"
+
+
+def _declared(option: str) -> Callable[[str], Any]:
+    """An argument type that reads a value as the figure option ``option`` does, with the same rule."""
+    from .config import OPTION_SPEC
+
+    convert = OPTION_SPEC[option]
+
+    def parse(text: str) -> Any:
+        try:
+            return convert(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--theme", choices=("dark", "light"), default="dark", help="color theme (default: dark)")
     parser.add_argument(
         "--width",
-        type=int,
+        type=_declared("columns"),
         default=None,
         help="width lines wrap at (default: the terminal's width when printing to a terminal; 100 in a file "
         "or when piped); a word longer than the width (a long key) runs past it, uncut",
@@ -61,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--keep-non-params", action="store_true", help="keep modules without parameters")
     parser.add_argument("--expand-params", action="store_true", help="one line per parameter")
     parser.add_argument("--show-buffers", action="store_true", help="show buffers too")
-    parser.add_argument("--max-depth", type=int, metavar="N", help="cut the tree below depth N")
+    parser.add_argument("--max-depth", type=_declared("max-depth"), metavar="N", help="cut the tree below depth N")
     parser.add_argument("--rootname", default="root", help="label of the root line (default: root)")
     parser.add_argument(
         "--device", choices=("meta", "cpu"), help="run the snippet under torch.device(DEVICE) (meta: no weights)"

@@ -20,7 +20,6 @@ from ..config import FigureOptions, ModelvisConfig
 from .client import WorkerClient, WorkerCrashed, WorkerTimeout, frames_in
 from .preload import preload_statements
 from .results import FigureFailure, Snippet
-from .snippet import TreeSettings
 from .wire import Reply, RunRequest
 
 __all__ = ["PageHistory", "Ran", "RunnerStats", "Step", "StepRunner"]
@@ -46,17 +45,6 @@ class RunnerStats:
     start_seconds: list[float] = field(default_factory=list)
 
 
-def _tree_settings(options: FigureOptions) -> TreeSettings:
-    return TreeSettings(
-        keep_non_params=options.keep_non_params,
-        expand_params=options.expand_params,
-        show_buffers=options.show_buffers,
-        max_depth=options.max_depth,
-        rootname=options.rootname,
-        inputs=options.inputs,
-    )
-
-
 def _run_request(snippet: Snippet, options: FigureOptions, *, replay: bool) -> RunRequest:
     return RunRequest(
         code=snippet.code,
@@ -64,7 +52,7 @@ def _run_request(snippet: Snippet, options: FigureOptions, *, replay: bool) -> R
         first_line=snippet.line,
         expr=options.expr,
         expr_line=snippet.expr_line,
-        settings=_tree_settings(options),
+        settings=options.tree,
         device=options.device,
         columns=options.columns,
         max_lines=options.max_lines,
@@ -195,7 +183,8 @@ class StepRunner:
         if not pre_code.strip():
             return None
         snippet = Snippet(pre_code, PRE_CODE_FILENAME, 1)
-        request = _run_request(snippet, FigureOptions(timeout=self.config.timeout), replay=True)
+        # With the site's settings (device, columns, timeout), as a figure that sets none runs.
+        request = _run_request(snippet, FigureOptions.of_site(self.config), replay=True)
         started = time.perf_counter()
         failure: FigureFailure | None = None
         try:

@@ -6,7 +6,6 @@ import hashlib
 import html
 import logging
 import re
-import typing
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -35,23 +34,25 @@ JS_PATH = "assets/modelvis/modelvis-figure.js"
 _TOKEN = r"MODELVISFIGURE[0-9a-f]+X\d+"
 
 
-def _option_for(kind: Any, default: Any) -> c.BaseConfigOption[Any]:
-    """An MkDocs config option accepting what the :class:`ModelvisConfig` field accepts (it validates the rest)."""
-    args = typing.get_args(kind)
-    if typing.get_origin(kind) is typing.Literal:
-        return c.Choice(args, default=default)
-    accepted: tuple[type, ...] = tuple(arg for arg in args if arg is not type(None)) or (kind,)
-    if float in accepted:
-        accepted += (int,)
-    if default is None:
-        return c.Optional(c.Type(accepted))
-    return c.Type(accepted, default=default)
+class _Setting(c.BaseConfigOption[Any]):
+    """An MkDocs config option for a :class:`ModelvisConfig` field: its default, and its own checks at load."""
+
+    def __init__(self, setting: str, default: Any) -> None:
+        super().__init__()
+        self.setting = setting
+        self.default = default
+
+    def run_validation(self, value: object) -> Any:
+        try:
+            ModelvisConfig.check_setting(self.setting, value)
+        except ConfigError as exc:
+            raise c.ValidationError(str(exc)) from None
+        return value
 
 
 def _plugin_config_class() -> type[base.Config]:
-    """The plugin's options: one per :class:`ModelvisConfig` field, same names, defaults and meaning."""
-    hints = typing.get_type_hints(ModelvisConfig)
-    fields = {name: _option_for(hints[name], default) for name, default, _help in ModelvisConfig.settings()}
+    """The plugin's options: one per :class:`ModelvisConfig` field, same names, defaults, meaning and checks."""
+    fields = {name: _Setting(name, default) for name, default, _help in ModelvisConfig.settings()}
     return type("ModelvisPluginConfig", (base.Config,), fields)
 
 
@@ -86,19 +87,11 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
     # -- configuration and lifetime -----------------------------------------------------------------
 
     def load_config(self, options: dict[str, Any], config_file_path: str | None = None) -> tuple[Any, Any]:
-        """MkDocs' type checks, then :class:`ModelvisConfig`'s own, so a bad value fails as a config error."""
+        """Each option checked as it loads (a bad value fails as a config error), then the settings made of them."""
         errors, warnings = super().load_config(options, config_file_path)
-        if errors:
-            return errors, warnings
-        plugin_config: Any = self.config  # a ModelvisPluginConfig, which mypy cannot see through type()
-        values = {name: plugin_config[name] for name, _default, _help in ModelvisConfig.settings()}
-        for name, value in values.items():
-            try:
-                ModelvisConfig.from_mapping({name: value})
-            except ConfigError as exc:
-                errors.append((name, c.ValidationError(str(exc))))
         if not errors:
-            self.settings = ModelvisConfig.from_mapping(values)
+            plugin_config: Any = self.config  # a ModelvisPluginConfig, which mypy cannot see through type()
+            self.settings = ModelvisConfig.from_mapping(plugin_config)
         return errors, warnings
 
     def on_startup(self, *, command: str, dirty: bool) -> None:
@@ -260,7 +253,7 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
             options = parse_figure_options(fence.argument, fence.options, self.settings)
         except ConfigError as exc:
             failure = FigureFailure("options", f"{exc}; the figure was not run", _option_error_line(fence) + offset)
-            return self._report(failure, page, failure.line), FigureOptions(show_code=self.settings.show_code)
+            return self._report(failure, page, failure.line), FigureOptions.of_site(self.settings)
         snippet = Snippet(fence.code, page, fence.code_line + offset, expr_line=fence.start + 1 + offset)
         result = session.run(snippet, options)
         self._page_dependencies.update(result.dependencies)

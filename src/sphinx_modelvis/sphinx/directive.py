@@ -12,7 +12,7 @@ from sphinx.util.docutils import SphinxDirective
 from ..config import OPTION_SPEC, FigureOptions, resolve_figure_options
 from ..errors import ConfigError
 from ..execution.session import FigureFailure, Snippet
-from . import ModelvisBuildError, failed_pages, modelvis_config, runner_for
+from .build import ModelvisBuildError, failed_pages, runner_for
 from .nodes import modelvis_details, modelvis_figure, modelvis_summary
 
 __all__ = ["ModelvisDirective"]
@@ -30,15 +30,14 @@ class ModelvisDirective(SphinxDirective):
 
     def run(self) -> list[nodes.Node]:
         """Run the snippet (or take it from the cache) and return the code block and the figure."""
-        config = modelvis_config(self.config)
+        runner = runner_for(self.env)
         try:
-            options = resolve_figure_options(self.arguments[0] if self.arguments else None, self.options, config)
+            options = resolve_figure_options(self.arguments[0] if self.arguments else None, self.options, runner.config)
         except ConfigError as exc:
             raise self.error(f"modelvis: {exc}") from None
         source, line = self._code_position()
         code = "\n".join(self.content) + "\n" if self.content else ""
         snippet = Snippet(code, self._display_name(source), line, expr_line=self.lineno)
-        runner = runner_for(self.env)
         cwd = os.path.dirname(source) if os.path.isfile(source) else str(self.env.srcdir)
         result = runner.page(self.env.docname, cwd=cwd).run(snippet, options)
         for path in result.dependencies:  # an incremental build reads the page again when one of them changes
@@ -122,7 +121,7 @@ class ModelvisDirective(SphinxDirective):
         """Warn (or stop the build) at the failing line, and return the error box shown instead of the figure."""
         line = failure.line or snippet.line
         location = f"{source}:{line}"
-        if modelvis_config(self.config).on_error == "raise":
+        if runner_for(self.env).config.on_error == "raise":
             raise ModelvisBuildError(f"{location}: {failure.report()}")
         logger.warning("modelvis: %s", failure.report(), location=location, type="modelvis", subtype=failure.kind)
         failed_pages(self.env).add(self.env.docname)
