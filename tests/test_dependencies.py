@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import textwrap
+import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 MODULE = """\
 from torch import nn
@@ -213,3 +219,85 @@ def test_a_page_edit_says_the_code_changed(tmp_path: Path) -> None:
     sphinx(docs, tmp_path / "out")
     write(docs / "index.rst", PAGE.replace("model = mylib.Net()", "model = mylib.Net().eval()"))
     assert ran(sphinx(docs, tmp_path / "out")) == ["index.rst:6: ran: code changed"]
+
+
+# -- MkDocs -----------------------------------------------------------------------------------------
+
+MKDOCS_PAGE = "# Model\n\n```{modelvis}\nimport mylib\nmodel = mylib.Net()\n```\n"
+
+
+def mkdocs_project(root: Path) -> Path:
+    write(root / "mkdocs.yml", "site_name: deps\ntheme: mkdocs\nplugins:\n  - modelvis:\n      timeout: 120\n")
+    write(root / "docs" / "index.md", MKDOCS_PAGE)
+    write(root / "docs" / "mylib.py", MODULE)
+    return root
+
+
+def mkdocs_build(project: Path) -> str:
+    command = [sys.executable, "-m", "mkdocs", "build", "--verbose"]
+    done = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout + done.stderr
+
+
+def test_mkdocs_runs_a_page_again_when_the_module_next_to_it_changes(tmp_path: Path) -> None:
+    pytest.importorskip("mkdocs")
+    project = mkdocs_project(tmp_path)
+    assert ran(mkdocs_build(project)) == ["index.md:4: ran: new"]
+    assert ran(mkdocs_build(project)) == []
+    write(project / "docs" / "mylib.py", GAINED)
+    again = mkdocs_build(project)
+    assert ran(again) == ["index.md:4: ran: docs/mylib.py changed"]
+    assert "gained_layer" in (project / "site" / "index.html").read_text()
+
+
+def test_mkdocs_serve_watches_the_module_and_shows_the_new_model(tmp_path: Path) -> None:
+    pytest.importorskip("mkdocs")
+    project = mkdocs_project(tmp_path)
+    # A file outside the docs folder, which `mkdocs serve` watches only because the figure read it.
+    write(project / "width.json", "2")
+    write(project / "docs" / "index.md", MKDOCS_PAGE.replace("mylib.Net()", "mylib.Net(open('../width.json').read())"))
+    write(project / "docs" / "mylib.py", sized(MODULE))
+    with socket.socket() as probe:  # a free loopback port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address = f"127.0.0.1:{port}"
+    log = tmp_path / "serve.log"
+    with open(log, "w") as output:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "mkdocs", "serve", "--dev-addr", address],
+            cwd=project,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        assert "weight:[2, 2]" in served_page(address, lambda page: "first_layer" in page, server)
+        write(project / "docs" / "mylib.py", sized(GAINED))
+        assert "weight:[3, 2]" in served_page(address, lambda page: "gained_layer" in page, server)
+        write(project / "width.json", "7")
+        assert "weight:[7, 2]" in served_page(address, lambda page: "weight:[7, 2]" in page, server)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert "index.md:4 ... " in log.read_text()
+
+
+def sized(module: str) -> str:
+    """``module`` whose ``Net`` takes the width of its first layer."""
+    return module.replace("(self)", "(self, width)").replace("nn.Linear(2, 2)", "nn.Linear(2, int(width))")
+
+
+def served_page(address: str, ready: Callable[[str], bool], server: subprocess.Popen[bytes]) -> str:
+    """The served index page once ``ready`` says so (polled, for at most two minutes)."""
+    deadline = time.monotonic() + 120
+    page = ""
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://{address}/", timeout=10) as response:
+                page = response.read().decode("utf-8")
+        except OSError:
+            page = ""
+        if ready(page):
+            return page
+        time.sleep(0.5)
+    return page
