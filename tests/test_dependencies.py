@@ -7,6 +7,7 @@ the snippet depends on, builds again and reads the figure; the log says why each
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -63,12 +64,19 @@ def sphinx_project(root: Path, page: str = PAGE, conf: str = "") -> Path:
     return docs
 
 
-def sphinx(docs: Path, out: Path, *options: str) -> str:
+def _environment(values: dict[str, str] | None) -> dict[str, str]:
+    """This process's environment without the tests' variable, then ``values``."""
+    base = {name: value for name, value in os.environ.items() if name != "MODELVIS_TEST_SIZE"}
+    return {**base, **(values or {})}
+
+
+def sphinx(docs: Path, out: Path, *options: str, environment: dict[str, str] | None = None) -> str:
     """Build ``docs`` into ``out`` with ``sphinx-build -v``; its whole log."""
     script = docs.parent / "build.py"
     script.write_text(BUILD, encoding="utf-8")
     command = [sys.executable, str(script), "-v", "-b", "html", *options, str(docs), str(out)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=docs.parent)
+    env = _environment(environment)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=docs.parent, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout + done.stderr
 
@@ -233,9 +241,10 @@ def mkdocs_project(root: Path) -> Path:
     return root
 
 
-def mkdocs_build(project: Path) -> str:
+def mkdocs_build(project: Path, environment: dict[str, str] | None = None) -> str:
     command = [sys.executable, "-m", "mkdocs", "build", "--verbose"]
-    done = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=300)
+    env = _environment(environment)
+    done = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout + done.stderr
 
@@ -301,3 +310,66 @@ def served_page(address: str, ready: Callable[[str], bool], server: subprocess.P
             return page
         time.sleep(0.5)
     return page
+
+
+# -- declared dependencies --------------------------------------------------------------------------
+
+#: A snippet whose inputs its run cannot show: a file a subprocess reads, an environment variable.
+HIDDEN = """\
+import os
+import subprocess
+from torch import nn
+
+width = int(subprocess.check_output(["cat", "width.txt"]))
+model = nn.Linear(width, int(os.environ.get("MODELVIS_TEST_SIZE", "1")))
+"""
+
+
+def test_depends_on_a_file_and_an_environment_variable(tmp_path: Path) -> None:
+    page = "Model\n=====\n\n.. modelvis::\n   :depends: width.txt, env:MODELVIS_TEST_SIZE\n\n"
+    docs = sphinx_project(tmp_path, page + textwrap.indent(HIDDEN, "   "))
+    write(docs / "width.txt", "3")
+    sphinx(docs, tmp_path / "out", environment={"MODELVIS_TEST_SIZE": "4"})
+    assert "weight:[4, 3]" in (tmp_path / "out" / "index.html").read_text()
+    write(docs / "width.txt", "5")
+    again = sphinx(docs, tmp_path / "out", environment={"MODELVIS_TEST_SIZE": "4"})  # incremental: noted
+    assert ran(again) == ["index.rst:7: ran: width.txt changed"]
+    assert "weight:[4, 5]" in (tmp_path / "out" / "index.html").read_text()
+    same = sphinx(docs, tmp_path / "out", "-E", environment={"MODELVIS_TEST_SIZE": "4"})
+    assert ran(same) == []
+    other = sphinx(docs, tmp_path / "out", "-E", environment={"MODELVIS_TEST_SIZE": "6"})
+    assert ran(other) == ["index.rst:7: ran: env:MODELVIS_TEST_SIZE changed"]
+    assert "weight:[6, 5]" in (tmp_path / "out" / "index.html").read_text()
+
+
+def test_the_site_setting_declares_what_every_figure_depends_on(tmp_path: Path) -> None:
+    # A MyST page, the site's modelvis_depends: a glob relative to conf.py's folder, and a variable.
+    conf = 'extensions += ["myst_parser"]\nmodelvis_depends = "data/*.txt, env:MODELVIS_TEST_SIZE"\n'
+    docs = sphinx_project(tmp_path, "Home\n====\n\n.. toctree::\n\n   page\n", conf)
+    write(docs / "page.md", "# Page\n\n```{modelvis}\n" + HIDDEN.replace("width.txt", "data/width.txt") + "```\n")
+    write(docs / "data" / "width.txt", "3")
+    sphinx(docs, tmp_path / "out", environment={"MODELVIS_TEST_SIZE": "4"})
+    write(docs / "data" / "more.txt", "another file the glob matches")
+    again = sphinx(docs, tmp_path / "out", "-E", environment={"MODELVIS_TEST_SIZE": "4"})
+    assert ran(again) == ["page.md:4: ran: data/*.txt matches other files"]
+    other = sphinx(docs, tmp_path / "out", "-E", environment={"MODELVIS_TEST_SIZE": "2"})
+    assert ran(other) == ["page.md:4: ran: env:MODELVIS_TEST_SIZE changed"]
+    assert "weight:[2, 3]" in (tmp_path / "out" / "page.html").read_text()
+
+
+def test_mkdocs_depends_option_and_setting(tmp_path: Path) -> None:
+    pytest.importorskip("mkdocs")
+    project = mkdocs_project(tmp_path)
+    write(project / "mkdocs.yml", (project / "mkdocs.yml").read_text() + "      depends: env:MODELVIS_TEST_SIZE\n")
+    fence = "```{modelvis}\n:depends: width.txt\n" + HIDDEN + "```\n"
+    write(project / "docs" / "index.md", "# Model\n\n" + fence)
+    write(project / "docs" / "width.txt", "3")
+    mkdocs_build(project, environment={"MODELVIS_TEST_SIZE": "4"})
+    write(project / "docs" / "width.txt", "5")
+    assert ran(mkdocs_build(project, environment={"MODELVIS_TEST_SIZE": "4"})) == [
+        "index.md:5: ran: docs/width.txt changed"
+    ]
+    assert ran(mkdocs_build(project, environment={"MODELVIS_TEST_SIZE": "2"})) == [
+        "index.md:5: ran: env:MODELVIS_TEST_SIZE changed"
+    ]
+    assert "weight:[2, 5]" in (project / "site" / "index.html").read_text()

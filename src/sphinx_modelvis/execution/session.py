@@ -20,6 +20,7 @@ from ..capture import Capture
 from ..compare import compare_named, figure_key
 from ..config import FigureOptions, ModelvisConfig
 from ..errors import ModelvisError
+from ..option_text import dependency_list
 from .cache import FigureCache, cache_folder, chain_key, folder_key, package_versions, page_key
 from .client import WorkerClient
 from .manifest import DependencyChecker, declared_dependencies
@@ -38,6 +39,11 @@ __all__ = [
     "Snippet",
     "cache_folder",
 ]
+
+
+def site_dependencies(depends: str) -> tuple[str, ...]:
+    """The site's declared dependencies (the ``depends`` setting) as a list."""
+    return dependency_list(depends) if depends.strip() else ()
 
 
 class PageSession:
@@ -125,7 +131,7 @@ class PageSession:
             runner.stats.failed += 1
             return FigureResult(failure=ran.failure, seconds=ran.seconds, key=key, reason=reason)
         assert ran.capture is not None
-        declared = [*runner.declared, *declared_dependencies(getattr(options, "depends", ()), self.cwd)]
+        declared = [*runner.declared, *declared_dependencies(options.depends, self.cwd)]
         manifest = checker.manifest(ran.files, ran.distributions, declared)
         runner.store(key, ran.capture, manifest)
         runner.remember(figure, {"key": key, **inputs._asdict()})
@@ -190,8 +196,8 @@ class FigureRunner:
         #: Makes and checks the cache entries' dependency manifests; paths relative to ``root`` (the site's folder).
         self.checker = DependencyChecker(root)
         #: The site's declared dependencies (``depends``), made absolute.
-        self.declared = declared_dependencies(getattr(config, "depends", ()), self.checker.root)
-        self.page_key = page_key(config.pre_code, package_versions(), tuple(getattr(config, "depends", ())))
+        self.declared = declared_dependencies(site_dependencies(config.depends), self.checker.root)
+        self.page_key = page_key(config.pre_code, package_versions(), site_dependencies(config.depends))
         template = TemplateLink(python=python) if config.fork_workers and forking_supported() else None
         self._client = WorkerClient(python=python, template=template)
         #: Runs the snippets that the cache does not answer for, in the worker.
