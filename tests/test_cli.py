@@ -20,6 +20,31 @@ print("building done")
 """
 
 
+#: A model whose forward view has a module run twice; changed by ``TWICE_CHANGES`` and compared with the model as it
+#: was, its figure with ``--inputs torch.ones(3, 4)`` starts with ``TWICE_COMPARED`` (here, in Sphinx and in MkDocs).
+TWICE = """\
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+
+class Twice(nn.Sequential):
+    def forward(self, x):
+        return self.out(self.body(self.body(x)))
+
+
+net = Twice(OrderedDict(body=nn.Linear(4, 4), out=nn.Linear(4, 2)))
+"""
+TWICE_CHANGES = "net.body.requires_grad_(False)\nnet.add_module('extra', nn.Linear(2, 2))\n"
+TWICE_COMPARED = [
+    "  root → [3, 2]",
+    "~ ├── body (Linear) weight:[4, 4] bias:[4] (was tunable) → [3, 4] ×2",
+    "  ├── out (Linear) weight:[2, 4] bias:[2] → [3, 2]",
+    "+ └── extra (Linear) weight:[2, 2] bias:[2] (never called)",
+]
+
+
 def modelvis(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "sphinx_modelvis", *map(str, args)], cwd=cwd, capture_output=True, text=True
@@ -169,6 +194,18 @@ def test_the_installed_command_imports_modules_next_to_the_snippet(tmp_path: Pat
     result = subprocess.run([str(command), "models/snippet.py"], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("root weight:[3, 2] bias:[3]")
+
+
+def test_a_comparison_with_inputs_keeps_the_forward_view(tmp_path: Path) -> None:
+    (tmp_path / "before.py").write_text(TWICE)
+    (tmp_path / "after.py").write_text(TWICE + TWICE_CHANGES)
+    result = modelvis(
+        "after.py", "--compare", "before.py", "--inputs", "torch.ones(3, 4)", "--format", "txt", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:4] == TWICE_COMPARED
+    assert lines[-2].startswith("changes: +6 added") and lines[-1] == "forward: [3, 4] -> [3, 2]"
 
 
 @pytest.mark.parametrize(

@@ -276,7 +276,7 @@ INPUTS_FILENAME = "<inputs>"
 
 def _forward_view(module: Any, tree: Any, expr: str, namespace: dict[str, Any], device: str | None, line: int) -> Any:
     """The forward view of ``module``: one traced pass on the value of ``expr``."""
-    from ..introspect import forward_view
+    from ..tracing import forward_view
 
     try:
         _register_source(expr, INPUTS_FILENAME, 1)
