@@ -57,6 +57,7 @@ class DependencyChecker:
         self._stats: dict[str, tuple[int, int] | None] = {}
         self._digests: dict[tuple[str, int, int], str | None] = {}
         self._versions: dict[str, str | None] = {}
+        self._paths: dict[str, str] = {}
 
     # -- paths ---------------------------------------------------------------------------------------
 
@@ -70,7 +71,10 @@ class DependencyChecker:
 
     def real_path(self, stored: str) -> str:
         """The absolute path of a manifest's ``stored`` path."""
-        return os.path.normpath(os.path.join(self.root, stored))
+        real = self._paths.get(stored)
+        if real is None:
+            real = self._paths[stored] = os.path.normpath(os.path.join(self.root, stored))
+        return real
 
     def local_files(self, manifest: Mapping[str, Any]) -> list[str]:
         """The absolute paths of a manifest's files (what an incremental build should watch)."""

@@ -101,7 +101,8 @@ class PageSession:
         runner = self.runner
         execute = runner.config.execute
         checker = runner.checker
-        figure = f"{self.page}\0{self.cwd}\0{self._figures}"
+        folder = None if self.cwd is None else checker.stored_path(self.cwd)  # the same in another checkout
+        figure = f"{self.page}\0{folder}\0{self._figures}"
         reason = "the cache is off" if runner.cache is None else "execute = 'always'"
         if execute != "always" and runner.cache is not None:
             entry = runner.cache.entry(key)
@@ -120,7 +121,7 @@ class PageSession:
             runner.stats.failed += 1
             missing = FigureFailure(
                 "not-cached",
-                "no cached output for this figure and execution is off (execute = 'never'): "
+                f"no cached output for this figure ({reason}) and execution is off (execute = 'never'): "
                 "build once with execute = 'auto' and the same cache folder to create it",
                 line=snippet.line,
             )
