@@ -97,12 +97,12 @@ def summary(log: str) -> str:
 def test_an_incremental_build_reads_the_page_again_when_a_module_next_to_it_changes(tmp_path: Path) -> None:
     docs = sphinx_project(tmp_path)
     first = sphinx(docs, tmp_path / "out")
-    assert ran(first) == ["index.rst:6: ran: new"]
     assert "gained_layer" not in (tmp_path / "out" / "index.html").read_text()
+    assert ran(first) == ["index.rst:6: ran: new"]
     write(docs / "mylib.py", GAINED)
     again = sphinx(docs, tmp_path / "out")  # no -E: Sphinx itself must see that the page is out of date
-    assert ran(again) == ["index.rst:6: ran: mylib.py changed"]
     assert "gained_layer" in (tmp_path / "out" / "index.html").read_text()
+    assert ran(again) == ["index.rst:6: ran: mylib.py changed"]
 
 
 def test_a_fresh_environment_with_the_cache_kept_runs_what_changed(tmp_path: Path) -> None:
@@ -110,8 +110,8 @@ def test_a_fresh_environment_with_the_cache_kept_runs_what_changed(tmp_path: Pat
     sphinx(docs, tmp_path / "out")
     write(docs / "mylib.py", GAINED)
     again = sphinx(docs, tmp_path / "out", "-E")
-    assert ran(again) == ["index.rst:6: ran: mylib.py changed"]
     assert "gained_layer" in (tmp_path / "out" / "index.html").read_text()
+    assert ran(again) == ["index.rst:6: ran: mylib.py changed"]
     assert summary(again) == "modelvis: 0 figure(s) from the cache, 1 ran, 0 failed"
 
 
@@ -127,8 +127,8 @@ def test_a_cache_restored_into_a_new_checkout_is_used_until_a_dependency_changes
     write(checkout / "docs" / "mylib.py", GAINED)
     shutil.rmtree(checkout / "public")
     changed = sphinx(checkout / "docs", checkout / "public")
-    assert ran(changed) == ["index.rst:6: ran: mylib.py changed"]
     assert "gained_layer" in (checkout / "public" / "index.html").read_text()
+    assert ran(changed) == ["index.rst:6: ran: mylib.py changed"]
 
 
 def test_a_data_file_the_snippet_reads_is_a_dependency(tmp_path: Path) -> None:
@@ -143,9 +143,9 @@ def test_a_data_file_the_snippet_reads_is_a_dependency(tmp_path: Path) -> None:
     assert "weight:[4, 3]" in (tmp_path / "out" / "index.html").read_text()
     write(docs / "spec.json", json.dumps({"inputs": 5, "outputs": 4}))
     again = sphinx(docs, tmp_path / "out")
-    assert ran(again) == ["index.rst:6: ran: spec.json changed"]
     html = (tmp_path / "out" / "index.html").read_text()
     assert "weight:[4, 5]" in html and "weight:[4, 3]" not in html
+    assert ran(again) == ["index.rst:6: ran: spec.json changed"]
 
 
 def fake_distribution(folder: Path, version: str) -> None:
@@ -181,11 +181,11 @@ def test_two_pages_in_two_folders_each_show_their_own_module(tmp_path: Path) -> 
         write(docs / folder / "page.rst", page)
         write(docs / folder / "model_def.py", MODULE.replace("first_layer", layer))
     log = sphinx(docs, tmp_path / "out")
-    assert sorted(ran(log)) == ["a/page.rst:6: ran: new", "b/page.rst:6: ran: new"]
     first = (tmp_path / "out" / "a" / "page.html").read_text()
     second = (tmp_path / "out" / "b" / "page.html").read_text()
     assert "alpha_layer" in first and "beta_layer" not in first
     assert "beta_layer" in second and "alpha_layer" not in second
+    assert sorted(ran(log)) == ["a/page.rst:6: ran: new", "b/page.rst:6: ran: new"]
 
 
 # -- what else changes a figure, and what does not ----------------------------------------------------
@@ -202,8 +202,8 @@ def test_a_deleted_dependency_is_a_miss_that_runs_the_figure_not_a_crash(tmp_pat
     assert "some notes" in (tmp_path / "out" / "index.html").read_text()
     (docs / "notes.txt").unlink()
     again = sphinx(docs, tmp_path / "out", "-E")
-    assert ran(again) == ["index.rst:6: ran: notes.txt is gone or unreadable"]
     assert "no notes" in (tmp_path / "out" / "index.html").read_text()
+    assert ran(again) == ["index.rst:6: ran: notes.txt is gone or unreadable"]
 
 
 def test_nothing_changed_every_figure_is_a_hit_and_no_worker_starts(tmp_path: Path) -> None:
@@ -252,12 +252,13 @@ def mkdocs_build(project: Path, environment: dict[str, str] | None = None) -> st
 def test_mkdocs_runs_a_page_again_when_the_module_next_to_it_changes(tmp_path: Path) -> None:
     pytest.importorskip("mkdocs")
     project = mkdocs_project(tmp_path)
-    assert ran(mkdocs_build(project)) == ["index.md:4: ran: new"]
+    first = mkdocs_build(project)
     assert ran(mkdocs_build(project)) == []
+    assert ran(first) == ["index.md:4: ran: new"]
     write(project / "docs" / "mylib.py", GAINED)
     again = mkdocs_build(project)
-    assert ran(again) == ["index.md:4: ran: docs/mylib.py changed"]
     assert "gained_layer" in (project / "site" / "index.html").read_text()
+    assert ran(again) == ["index.md:4: ran: docs/mylib.py changed"]
 
 
 def test_mkdocs_serve_watches_the_module_and_shows_the_new_model(tmp_path: Path) -> None:
@@ -333,13 +334,13 @@ def test_depends_on_a_file_and_an_environment_variable(tmp_path: Path) -> None:
     assert "weight:[4, 3]" in (tmp_path / "out" / "index.html").read_text()
     write(docs / "width.txt", "5")
     again = sphinx(docs, tmp_path / "out", environment={"MODELVIS_TEST_SIZE": "4"})  # incremental: noted
-    assert ran(again) == ["index.rst:7: ran: width.txt changed"]
     assert "weight:[4, 5]" in (tmp_path / "out" / "index.html").read_text()
+    assert ran(again) == ["index.rst:7: ran: width.txt changed"]
     same = sphinx(docs, tmp_path / "out", "-E", environment={"MODELVIS_TEST_SIZE": "4"})
     assert ran(same) == []
     other = sphinx(docs, tmp_path / "out", "-E", environment={"MODELVIS_TEST_SIZE": "6"})
-    assert ran(other) == ["index.rst:7: ran: env:MODELVIS_TEST_SIZE changed"]
     assert "weight:[6, 5]" in (tmp_path / "out" / "index.html").read_text()
+    assert ran(other) == ["index.rst:7: ran: env:MODELVIS_TEST_SIZE changed"]
 
 
 def test_the_site_setting_declares_what_every_figure_depends_on(tmp_path: Path) -> None:
@@ -353,8 +354,8 @@ def test_the_site_setting_declares_what_every_figure_depends_on(tmp_path: Path) 
     again = sphinx(docs, tmp_path / "out", "-E", environment={"MODELVIS_TEST_SIZE": "4"})
     assert ran(again) == ["page.md:4: ran: data/*.txt matches other files"]
     other = sphinx(docs, tmp_path / "out", "-E", environment={"MODELVIS_TEST_SIZE": "2"})
-    assert ran(other) == ["page.md:4: ran: env:MODELVIS_TEST_SIZE changed"]
     assert "weight:[2, 3]" in (tmp_path / "out" / "page.html").read_text()
+    assert ran(other) == ["page.md:4: ran: env:MODELVIS_TEST_SIZE changed"]
 
 
 def test_mkdocs_depends_option_and_setting(tmp_path: Path) -> None:
@@ -366,10 +367,54 @@ def test_mkdocs_depends_option_and_setting(tmp_path: Path) -> None:
     write(project / "docs" / "width.txt", "3")
     mkdocs_build(project, environment={"MODELVIS_TEST_SIZE": "4"})
     write(project / "docs" / "width.txt", "5")
-    assert ran(mkdocs_build(project, environment={"MODELVIS_TEST_SIZE": "4"})) == [
-        "index.md:5: ran: docs/width.txt changed"
-    ]
-    assert ran(mkdocs_build(project, environment={"MODELVIS_TEST_SIZE": "2"})) == [
-        "index.md:5: ran: env:MODELVIS_TEST_SIZE changed"
-    ]
+    changed_file = mkdocs_build(project, environment={"MODELVIS_TEST_SIZE": "4"})
+    assert "weight:[4, 5]" in (project / "site" / "index.html").read_text()
+    assert ran(changed_file) == ["index.md:5: ran: docs/width.txt changed"]
+    changed_variable = mkdocs_build(project, environment={"MODELVIS_TEST_SIZE": "2"})
     assert "weight:[2, 5]" in (project / "site" / "index.html").read_text()
+    assert ran(changed_variable) == ["index.md:5: ran: env:MODELVIS_TEST_SIZE changed"]
+
+
+# -- the manifest, in this process --------------------------------------------------------------------
+
+
+def test_a_manifest_is_checked_by_size_and_mtime_then_by_contents(tmp_path: Path) -> None:
+    from sphinx_modelvis.execution.dependencies import file_state
+    from sphinx_modelvis.execution.manifest import DependencyChecker
+
+    module = write(tmp_path / "docs" / "mylib.py", MODULE)
+    manifest = DependencyChecker(tmp_path).manifest({str(module): file_state(str(module))}, {}, [])
+    assert list(manifest["files"]) == ["docs/mylib.py"], "kept relative to the site's folder"
+    assert DependencyChecker(tmp_path).changed(manifest) == (None, False)
+    os.utime(module, ns=(1, 1))  # a fresh checkout: new times, same contents
+    assert DependencyChecker(tmp_path).changed(manifest) == (None, True), "a hit, worth rewriting"
+    refreshed = DependencyChecker(tmp_path).refreshed(manifest)
+    assert refreshed["files"]["docs/mylib.py"][1] == 1
+    assert DependencyChecker(tmp_path).changed(refreshed) == (None, False)
+    write(module, MODULE.replace("(2, 2)", "(2, 9)"))  # same size, new contents
+    assert DependencyChecker(tmp_path).changed(manifest) == ("docs/mylib.py changed", False)
+    module.unlink()
+    assert DependencyChecker(tmp_path).changed(manifest) == ("docs/mylib.py is gone or unreadable", False)
+
+
+def test_the_worker_records_namespace_packages_local_modules_and_files_read(tmp_path: Path) -> None:
+    from sphinx_modelvis.execution.dependencies import DependencyTracker
+
+    write(tmp_path / "nspkg" / "part.py", "VALUE = 1\n")  # a namespace package: no __init__.py
+    write(tmp_path / "data.txt", "data\n")
+    tracker = DependencyTracker()
+    tracker.start()
+    sys.path.insert(0, str(tmp_path))
+    try:
+        with tracker.running():
+            import nspkg.part  # noqa: F401
+
+            (tmp_path / "data.txt").read_text()
+        files, distributions = tracker.dependencies()
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in ("nspkg.part", "nspkg"):
+            sys.modules.pop(name, None)
+    assert {str(tmp_path / "nspkg" / "part.py"), str(tmp_path / "data.txt")} <= set(files)
+    assert not any("sphinx_modelvis" in path for path in files), "the package's own modules are no dependency"
+    assert distributions.get("pytest"), "an installed distribution counts by its version"
