@@ -397,6 +397,20 @@ def test_a_manifest_is_checked_by_size_and_mtime_then_by_contents(tmp_path: Path
     assert DependencyChecker(tmp_path).changed(manifest) == ("docs/mylib.py is gone or unreadable", False)
 
 
+def test_a_large_file_is_kept_by_its_size_and_mtime_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sphinx_modelvis.execution import dependencies
+    from sphinx_modelvis.execution.manifest import DependencyChecker
+
+    weights = write(tmp_path / "weights.bin", "0" * 100)
+    monkeypatch.setattr(dependencies, "DIGEST_LIMIT", 10)  # weights.bin stands for a file of gigabytes
+    state = dependencies.file_state(str(weights))
+    assert state[2] == "", "not read: digesting model weights on every run would cost seconds"
+    manifest = DependencyChecker(tmp_path).manifest({str(weights): state}, {}, [])
+    assert DependencyChecker(tmp_path).changed(manifest) == (None, False)
+    os.utime(weights, ns=(1, 1))
+    assert DependencyChecker(tmp_path).changed(manifest) == ("weights.bin changed", False)
+
+
 def test_the_worker_records_namespace_packages_local_modules_and_files_read(tmp_path: Path) -> None:
     from sphinx_modelvis.execution.dependencies import DependencyTracker
 
@@ -410,11 +424,14 @@ def test_the_worker_records_namespace_packages_local_modules_and_files_read(tmp_
             import nspkg.part  # noqa: F401
 
             (tmp_path / "data.txt").read_text()
+            (tmp_path / "output.txt").write_text("written by the snippet")
+            (tmp_path / "output.txt").read_text()
         files, distributions = tracker.dependencies()
     finally:
         sys.path.remove(str(tmp_path))
         for name in ("nspkg.part", "nspkg"):
             sys.modules.pop(name, None)
     assert {str(tmp_path / "nspkg" / "part.py"), str(tmp_path / "data.txt")} <= set(files)
+    assert str(tmp_path / "output.txt") not in files, "a file the snippet wrote is its output, not an input"
     assert not any("sphinx_modelvis" in path for path in files), "the package's own modules are no dependency"
     assert distributions.get("pytest"), "an installed distribution counts by its version"

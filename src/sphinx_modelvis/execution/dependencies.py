@@ -36,9 +36,16 @@ _OWN = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 _SYSTEM = tuple(os.path.join(folder, "") for folder in ("/dev", "/proc", "/sys"))
 
 
+#: Files larger than this are not digested (model weights, datasets): a change of their size or mtime is a change.
+DIGEST_LIMIT = 64 << 20
+
+
 def file_state(path: str) -> FileState:
-    """``[size, mtime_ns, sha256]`` of the file at ``path``; ``OSError`` if it cannot be read."""
+    """``[size, mtime_ns, sha256]`` of the file at ``path`` (``""`` for the digest of a file over
+    :data:`DIGEST_LIMIT`); ``OSError`` if it cannot be read."""
     info = os.stat(path)
+    if info.st_size > DIGEST_LIMIT:
+        return [info.st_size, info.st_mtime_ns, ""]
     digest = hashlib.sha256()
     with open(path, "rb") as stream:
         for chunk in iter(lambda: stream.read(1 << 20), b""):
@@ -137,6 +144,7 @@ class DependencyTracker:
     def __init__(self) -> None:
         self.recording = False
         self.opened: set[str] = set()
+        self.written: set[str] = set()
         self._states: dict[tuple[str, int, int], FileState] = {}
         self._modules: dict[tuple[str, str], tuple[str, Any]] = {}
         self._hooked = False
@@ -144,6 +152,7 @@ class DependencyTracker:
     def start(self) -> None:
         """A new namespace: forget the files read in the last one (modules are looked at afresh each time)."""
         self.opened = set()
+        self.written = set()
         if not self._hooked:
             sys.addaudithook(self._audit)  # for good: an audit hook cannot be removed
             self._hooked = True
@@ -172,15 +181,16 @@ class DependencyTracker:
         path, mode, flags = (*args, None, None, None)[:3]
         if isinstance(path, int) or path is None:
             return
-        if mode is None:  # os.open: read unless opened write-only
-            if isinstance(flags, int) and flags & os.O_ACCMODE == os.O_WRONLY:
-                return
-        elif "r" not in mode and "+" not in mode:
-            return
+        if mode is None:  # os.open
+            writes = isinstance(flags, int) and flags & os.O_ACCMODE != os.O_RDONLY
+        else:
+            writes = any(letter in mode for letter in "wax+")
         try:
-            self.opened.add(os.path.abspath(os.fsdecode(path)))
+            absolute = os.path.abspath(os.fsdecode(path))
         except (TypeError, ValueError):
-            pass
+            return
+        # A file the snippets write is their output, not an input: what they read back from it is theirs.
+        (self.written if writes else self.opened).add(absolute)
 
     def dependencies(self) -> tuple[dict[str, FileState], dict[str, str]]:
         """``(files, distributions)``: local files by absolute path with their state, distributions' versions."""
@@ -198,7 +208,7 @@ class DependencyTracker:
                     self._add_file(files, value)
                 elif kind == "distributions":
                     distributions.update(value)
-            for path in self.opened:
+            for path in self.opened - self.written:
                 real = os.path.realpath(path)
                 if real.startswith(_SYSTEM) or os.sep + "__pycache__" + os.sep in real or real.startswith(_OWN):
                     continue

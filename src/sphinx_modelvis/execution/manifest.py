@@ -8,8 +8,9 @@ A manifest is JSON kept in the entry::
      "env": {"MODEL_SIZE": "small" or null}}                   # declared env:NAME
 
 A hit needs every file with the same size and mtime (or, when those changed, the same digest: a fresh
-checkout or a restored cache), every distribution at the same version, every declared pattern matching the
-same files and every declared variable with the same value. A file that vanished or cannot be read is a
+checkout or a restored cache; a file over 64 MB has no digest, so any change of its size or mtime counts),
+every distribution at the same version, every declared pattern matching the same files and every declared
+variable with the same value. A file that vanished or cannot be read is a
 change. Checking reads no module and imports nothing (no torch), only ``stat``, the changed files and the
 distributions' metadata.
 """
@@ -137,7 +138,7 @@ class DependencyChecker:
                 return f"{stored} is gone or unreadable", False
             if stat == (size, mtime):
                 continue
-            if self._digest(path, stat) != digest:
+            if not digest or self._digest(path, stat) != digest:  # no digest: a large file, kept by its stat
                 return f"{stored} changed", False
             moved = True
         return None, moved
