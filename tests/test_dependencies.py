@@ -170,7 +170,7 @@ def test_an_upgraded_distribution_runs_the_figures_that_import_it(tmp_path: Path
     unchanged = sphinx(docs, tmp_path / "out", "-E")
     assert ran(unchanged) == []
     fake_distribution(site, "2.0")  # its module's file stays as it was: only the version says it changed
-    upgraded = sphinx(docs, tmp_path / "out", "-E")
+    upgraded = sphinx(docs, tmp_path / "out")  # incremental: the page is read again for its new version
     assert ran(upgraded) == ["index.rst:6: ran: fakedist 1.0 -> 2.0"]
 
 
@@ -338,7 +338,7 @@ def test_depends_on_a_file_and_an_environment_variable(tmp_path: Path) -> None:
     assert ran(again) == ["index.rst:7: ran: width.txt changed"]
     same = sphinx(docs, tmp_path / "out", "-E", environment={"MODELVIS_TEST_SIZE": "4"})
     assert ran(same) == []
-    other = sphinx(docs, tmp_path / "out", "-E", environment={"MODELVIS_TEST_SIZE": "6"})
+    other = sphinx(docs, tmp_path / "out", environment={"MODELVIS_TEST_SIZE": "6"})  # incremental too
     assert "weight:[6, 5]" in (tmp_path / "out" / "index.html").read_text()
     assert ran(other) == ["index.rst:7: ran: env:MODELVIS_TEST_SIZE changed"]
 
@@ -351,7 +351,7 @@ def test_the_site_setting_declares_what_every_figure_depends_on(tmp_path: Path) 
     write(docs / "data" / "width.txt", "3")
     sphinx(docs, tmp_path / "out", environment={"MODELVIS_TEST_SIZE": "4"})
     write(docs / "data" / "more.txt", "another file the glob matches")
-    again = sphinx(docs, tmp_path / "out", "-E", environment={"MODELVIS_TEST_SIZE": "4"})
+    again = sphinx(docs, tmp_path / "out", environment={"MODELVIS_TEST_SIZE": "4"})  # incremental
     assert ran(again) == ["page.md:4: ran: data/*.txt matches other files"]
     other = sphinx(docs, tmp_path / "out", "-E", environment={"MODELVIS_TEST_SIZE": "2"})
     assert "weight:[2, 3]" in (tmp_path / "out" / "page.html").read_text()

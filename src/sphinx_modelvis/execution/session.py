@@ -115,7 +115,10 @@ class PageSession:
                     if moved:  # same contents, new mtimes (a fresh checkout): the next build need not digest
                         runner.store(key, entry.capture, checker.refreshed(entry.depends))
                     files = tuple(checker.local_files(entry.depends))
-                    return FigureResult(capture=entry.capture, cached=True, key=key, dependencies=files)
+                    conditions = _conditions(entry.depends)
+                    return FigureResult(
+                        capture=entry.capture, cached=True, key=key, dependencies=files, conditions=conditions
+                    )
                 reason = changed
         if execute == "never":
             runner.stats.failed += 1
@@ -137,7 +140,14 @@ class PageSession:
         runner.store(key, ran.capture, manifest)
         runner.remember(figure, {"key": key, **inputs._asdict()})
         files = tuple(checker.local_files(manifest))
-        return FigureResult(capture=ran.capture, seconds=ran.seconds, key=key, dependencies=files, reason=reason)
+        return FigureResult(
+            capture=ran.capture,
+            seconds=ran.seconds,
+            key=key,
+            dependencies=files,
+            conditions=_conditions(manifest),
+            reason=reason,
+        )
 
     def _why(self, figure: str, key: str, inputs: _Inputs) -> str:
         """Why a figure with no cache entry runs, from what it last ran with."""
@@ -163,6 +173,12 @@ class _Inputs(NamedTuple):
     previous: str
     code: str
     options: str
+
+
+def _conditions(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a manifest that no file's time shows: distributions' versions, declared environment
+    variables, the files declared globs match."""
+    return {part: dict(manifest[part]) for part in ("distributions", "env", "globs") if manifest.get(part)}
 
 
 def _digest_text(text: str) -> str:
