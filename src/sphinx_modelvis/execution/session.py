@@ -107,7 +107,7 @@ class PageSession:
         if execute != "always" and runner.cache is not None:
             entry = runner.cache.entry(key)
             if entry is None:
-                reason = self._why(figure, key, inputs)
+                reason = self._why(figure, inputs)
             else:
                 changed, moved = checker.changed(entry.depends)
                 if changed is None:
@@ -149,7 +149,7 @@ class PageSession:
             reason=reason,
         )
 
-    def _why(self, figure: str, key: str, inputs: _Inputs) -> str:
+    def _why(self, figure: str, inputs: _Inputs) -> str:
         """Why a figure with no cache entry runs, from what it last ran with."""
         assert self.runner.cache is not None
         last = self.runner.cache.last_run(figure)
