@@ -27,7 +27,7 @@ from functools import lru_cache
 from importlib import metadata
 from typing import Any
 
-__all__ = ["DependencyTracker", "FileState", "file_state", "warm_distributions"]
+__all__ = ["DependencyTracker", "FileState", "file_state", "warm_distributions", "warm_modules"]
 
 #: A file as recorded: ``[size, mtime_ns, sha256]``.
 FileState = list[Any]
@@ -134,6 +134,46 @@ def _owners(real: str, roots: list[str]) -> list[tuple[str, str]] | None:
     return None
 
 
+#: What each loaded module counts as, by (name, file): kept by the template, so forked workers only look at
+#: the modules they import themselves.
+_CLASSIFIED: dict[tuple[str, str], tuple[str, Any]] = {}
+
+
+def _import_roots() -> list[str]:
+    """The ``sys.path`` folders (real paths, ending in a separator), the longest first."""
+    entries = {os.path.join(os.path.realpath(entry or "."), "") for entry in sys.path if isinstance(entry, str)}
+    return sorted(entries, key=len, reverse=True)
+
+
+def _classify(name: str, module: Any, roots: list[str]) -> tuple[str, Any]:
+    """What a module counts as: ``("file", path)``, ``("distributions", {name: version})`` or ``("", None)``."""
+    try:
+        file = getattr(module, "__file__", None)
+    except Exception:  # a lazy module that raises on attribute access
+        return "", None
+    if not isinstance(file, str):  # built in, frozen, or a namespace package (its modules have files)
+        return "", None
+    known = _CLASSIFIED.get((name, file))
+    if known is not None:
+        return known
+    real = os.path.realpath(file)
+    answer: tuple[str, Any]
+    if real.startswith(_OWN) or _in_standard_library(real):
+        answer = ("", None)
+    else:
+        owners = _owners(real, roots)
+        answer = ("distributions", dict(owners)) if owners else ("file", os.path.abspath(file))
+    _CLASSIFIED[(name, file)] = answer
+    return answer
+
+
+def warm_modules() -> None:
+    """Classify every loaded module now (the template, after its imports: its workers inherit the answers)."""
+    roots = _import_roots()
+    for name, module in list(sys.modules.items()):
+        _classify(name, module, roots)
+
+
 class DependencyTracker:
     """Records what the snippets of the current namespace depended on; one per worker process.
 
@@ -146,7 +186,6 @@ class DependencyTracker:
         self.opened: set[str] = set()
         self.written: set[str] = set()
         self._states: dict[tuple[str, int, int], FileState] = {}
-        self._modules: dict[tuple[str, str], tuple[str, Any]] = {}
         self._hooked = False
 
     def start(self) -> None:
@@ -195,15 +234,11 @@ class DependencyTracker:
     def dependencies(self) -> tuple[dict[str, FileState], dict[str, str]]:
         """``(files, distributions)``: local files by absolute path with their state, distributions' versions."""
         with self.paused():
-            roots = sorted(
-                {os.path.join(os.path.realpath(entry or "."), "") for entry in sys.path if isinstance(entry, str)},
-                key=len,
-                reverse=True,
-            )
+            roots = _import_roots()
             files: dict[str, FileState] = {}
             distributions: dict[str, str] = {}
             for name, module in list(sys.modules.items()):
-                kind, value = self._module(name, module, roots)
+                kind, value = _classify(name, module, roots)
                 if kind == "file":
                     self._add_file(files, value)
                 elif kind == "distributions":
@@ -216,27 +251,6 @@ class DependencyTracker:
                     continue
                 self._add_file(files, path)
         return files, distributions
-
-    def _module(self, name: str, module: Any, roots: list[str]) -> tuple[str, Any]:
-        """What a module counts as: ``("file", path)``, ``("distributions", {name: version})`` or ``("", None)``."""
-        try:
-            file = getattr(module, "__file__", None)
-        except Exception:  # a lazy module that raises on attribute access
-            return "", None
-        if not isinstance(file, str):  # built in, frozen, or a namespace package (its modules have files)
-            return "", None
-        known = self._modules.get((name, file))
-        if known is not None:
-            return known
-        real = os.path.realpath(file)
-        answer: tuple[str, Any]
-        if real.startswith(_OWN) or _in_standard_library(real):
-            answer = ("", None)
-        else:
-            owners = _owners(real, roots)
-            answer = ("distributions", dict(owners)) if owners else ("file", os.path.abspath(file))
-        self._modules[(name, file)] = answer
-        return answer
 
     def _add_file(self, files: dict[str, FileState], path: str) -> None:
         """Add ``path`` with its state (digests kept while size and mtime stay); an unreadable file is left out."""

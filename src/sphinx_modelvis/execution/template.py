@@ -37,7 +37,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from .dependencies import warm_distributions
+from .dependencies import warm_distributions, warm_modules
 from .processes import alive, python_environment
 from .wire import Forked, ForkFailed, ForkRequest, WorkerExited, receive, send
 
@@ -273,6 +273,8 @@ class _Template:
             if name not in sys.modules and name not in self.done:
                 self.done.add(name)
                 _quietly(importlib.import_module, name)
+        # And what each module it has loaded counts as (its distribution), for the same reason.
+        warm_modules()
 
     def _become_worker(self, connection: socket.socket, fds: list[int], request: ForkRequest) -> None:
         """In the forked child: drop the template's parts, take the log as stdout and stderr, serve requests."""
