@@ -100,9 +100,11 @@ def _distributions_in(folder: str) -> dict[str, list[tuple[str, str]]]:
             name, version = distribution.metadata["Name"], distribution.version
             tops = (distribution.read_text("top_level.txt") or "").split()
             if not tops:
-                for file in distribution.files or ():
-                    top = file.parts[0] if file.parts else ""
-                    if top.endswith((".dist-info", ".egg-info", ".data", ".pth")) or top in ("..", "__pycache__"):
+                # The first part of each installed path, read from RECORD's text (``distribution.files`` makes an
+                # object per line: five times slower over a site-packages folder).
+                for line in (distribution.read_text("RECORD") or "").splitlines():
+                    top = line.split(",", 1)[0].strip('"').split("/", 1)[0]
+                    if top.endswith((".dist-info", ".egg-info", ".data", ".pth")) or top in ("", "..", "__pycache__"):
                         continue
                     tops.append(top.split(".")[0] if top.endswith((".py", ".so", ".pyd")) else top)
         except Exception:  # broken metadata: its modules count as plain files
