@@ -336,7 +336,8 @@ def test_a_corrupt_entry_is_ignored_and_rebuilt(tmp_path: Path) -> None:
         second.close()
     assert second.stats.executed == 1
     assert entry.read_text() == good
-    assert [path.name for path in tmp_path.rglob("*") if path.is_file()] == [entry.name], "no temporary file left"
+    assert [path.name for path in tmp_path.rglob("*.json")] == [entry.name], "no temporary file left"
+    assert not list(tmp_path.rglob(".tmp-*")), "no temporary file left"
 
 
 def test_execute_never_fails_clearly_without_a_cached_figure_and_always_ignores_the_cache(tmp_path: Path) -> None:

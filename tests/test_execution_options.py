@@ -99,6 +99,7 @@ def test_every_directive_option_is_parsed_from_its_text() -> None:
         "align": "center",
         "alt": "the tree",
         "class": "Wide  framed",
+        "depends": " spec.json, data/*.txt ,env:MODEL_SIZE",
     }
     assert set(raw) | {"show-code"} == set(OPTION_SPEC), "this test covers every option (show-code: below)"
     options = parse_figure_options(" model.bert ", raw, ModelvisConfig())
@@ -130,6 +131,7 @@ def test_every_directive_option_is_parsed_from_its_text() -> None:
         align="center",
         alt="the tree",
         classes=("wide", "framed"),
+        depends=("spec.json", "data/*.txt", "env:MODEL_SIZE"),
     )
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .errors import ConfigError
-from .option_text import classes, flag, length, optional_text, parser_for
+from .option_text import classes, dependency_list, flag, length, optional_text, parser_for
 
 __all__ = [
     "DEFAULT_COLLAPSE_SUMMARY",
@@ -64,6 +64,14 @@ TORCH_DEVICE = Rule(
     "a torch device such as 'meta', 'cpu' or 'cuda:0'",
     "a torch device such as meta, cpu or cuda:0",
 )
+
+
+def _declares_dependencies(value: str) -> bool:
+    try:
+        dependency_list(value)
+    except ValueError:
+        return not value.strip()  # empty: none declared
+    return True
 
 
 def _setting(default: Any, help: str, rule: Rule | None = None) -> Any:
@@ -134,6 +142,13 @@ class ModelvisConfig:
         at_least(0),
     )
     collapse_summary: str = _setting(DEFAULT_COLLAPSE_SUMMARY, "Default summary of a `:collapse:` figure.")
+    depends: str = _setting(
+        "",
+        "What every figure depends on that its run cannot show (a file a subprocess reads, an environment "
+        "variable), separated by commas: paths and globs relative to the configuration directory, `env:NAME`. "
+        "A change reruns the figures.",
+        Rule(_declares_dependencies, "paths, globs or env:NAME separated by commas", "dependencies"),
+    )
 
     def __post_init__(self) -> None:
         for spec in dataclasses.fields(self):
@@ -268,6 +283,8 @@ class FigureOptions:
     align: Literal["left", "center", "right"] | None = _option(None)
     alt: str | None = _option(None)
     classes: tuple[str, ...] = _option((), name="class", parse=classes)
+    #: Declared dependencies: paths and globs relative to the page's folder, ``env:NAME``.
+    depends: tuple[str, ...] = _option((), parse=dependency_list)
 
     @classmethod
     def of_site(cls, config: ModelvisConfig) -> FigureOptions:
@@ -282,6 +299,7 @@ class FigureOptions:
             "max_lines": self.max_lines,
             "device": self.device,
             "columns": self.columns,
+            **({"depends": list(self.depends)} if self.depends else {}),
         }
 
 
@@ -369,6 +387,7 @@ def resolve_figure_options(argument: str | None, options: Mapping[str, Any], con
     if figure.get("collapse") == "":
         figure["collapse"] = config.collapse_summary
     figure["classes"] = tuple(figure.get("classes", ()))
+    figure["depends"] = tuple(figure.get("depends", ()))
     expr = (argument or "").strip() or None
     return FigureOptions(expr=expr, tree=TreeSettings(**values[TreeSettings]), **figure)
 

@@ -13,6 +13,7 @@ from typing import Any, Literal
 __all__ = [
     "choice",
     "classes",
+    "dependency_list",
     "flag",
     "length",
     "number",
@@ -89,6 +90,14 @@ def classes(value: str | None) -> tuple[str, ...]:
     if not all(names):
         raise ValueError(f"expected class names, got {value!r}")
     return names
+
+
+def dependency_list(value: str | None) -> tuple[str, ...]:
+    """Declared dependencies, separated by commas: paths, globs and ``env:NAME``."""
+    items = tuple(item.strip() for item in required_text(value).split(","))
+    if not all(items) or any(item.startswith("env:") and not item[4:].isidentifier() for item in items):
+        raise ValueError(f"expected paths, globs or env:NAME separated by commas, got {value!r}")
+    return items
 
 
 def parser_for(kind: Any) -> Callable[[str | None], Any]:

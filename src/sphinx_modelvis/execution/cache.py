@@ -1,4 +1,8 @@
-"""The figure cache: one folder of captures named by a hash of everything that shaped them, written atomically."""
+"""The figure cache: one folder of captures named by a hash of everything that shaped them, written atomically.
+
+An entry keeps its capture and its dependency manifest (see :mod:`~sphinx_modelvis.execution.manifest`);
+``figures/*.run`` keep, per figure of a page, what it last ran with, so a build can say why a figure ran again.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -18,15 +23,17 @@ from ..tree import TREE_FORMAT_VERSION
 __all__ = [
     "CACHE_FORMAT",
     "DEFAULT_CACHE_DIRS",
+    "CacheEntry",
     "FigureCache",
     "cache_folder",
     "chain_key",
+    "folder_key",
     "package_versions",
     "page_key",
 ]
 
 #: Bumped whenever an entry's layout or the meaning of a key changes.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 #: The distributions whose versions change what a snippet shows.
 VERSIONED = ("sphinx-modelvis", "torch", "transformers", "peft")
 
@@ -62,14 +69,32 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def page_key(pre_code: str, versions: Mapping[str, str | None]) -> str:
-    """Where a page's key chain starts: the code run first in every namespace and the package versions."""
-    return _digest({"format": CACHE_FORMAT, "tree": TREE_FORMAT_VERSION, "versions": dict(versions), "pre": pre_code})
+def page_key(pre_code: str, versions: Mapping[str, str | None], depends: tuple[str, ...] = ()) -> str:
+    """What every key of a site starts from: the code run first in every namespace, the package versions and
+    the site's declared dependencies (``modelvis_depends``, as written)."""
+    start = {"format": CACHE_FORMAT, "tree": TREE_FORMAT_VERSION, "versions": dict(versions), "pre": pre_code}
+    if depends:
+        start["depends"] = list(depends)
+    return _digest(start)
+
+
+def folder_key(start: str, folder: str | None) -> str:
+    """Where a page's key chain starts: the site's start and the folder its snippets run in (the same code
+    in two folders may import two different ``model_def.py``)."""
+    return _digest([start, folder])
 
 
 def chain_key(previous: str, code: str, options: Mapping[str, Any]) -> str:
     """The key of a snippet: the key before it on its page, its code and the options that shape its output."""
     return _digest([previous, code, dict(options)])
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEntry:
+    """A stored figure: its capture and the manifest of what it depended on."""
+
+    capture: Capture
+    depends: dict[str, Any]
 
 
 class FigureCache:
@@ -88,20 +113,45 @@ class FigureCache:
         return self.directory / key[:2] / f"{key}.json"
 
     def get(self, key: str) -> Capture | None:
-        """The capture stored under ``key``, or ``None``."""
+        """The capture stored under ``key``, or ``None`` (its dependencies not checked: see :meth:`entry`)."""
+        entry = self.entry(key)
+        return None if entry is None else entry.capture
+
+    def entry(self, key: str) -> CacheEntry | None:
+        """The capture stored under ``key`` and its dependency manifest, or ``None``."""
         try:
             data = json.loads(self.path(key).read_text(encoding="utf-8"))
             if data["format"] != CACHE_FORMAT or data["key"] != key:
                 return None
-            return Capture.from_json(data["capture"])
+            return CacheEntry(Capture.from_json(data["capture"]), dict(data.get("depends") or {}))
         except Exception:  # unreadable, truncated or foreign: a miss, rebuilt by the next put
             return None
 
-    def put(self, key: str, capture: Capture) -> Path:
-        """Store ``capture`` under ``key``, atomically; returns the file."""
-        path = self.path(key)
+    def put(self, key: str, capture: Capture, depends: Mapping[str, Any] | None = None) -> Path:
+        """Store ``capture`` under ``key`` with its dependency manifest, atomically; returns the file."""
+        entry = {"format": CACHE_FORMAT, "key": key, "capture": capture.to_json(), "depends": dict(depends or {})}
+        return self._write(self.path(key), entry)
+
+    def last_run(self, figure: str) -> dict[str, Any]:
+        """What the figure ``figure`` (a page and its figure's number there) last ran with (``{}``: never)."""
+        try:
+            data = json.loads(self._figure_path(figure).read_text(encoding="utf-8"))
+            return data if isinstance(data, dict) else {}
+        except Exception:  # none yet, or unreadable: as if it never ran
+            return {}
+
+    def remember_run(self, figure: str, record: Mapping[str, Any]) -> None:
+        """Keep what the figure ``figure`` ran with, for the next build's explanation."""
+        self._write(self._figure_path(figure), dict(record))
+
+    def _figure_path(self, figure: str) -> Path:
+        name = hashlib.sha256(figure.encode("utf-8", "surrogatepass")).hexdigest()
+        return self.directory / "figures" / f"{name}.run"
+
+    @staticmethod
+    def _write(path: Path, data: Mapping[str, Any]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps({"format": CACHE_FORMAT, "key": key, "capture": capture.to_json()}, ensure_ascii=False)
+        text = json.dumps(data, ensure_ascii=False)
         handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
         try:
             with os.fdopen(handle, "w", encoding="utf-8") as stream:

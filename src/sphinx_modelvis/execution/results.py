@@ -6,7 +6,9 @@ the error box put where the figure should have been.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from ..capture import Capture
 
@@ -89,6 +91,11 @@ class FigureResult:
     """What one figure came to: a capture to draw, or a failure; ``cached`` when no code ran for it.
 
     ``capture`` is what to draw: for ``:compare:``, already marked against the earlier figure.
+    ``dependencies`` are the local files it depended on (absolute paths, for the host's incremental builds);
+    ``conditions`` is the rest of what it depended on, which no file's time shows: the distributions' versions,
+    the declared environment variables and globs (a manifest of those alone, see
+    :mod:`~sphinx_modelvis.execution.manifest`).
+    ``reason`` says why it ran (``"new"``, ``"mylib.py changed"``), empty for a cached figure.
     """
 
     capture: Capture | None = None
@@ -96,3 +103,6 @@ class FigureResult:
     cached: bool = False
     seconds: float = 0.0
     key: str = ""
+    dependencies: tuple[str, ...] = ()
+    conditions: Mapping[str, Any] = field(default_factory=dict)
+    reason: str = ""

@@ -9,16 +9,21 @@ names. The host parses options and emits output; everything between is here.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any, NamedTuple
 
 from ..capture import Capture
 from ..compare import compare_named, figure_key
 from ..config import FigureOptions, ModelvisConfig
 from ..errors import ModelvisError
-from .cache import FigureCache, cache_folder, chain_key, package_versions, page_key
+from ..option_text import dependency_list
+from .cache import FigureCache, cache_folder, chain_key, folder_key, package_versions, page_key
 from .client import WorkerClient
+from .manifest import DependencyChecker, declared_dependencies
 from .results import FAILURE_KINDS, FAILURE_TITLES, FigureFailure, FigureResult, Snippet
 from .steps import PageHistory, RunnerStats, Step, StepRunner
 from .template import TemplateLink, forking_supported
@@ -36,6 +41,11 @@ __all__ = [
 ]
 
 
+def site_dependencies(depends: str) -> tuple[str, ...]:
+    """The site's declared dependencies (the ``depends`` setting) as a list."""
+    return dependency_list(depends) if depends.strip() else ()
+
+
 class PageSession:
     """One page: its figures run in page order, each seeing what the earlier ones defined, and its named figures.
 
@@ -50,10 +60,14 @@ class PageSession:
         self.serial = serial
         self.history = PageHistory(page, cwd, (serial, 0))
         self.named: dict[str, Capture] = {}
-        self._key = runner.page_key
+        # The folder is part of every key: the same code in two folders may import two different modules.
+        self._start = folder_key(runner.page_key, None if cwd is None else runner.checker.stored_path(cwd))
+        self._key = self._start
+        self._figures = 0
 
     def run(self, snippet: Snippet, options: FigureOptions) -> FigureResult:
-        """The figure of ``snippet``: cached when every input matches, else run after the page's earlier snippets.
+        """The figure of ``snippet``: cached when every input and dependency matches, else run after the page's
+        earlier snippets.
 
         Then, as on every host: compared with the earlier figure ``options.compare`` names (no such figure is an
         ``options`` failure at the figure's line), and kept under ``options.name`` for later comparisons.
@@ -61,10 +75,13 @@ class PageSession:
         if options.reset:
             generation = self.history.namespace[1] + 1
             self.history = PageHistory(self.page, self.cwd, (self.serial, generation))
-            self._key = self.runner.page_key
-        self._key = chain_key(self._key, snippet.code, options.execution_key())
+            self._key = self._start
+        previous = self._key
+        self._key = chain_key(previous, snippet.code, options.execution_key())
         self.history.steps.append(Step(snippet, options))
-        result = self._figure(snippet, self._key)
+        self._figures += 1
+        inputs = _Inputs(self._start, previous, _digest_text(snippet.code), _digest_text(repr(options.execution_key())))
+        result = self._figure(snippet, options, self._key, inputs)
         if result.capture is None:
             return result
         shown = result.capture
@@ -73,36 +90,99 @@ class PageSession:
                 shown = compare_named(result.capture, self.named, options.compare, changes_only=options.changes_only)
             except ModelvisError as exc:
                 line = snippet.expr_line or snippet.line
-                return FigureResult(failure=FigureFailure("options", f":compare: {exc}", line), key=result.key)
+                failure = FigureFailure("options", f":compare: {exc}", line)
+                return replace(result, capture=None, failure=failure)
         if options.name:
             self.named[figure_key(options.name)] = result.capture
-        return FigureResult(capture=shown, cached=result.cached, seconds=result.seconds, key=result.key)
+        return replace(result, capture=shown)
 
-    def _figure(self, snippet: Snippet, key: str) -> FigureResult:
+    def _figure(self, snippet: Snippet, options: FigureOptions, key: str, inputs: _Inputs) -> FigureResult:
         """The capture of the page's last step, from the cache or the worker; a failure when neither gives one."""
         runner = self.runner
         execute = runner.config.execute
+        checker = runner.checker
+        folder = None if self.cwd is None else checker.stored_path(self.cwd)  # the same in another checkout
+        figure = f"{self.page}\0{folder}\0{self._figures}"
+        reason = "the cache is off" if runner.cache is None else "execute = 'always'"
         if execute != "always" and runner.cache is not None:
-            capture = runner.cache.get(key)
-            if capture is not None:
-                runner.stats.cached += 1
-                return FigureResult(capture=capture, cached=True, key=key)
+            entry = runner.cache.entry(key)
+            if entry is None:
+                reason = self._why(figure, inputs)
+            else:
+                changed, moved = checker.changed(entry.depends)
+                if changed is None:
+                    runner.stats.cached += 1
+                    if moved:  # same contents, new mtimes (a fresh checkout): the next build need not digest
+                        runner.store(key, entry.capture, checker.refreshed(entry.depends))
+                    files = tuple(checker.local_files(entry.depends))
+                    conditions = _conditions(entry.depends)
+                    return FigureResult(
+                        capture=entry.capture, cached=True, key=key, dependencies=files, conditions=conditions
+                    )
+                reason = changed
         if execute == "never":
             runner.stats.failed += 1
             missing = FigureFailure(
                 "not-cached",
-                "no cached output for this figure and execution is off (execute = 'never'): "
+                f"no cached output for this figure ({reason}) and execution is off (execute = 'never'): "
                 "build once with execute = 'auto' and the same cache folder to create it",
                 line=snippet.line,
             )
-            return FigureResult(failure=missing, key=key)
-        capture, failure, seconds = runner.steps.run(self.history)
-        if failure is not None:
+            return FigureResult(failure=missing, key=key, reason=reason)
+        runner.explain(f"modelvis: {snippet.location}: ran: {reason}")
+        ran = runner.steps.run(self.history)
+        if ran.failure is not None:
             runner.stats.failed += 1
-            return FigureResult(failure=failure, seconds=seconds, key=key)
-        assert capture is not None
-        runner.store(key, capture)
-        return FigureResult(capture=capture, seconds=seconds, key=key)
+            return FigureResult(failure=ran.failure, seconds=ran.seconds, key=key, reason=reason)
+        assert ran.capture is not None
+        declared = [*runner.declared, *declared_dependencies(options.depends, self.cwd)]
+        manifest = checker.manifest(ran.files, ran.distributions, declared)
+        runner.store(key, ran.capture, manifest)
+        runner.remember(figure, {"key": key, **inputs._asdict()})
+        files = tuple(checker.local_files(manifest))
+        return FigureResult(
+            capture=ran.capture,
+            seconds=ran.seconds,
+            key=key,
+            dependencies=files,
+            conditions=_conditions(manifest),
+            reason=reason,
+        )
+
+    def _why(self, figure: str, inputs: _Inputs) -> str:
+        """Why a figure with no cache entry runs, from what it last ran with."""
+        assert self.runner.cache is not None
+        last = self.runner.cache.last_run(figure)
+        if not last:
+            return "new"
+        if last.get("code") != inputs.code:
+            return "code changed"
+        if last.get("options") != inputs.options:
+            return "options changed"
+        if last.get("start") != inputs.start:
+            return "pre_code, the folder, the declared site dependencies or package versions changed"
+        if last.get("previous") != inputs.previous:
+            return "an earlier snippet of the page changed"
+        return "not in the cache"
+
+
+class _Inputs(NamedTuple):
+    """What a figure's key is made of, as digests: kept to say why it ran again."""
+
+    start: str
+    previous: str
+    code: str
+    options: str
+
+
+def _conditions(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a manifest that no file's time shows: distributions' versions, declared environment
+    variables, the files declared globs match."""
+    return {part: dict(manifest[part]) for part in ("distributions", "env", "globs") if manifest.get(part)}
+
+
+def _digest_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class FigureRunner:
@@ -120,13 +200,21 @@ class FigureRunner:
         cache_dir: str | os.PathLike[str] | None,
         progress: Callable[[str], None] | None = None,
         warn: Callable[[str], None] | None = None,
+        explain: Callable[[str], None] | None = None,
+        root: str | os.PathLike[str] | None = None,
         python: str | None = None,
     ) -> None:
         self.config = config
         self.cache = FigureCache(cache_dir) if cache_dir is not None else None
         self.progress: Callable[[str], None] = progress or (lambda message: None)
         self.warn: Callable[[str], None] = warn or self.progress
-        self.page_key = page_key(config.pre_code, package_versions())
+        #: Receives why each figure that ran did (``modelvis: index.rst:5: ran: mylib.py changed``).
+        self.explain: Callable[[str], None] = explain or (lambda message: None)
+        #: Makes and checks the cache entries' dependency manifests; paths relative to ``root`` (the site's folder).
+        self.checker = DependencyChecker(root)
+        #: The site's declared dependencies (``depends``), made absolute.
+        self.declared = declared_dependencies(site_dependencies(config.depends), self.checker.root)
+        self.page_key = page_key(config.pre_code, package_versions(), site_dependencies(config.depends))
         template = TemplateLink(python=python) if config.fork_workers and forking_supported() else None
         self._client = WorkerClient(python=python, template=template)
         #: Runs the snippets that the cache does not answer for, in the worker.
@@ -160,12 +248,20 @@ class FigureRunner:
         """Forget ``page``'s session: the next :meth:`page` call for it starts a fresh namespace."""
         self._pages.pop(page, None)
 
-    def store(self, key: str, capture: Capture) -> None:
-        """Put ``capture`` in the cache; a cache that cannot be written is warned about once, then left alone."""
+    def store(self, key: str, capture: Capture, depends: Mapping[str, Any] | None = None) -> None:
+        """Put ``capture`` in the cache with its dependency manifest; a cache that cannot be written is warned
+        about once, then left alone."""
+        self._write(lambda cache: cache.put(key, capture, depends))
+
+    def remember(self, figure: str, record: Mapping[str, Any]) -> None:
+        """Keep what ``figure`` ran with in the cache, to say why it runs again."""
+        self._write(lambda cache: cache.remember_run(figure, record))
+
+    def _write(self, write: Callable[[FigureCache], object]) -> None:
         if self.cache is None:
             return
         try:
-            self.cache.put(key, capture)
+            write(self.cache)
         except OSError as exc:  # a read-only folder, a file in the way, a full disk: go on without the cache
             self.warn(
                 f"modelvis: cannot write the figure cache in {self.cache.directory} ({exc}); "

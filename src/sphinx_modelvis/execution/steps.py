@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..capture import Capture
 from ..config import FigureOptions, ModelvisConfig
@@ -21,7 +22,7 @@ from .preload import preload_statements
 from .results import FigureFailure, Snippet
 from .wire import Reply, RunRequest
 
-__all__ = ["PageHistory", "RunnerStats", "Step", "StepRunner"]
+__all__ = ["PageHistory", "Ran", "RunnerStats", "Step", "StepRunner"]
 
 PRE_CODE_FILENAME = "<pre_code>"
 #: A worker start that waited this long for its template, in seconds, says so in the log.
@@ -57,6 +58,18 @@ def _run_request(snippet: Snippet, options: FigureOptions, *, replay: bool) -> R
         max_lines=options.max_lines,
         replay=replay,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Ran:
+    """What running a figure's snippet came to: its capture or failure, its seconds, and (when it ran) what
+    the page's snippets depended on so far, as the worker recorded it (see :class:`~.wire.Reply`)."""
+
+    capture: Capture | None
+    failure: FigureFailure | None
+    seconds: float
+    files: dict[str, list[Any]] = field(default_factory=dict)
+    distributions: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -98,14 +111,17 @@ class StepRunner:
         self.progress = progress
         client.preload_statements.update(dict.fromkeys(preload_statements(config.pre_code)))
 
-    def run(self, history: PageHistory) -> tuple[Capture | None, FigureFailure | None, float]:
-        """Run the last step of ``history`` after the ones before it: its capture or failure, and its seconds."""
+    def run(self, history: PageHistory) -> Ran:
+        """Run the last step of ``history`` after the ones before it."""
         step = history.steps[-1]
         failure = self._prepare(history, history.steps[:-1])
         if failure is not None:
-            return None, failure, failure.seconds
+            return Ran(None, failure, failure.seconds)
         self.stats.executed += 1
-        return self._run(history, step, replay=False)
+        capture, failure, seconds, reply = self._run(history, step, replay=False)
+        if reply is None or failure is not None:
+            return Ran(capture, failure, seconds)
+        return Ran(capture, failure, seconds, reply.files, reply.distributions)
 
     def _ensure_worker(self) -> None:
         client = self.client
@@ -144,7 +160,7 @@ class StepRunner:
             if failure is not None:
                 return failure
         for previous in before[client.position :]:
-            _capture, failure, seconds = self._run(history, previous, replay=True)
+            _capture, failure, seconds, _reply = self._run(history, previous, replay=True)
             self.stats.replayed += 1
             self.progress(f"modelvis: {previous.snippet.location} ... {seconds:.1f} s (replayed)")
             if failure is not None and failure.kind in ("timeout", "crash"):
@@ -187,8 +203,8 @@ class StepRunner:
 
     def _run(
         self, history: PageHistory, step: Step, *, replay: bool
-    ) -> tuple[Capture | None, FigureFailure | None, float]:
-        """Run one snippet in the worker's namespace: its capture (none for a replay), its failure, its seconds.
+    ) -> tuple[Capture | None, FigureFailure | None, float, Reply | None]:
+        """Run one snippet in the worker's namespace: its capture (none for a replay), failure, seconds and reply.
 
         A timeout or a crash is a failure too, and takes the step out of the page's history.
         """
@@ -200,14 +216,14 @@ class StepRunner:
             history.steps.remove(step)
             what = "replaying the earlier snippet at " + snippet.location if replay else "running the snippet"
             failure = self._lost_worker(exc, snippet, what, seconds=time.perf_counter() - started)
-            return None, failure, failure.seconds
+            return None, failure, failure.seconds, None
         if not replay:
             self.progress(f"modelvis: {snippet.location} ... {reply.seconds:.1f} s")
         self.client.preload_modules.update(dict.fromkeys(reply.imported))
         if not reply.ok:
-            return None, self._failure(reply, snippet, replay=replay), reply.seconds
+            return None, self._failure(reply, snippet, replay=replay), reply.seconds, reply
         capture = None if replay or reply.capture is None else Capture.from_json(reply.capture)
-        return capture, None, reply.seconds
+        return capture, None, reply.seconds, reply
 
     @staticmethod
     def _failure(reply: Reply, snippet: Snippet, *, replay: bool) -> FigureFailure:

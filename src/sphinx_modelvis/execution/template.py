@@ -37,6 +37,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from .dependencies import warm_distributions, warm_modules
 from .processes import alive, python_environment
 from .wire import Forked, ForkFailed, ForkRequest, WorkerExited, receive, send
 
@@ -262,6 +263,8 @@ class _Template:
         """Take on the client's import path and import what the request names (once; failures are the worker's)."""
         missing = [entry for entry in request.sys_path if entry not in sys.path]
         sys.path[:0] = missing  # as the worker's own setup does: the build's path first
+        # Which distribution owns which module, read once here rather than by every forked worker.
+        warm_distributions(sys.path)
         for statement in request.statements:
             if statement not in self.done:
                 self.done.add(statement)
@@ -270,6 +273,8 @@ class _Template:
             if name not in sys.modules and name not in self.done:
                 self.done.add(name)
                 _quietly(importlib.import_module, name)
+        # And what each module it has loaded counts as (its distribution), for the same reason.
+        warm_modules()
 
     def _become_worker(self, connection: socket.socket, fds: list[int], request: ForkRequest) -> None:
         """In the forked child: drop the template's parts, take the log as stdout and stderr, serve requests."""

@@ -90,9 +90,11 @@ class Reply:
     """A worker's answer to one request.
 
     ``capture`` is the figure's capture as JSON (``None`` for a replay); ``imported`` names the installed
-    modules the snippet imported, for the next worker's template. A failure has ``ok`` false, a ``kind``
-    (see :data:`~sphinx_modelvis.execution.outcome.FAILURE_KINDS`), a ``message``, the snippet's own
-    ``traceback`` and the docs ``line`` to report (``None``: the snippet's first).
+    modules the snippet imported, for the next worker's template. A figure's reply lists what the namespace's
+    snippets depended on so far: ``files`` (absolute path to ``[size, mtime_ns, sha256]``) and
+    ``distributions`` (name to version); see :mod:`~sphinx_modelvis.execution.dependencies`.
+    A failure has ``ok`` false, a ``kind`` (see :data:`~sphinx_modelvis.execution.results.FAILURE_KINDS`),
+    a ``message``, the snippet's own ``traceback`` and the docs ``line`` to report (``None``: the snippet's first).
     """
 
     op: ClassVar[str] = "reply"
@@ -100,6 +102,8 @@ class Reply:
     seconds: float = 0.0
     capture: str | None = None
     imported: tuple[str, ...] = ()
+    files: dict[str, list[Any]] = field(default_factory=dict)
+    distributions: dict[str, str] = field(default_factory=dict)
     pid: int | None = None
     kind: str = ""
     message: str = ""

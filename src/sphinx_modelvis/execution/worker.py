@@ -23,6 +23,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from ..errors import ForwardError, NotAModule, SnippetError
+from .dependencies import DependencyTracker
 from .preload import is_installed_file
 from .snippet import captured_output, run_snippet, show_snippet
 from .wire import ExitRequest, Reply, ResetRequest, RunRequest, SetupRequest, decode, encode
@@ -37,6 +38,7 @@ class Worker:
         self.namespace: dict[str, Any] = {"__name__": "__main__"}
         #: The page folder this worker put at the front of ``sys.path``, if any.
         self.page_path: str | None = None
+        self.tracker = DependencyTracker()
 
     def handle(self, request: SetupRequest | ResetRequest | RunRequest) -> Reply:
         """Answer one request (``setup``, ``reset`` or ``run``)."""
@@ -46,6 +48,7 @@ class Worker:
             return Reply(pid=os.getpid())
         if isinstance(request, ResetRequest):
             self.namespace = {"__name__": "__main__"}
+            self.tracker.start()
             if request.cwd:
                 os.chdir(request.cwd)
             self._import_from(request.cwd)
@@ -65,10 +68,15 @@ class Worker:
         """Run one snippet in the namespace; a replay runs it only for its effect on the namespace.
 
         A reply that succeeds names the installed modules the snippet imported (``imported``): the template
-        imports them too, so that the next worker starts with them.
+        imports them too, so that the next worker starts with them. A figure's reply lists what the namespace's
+        snippets depended on so far (``files``, ``distributions``).
         """
         before = set(sys.modules)
-        reply = self._run(request)
+        with self.tracker.running():
+            reply = self._run(request)
+        if reply.ok and not request.replay:
+            files, distributions = self.tracker.dependencies()
+            reply = replace(reply, files=files, distributions=distributions)
         if reply.ok:
             # Listed first: looking at a module's file may import something (and change ``sys.modules``).
             new = [(name, module) for name, module in list(sys.modules.items()) if name not in before]

@@ -6,7 +6,6 @@ import hashlib
 import html
 import logging
 import re
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from ..execution.session import FigureFailure, FigureRunner, PageSession, Runner
 from ..rendering import page_figure
 from ..rendering.interactive import figure_assets
 from .fences import ModelvisFence, find_fences
+from .serving import PageResult, file_states, page_digest, unchanged
 
 __all__ = ["ModelvisPlugin"]
 
@@ -72,8 +72,14 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
         self.anchors: dict[str, str] = {}
         #: Under ``mkdocs serve``: what each page came to in the last build, reused while its source is unchanged.
         self.serving = False
-        self.pages: dict[str, _PageResult] = {}
+        self.pages: dict[str, PageResult] = {}
+        #: ``mkdocs serve``'s server (from ``on_serve``): told to watch each local file a figure depended on.
+        self.server: Any = None
+        #: The local files the figures of the current build depended on.
+        self.dependencies: set[str] = set()
+        self._watched: set[str] = set()
         self._warnings: list[str] = []
+        self._page_dependencies: set[str] = set()
         self._superfences = True
         self._extensions: tuple[list[Any], dict[str, Any]] = ([], {})
         self._markdown: Any = None
@@ -97,6 +103,7 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
         self.stats = RunnerStats()
         self.figures = {}
         self.anchors = {}
+        self.dependencies = set()
         self._markdown = None
         self._extensions = (list(config.markdown_extensions), dict(config.mdx_configs))
         # Without superfences, Python-Markdown reads no indented fence: an indented block's code is then
@@ -106,6 +113,7 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
         # Relative to mkdocs.yml, not to the site folder: `mkdocs serve` builds into a temporary folder, and
         # should find what `mkdocs build` cached.
         self.cache_dir = cache_folder(self.settings.cache_dir, config_dir=config_dir, host="mkdocs")
+        self.config_dir = config_dir
         if CSS_PATH not in config.extra_css:
             config.extra_css.append(CSS_PATH)
         if JS_PATH not in [str(script) for script in config.extra_javascript]:
@@ -114,7 +122,14 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
 
     def _runner(self) -> FigureRunner:
         if self.runner is None:
-            self.runner = FigureRunner(self.settings, cache_dir=self.cache_dir, progress=log.info, warn=log.warning)
+            self.runner = FigureRunner(
+                self.settings,
+                cache_dir=self.cache_dir,
+                progress=log.info,
+                warn=log.warning,
+                explain=log.debug,  # `mkdocs build --verbose`: why each figure ran
+                root=self.config_dir,
+            )
             self.runner.stats = self.stats
         return self.runner
 
@@ -129,6 +144,7 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
         figure_css, figure_js = figure_assets()
         target.write_text(f"{shared.rstrip()}\n\n{themes.rstrip()}\n\n{figure_css}", encoding="utf-8")
         Path(config.site_dir, JS_PATH).write_text(figure_js, encoding="utf-8")
+        self._watch()
         stats = self.stats
         if stats.executed or stats.cached or stats.failed:
             log.info(
@@ -143,10 +159,29 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
     def on_build_error(self, error: Exception) -> None:
         self._close()
 
+    def on_serve(self, server: Any, *, config: Any, builder: Any) -> Any:
+        """``mkdocs serve``: rebuild when a local file a figure depended on changes (the first build's files now,
+        later builds' files as they are found)."""
+        self.server = server
+        self._watch()
+        return server
+
+    def _watch(self) -> None:
+        if self.server is None:
+            return
+        for path in sorted(self.dependencies - self._watched):
+            try:
+                self.server.watch(path, recursive=False)
+            except OSError:  # gone since: the next build that needs it runs its figure again anyway
+                continue
+            self._watched.add(path)
+
     def on_shutdown(self) -> None:
         self._close()
         self.serving = False
         self.pages = {}
+        self.server = None
+        self._watched = set()
 
     def _close(self) -> None:
         if self.runner is not None:
@@ -164,9 +199,12 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
         runner = self._runner()
         page_id = hashlib.sha1(src_path.encode()).hexdigest()[:12]
         offset = _front_matter_lines(page, markdown)
-        memo_key = _digest(markdown, offset, source, self.settings, runner.page_key, self.cache_dir, self._superfences)
+        memo_key = page_digest(
+            markdown, offset, source, self.settings, runner.page_key, self.cache_dir, self._superfences
+        )
         remembered = self.pages.get(src_path) if self.serving else None
-        if remembered is not None and remembered.key == memo_key:
+        if remembered is not None and remembered.key == memo_key and unchanged(remembered.dependencies):
+            self.dependencies.update(remembered.dependencies)
             for message in remembered.warnings:
                 log.warning(message)
             self.figures.update(remembered.figures)
@@ -181,6 +219,7 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
         figures: dict[str, str] = {}
         anchors: dict[str, str] = {}
         self._warnings = []
+        self._page_dependencies = set()
         cursor = 0
         try:
             for number, fence in enumerate(fences):
@@ -202,8 +241,10 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
         result = "\n".join(out)
         self.figures.update(figures)
         self.anchors.update(anchors)
+        self.dependencies.update(self._page_dependencies)
         if self.serving:
-            self.pages[src_path] = _PageResult(memo_key, result, figures, anchors, self._warnings)
+            states = file_states(self._page_dependencies)
+            self.pages[src_path] = PageResult(memo_key, result, figures, anchors, self._warnings, states)
         return result
 
     def _figure(self, fence: ModelvisFence, page: str, offset: int, session: PageSession) -> tuple[str, FigureOptions]:
@@ -215,6 +256,7 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
             return self._report(failure, page, failure.line), FigureOptions.of_site(self.settings)
         snippet = Snippet(fence.code, page, fence.code_line + offset, expr_line=fence.start + 1 + offset)
         result = session.run(snippet, options)
+        self._page_dependencies.update(result.dependencies)
         if result.failure is not None:
             box = self._report(result.failure, page, snippet.line)
             if options.name:  # links to the figure still land where it should have been
@@ -306,25 +348,6 @@ def _replacement(fence: ModelvisFence, token: str, code: str) -> list[str]:
 def _extension_name(extension: Any) -> str:
     """A Markdown extension's name as configured, or the module of an extension object."""
     return extension if isinstance(extension, str) else type(extension).__module__
-
-
-def _digest(*parts: object) -> str:
-    sha = hashlib.sha256()
-    for part in parts:
-        sha.update(repr(part).encode("utf-8", "surrogatepass"))
-        sha.update(b"\0")
-    return sha.hexdigest()
-
-
-@dataclass(slots=True)
-class _PageResult:
-    """A page's Markdown after its figures were put in, kept for ``mkdocs serve``'s next build."""
-
-    key: str
-    markdown: str
-    figures: dict[str, str]
-    anchors: dict[str, str]
-    warnings: list[str]
 
 
 def _front_matter_lines(page: Any, markdown: str) -> int:

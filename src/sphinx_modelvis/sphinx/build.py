@@ -3,6 +3,7 @@ with a failed figure, and the errors that end a build. The directive and ``setup
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sphinx.application import Sphinx
@@ -14,6 +15,7 @@ from sphinx.util import logging
 from ..config import ModelvisConfig
 from ..errors import ConfigError, ModelvisError
 from ..execution.cache import cache_folder
+from ..execution.manifest import DependencyChecker
 from ..execution.session import FigureRunner
 
 __all__ = [
@@ -70,7 +72,14 @@ class ExtensionState:
             config = self._config
             assert config is not None, "config-inited comes first"
             cache = cache_folder(config.cache_dir, config_dir=app.confdir, host="sphinx")
-            self._runner = FigureRunner(config, cache_dir=cache, progress=logger.info, warn=_warn_cache)
+            self._runner = FigureRunner(
+                config,
+                cache_dir=cache,
+                progress=logger.info,
+                warn=_warn_cache,
+                explain=logger.verbose,  # -v: why each figure ran
+                root=app.confdir,
+            )
         return self._runner
 
     def before_reading(self, app: Sphinx, env: Any, docnames: list[str]) -> None:
@@ -83,6 +92,14 @@ class ExtensionState:
 
     def close(self, app: Sphinx, exception: BaseException | None) -> None:
         if self._runner is not None:
+            stats = self._runner.stats
+            if stats.executed or stats.cached or stats.failed:  # counted in this process (not -j's readers)
+                logger.info(
+                    "modelvis: %d figure(s) from the cache, %d ran, %d failed",
+                    stats.cached,
+                    stats.executed,
+                    stats.failed,
+                )
             self._runner.close()
 
 
@@ -109,16 +126,38 @@ def failed_pages(env: Any) -> set[str]:
     return failed
 
 
+def page_conditions(env: Any) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per page, what its figures depended on that no file's time shows (distributions' versions, declared
+    environment variables and globs): a page whose conditions changed is read again, as one whose files did."""
+    if not hasattr(env, "modelvis_conditions"):
+        env.modelvis_conditions = {}  # pickled with the environment
+    conditions: dict[str, dict[str, dict[str, Any]]] = env.modelvis_conditions
+    return conditions
+
+
+def note_conditions(env: Any, conditions: Mapping[str, Mapping[str, Any]]) -> None:
+    """Add a figure's conditions to its page's."""
+    if conditions:
+        page = page_conditions(env).setdefault(env.docname, {})
+        for part, values in conditions.items():
+            page.setdefault(part, {}).update(values)
+
+
 def purge_page(app: Sphinx, env: Any, docname: str) -> None:
-    """``env-purge-doc``: a page read again starts with no failed figure."""
+    """``env-purge-doc``: a page read again starts with no failed figure and no conditions."""
     failed_pages(env).discard(docname)
+    page_conditions(env).pop(docname, None)
 
 
 def merge_pages(app: Sphinx, env: Any, docnames: set[str], other: Any) -> None:
-    """``env-merge-info``: the failed pages a parallel reader found."""
+    """``env-merge-info``: the failed pages and the conditions a parallel reader found."""
     failed_pages(env).update(failed_pages(other) & set(docnames))
+    theirs = page_conditions(other)
+    page_conditions(env).update({docname: theirs[docname] for docname in docnames if docname in theirs})
 
 
 def outdated_pages(app: Sphinx, env: Any, added: set[str], changed: set[str], removed: set[str]) -> list[str]:
-    """``env-get-outdated``: the pages with a failed figure are read again."""
-    return sorted((failed_pages(env) & env.found_docs) - added - changed - removed)
+    """``env-get-outdated``: the pages with a failed figure, or whose conditions changed, are read again."""
+    checker = DependencyChecker(app.confdir)
+    stale = {docname for docname, page in page_conditions(env).items() if checker.changed(page)[0] is not None}
+    return sorted(((failed_pages(env) | stale) & env.found_docs) - added - changed - removed)

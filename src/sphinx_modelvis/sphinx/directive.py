@@ -12,7 +12,7 @@ from sphinx.util.docutils import SphinxDirective
 from ..config import OPTION_SPEC, FigureOptions, resolve_figure_options
 from ..errors import ConfigError
 from ..execution.session import FigureFailure, Snippet
-from .build import ModelvisBuildError, failed_pages, runner_for
+from .build import ModelvisBuildError, failed_pages, note_conditions, runner_for
 from .nodes import modelvis_details, modelvis_figure, modelvis_summary
 
 __all__ = ["ModelvisDirective"]
@@ -40,6 +40,9 @@ class ModelvisDirective(SphinxDirective):
         snippet = Snippet(code, self._display_name(source), line, expr_line=self.lineno)
         cwd = os.path.dirname(source) if os.path.isfile(source) else str(self.env.srcdir)
         result = runner.page(self.env.docname, cwd=cwd).run(snippet, options)
+        for path in result.dependencies:  # an incremental build reads the page again when one of them changes
+            self.env.note_dependency(path)
+        note_conditions(self.env, result.conditions)  # and when a distribution's version or a variable changes
 
         output: nodes.Element
         if result.failure is not None and result.failure.kind == "options":  # the markup is wrong: nothing ran

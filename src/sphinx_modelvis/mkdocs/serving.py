@@ -1,0 +1,50 @@
+"""What ``mkdocs serve`` keeps of a page between rebuilds, and when it may reuse it instead of running its figures."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+__all__ = ["PageResult", "file_states", "page_digest", "unchanged"]
+
+
+def page_digest(*parts: object) -> str:
+    """A digest of everything a page's Markdown was made from (its text, the settings, the cache's start key)."""
+    sha = hashlib.sha256()
+    for part in parts:
+        sha.update(repr(part).encode("utf-8", "surrogatepass"))
+        sha.update(b"\0")
+    return sha.hexdigest()
+
+
+@dataclass(slots=True)
+class PageResult:
+    """A page's Markdown after its figures were put in, kept for ``mkdocs serve``'s next build."""
+
+    key: str
+    markdown: str
+    figures: dict[str, str]
+    anchors: dict[str, str]
+    warnings: list[str]
+    #: The local files its figures depended on, with their size and mtime then: one changed, the page runs again.
+    dependencies: dict[str, tuple[int, int] | None]
+
+
+def _state(path: str) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_size, info.st_mtime_ns
+
+
+def file_states(paths: Iterable[str]) -> dict[str, tuple[int, int] | None]:
+    """Each file's size and mtime (``None``: gone), to tell later whether it changed."""
+    return {path: _state(path) for path in paths}
+
+
+def unchanged(states: Mapping[str, tuple[int, int] | None]) -> bool:
+    """Whether every file is as :func:`file_states` found it."""
+    return all(_state(path) == state for path, state in states.items())
