@@ -86,7 +86,7 @@ extensions = {extensions!r}
 html_theme = "alabaster"
 """
 
-_SVG = re.compile(r'<svg xmlns="http://www.w3.org/2000/svg" class="modelvis-svg".*?</svg>', re.DOTALL)
+_SVG = re.compile(r'<svg xmlns="http://www.w3.org/2000/svg" class="modelvis-svg[^"]*".*?</svg>', re.DOTALL)
 
 
 def write_projects() -> None:

@@ -63,7 +63,7 @@ _STARTED = re.compile(
     r"modelvis: (forked|started) a worker process \(pid \d+\) in (\d+\.\d+) s"
     r"(?: \((\d+\.\d+) s of it waiting for the template to import\))?"
 )
-_SVG = re.compile(r'<svg xmlns="http://www.w3.org/2000/svg" class="modelvis-svg".*?</svg>', re.DOTALL)
+_SVG = re.compile(r'<svg xmlns="http://www.w3.org/2000/svg" class="modelvis-svg[^"]*".*?</svg>', re.DOTALL)
 
 
 def write_site(name: str) -> Path:
