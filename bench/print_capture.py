@@ -6,8 +6,9 @@ process on the same compiled snippet: **plain**, the snippet writing to ``/dev/n
 cap (1,000 lines: the first and last 500 are kept); **everything**, the capture with no cap (``:max-lines: 0``);
 and, for reference, the capped capture handed over as JSON and drawn as an SVG figure, as a docs build does.
 The two captures also run on a quarter of the flood: four times the output should take about four times as long
-(joined onto one string write by write, as before the hardening issue, it took sixteen). Then, once, the end-to-end cost: ``sphinx-build`` of a page with that snippet against ``python snippet.py >
-/dev/null`` in a child process. Target (the hardening issue): capturing at most 2x plain.
+(joined onto one string write by write, as before the hardening issue, it took sixteen). Then, once, the
+end-to-end cost: ``sphinx-build`` of a page with that snippet against ``python snippet.py > /dev/null`` in a child
+process. Targets: capturing at most 2x plain (the hardening issue), four times the output at most 8x the time.
 Run it with the dev environment: ``.venv/bin/python bench/print_capture.py`` (see bench/README.md).
 """
 
