@@ -178,16 +178,16 @@ def test_a_timeout_kills_the_worker_and_what_it_started_then_the_page_goes_on(
         "    time.sleep(60)\n"
         "wait()\n"
     )
-    started = time.monotonic()
     result = page.run(Snippet(code, "t.md", 10), FigureOptions(timeout=1.0))
-    assert time.monotonic() - started < 10
+    # Stopped, not waited for: the worker is killed and reaped before run() returns (how soon after the timeout
+    # is measured by bench/timeout_stop.py).
+    assert not alive(first_worker), "the worker is gone when run() returns"
     failure = result.failure
     assert failure is not None
     assert failure.kind == "timeout"
     assert "ran for more than 1 s and was stopped" in failure.message
     assert failure.line == 14, "the line it was stuck on (inside wait())"
     assert 'File "t.md", line 14 in wait' in failure.traceback
-    assert wait_until_gone(first_worker)
     assert wait_until_gone(int(pid_file.read_text())), "the snippet's own child process is killed too"
     after = page.run(Snippet("print(value)\n", "t.md", 20), FAST)
     assert text(after.capture) == "7\n", "earlier snippets are replayed in the new worker"
