@@ -9,7 +9,9 @@ import torch
 from torch import nn
 
 from sphinx_modelvis import build_tree
-from sphinx_modelvis.compare import compare_trees
+from sphinx_modelvis.capture import Capture, TextBlock, TreeBlock
+from sphinx_modelvis.compare import compare_named, compare_trees, figure_key, last_tree
+from sphinx_modelvis.errors import ModelvisError
 from sphinx_modelvis.tree import ModelTree, ModuleNode, ParamInfo
 
 
@@ -229,3 +231,45 @@ def test_the_compared_tree_keeps_how_the_later_one_is_drawn(expand_params: bool)
     compared = compare_trees(before, after)
     assert (compared.dominant_dtype, compared.expand_params) == (after.dominant_dtype, expand_params)
     assert compared.dominant_dtype == "bfloat16"
+
+
+# -- what a host does for ``:compare: NAME`` ----------------------------------------------------------------------
+
+
+def figure(*blocks: TextBlock | TreeBlock) -> Capture:
+    return Capture(list(blocks))
+
+
+def test_a_figure_is_marked_against_the_last_tree_of_the_named_one_and_keeps_its_other_blocks() -> None:
+    model = nn.Sequential(nn.Linear(4, 4))
+    first, last = build_tree(nn.Sequential(nn.Linear(4, 2))), build_tree(model)
+    named = {"the base": figure(TreeBlock(first), TextBlock("between\n"), TreeBlock(last))}
+    model[0].requires_grad_(False)
+    later = TreeBlock(build_tree(model), rootname="net", max_depth=3, summary=False)
+    compared = compare_named(figure(TextBlock("printed\n"), later), named, "The   Base", changes_only=True)
+    text, tree = compared.blocks
+    assert text == TextBlock("printed\n")
+    assert isinstance(tree, TreeBlock)
+    assert (tree.rootname, tree.max_depth, tree.summary) == ("net", 3, False)
+    assert marks(child(tree.tree.root, "0")) == [("weight", "changed", "tunable"), ("bias", "changed", "tunable")]
+    assert tree.tree.changes is not None and tree.tree.changes.changes_only
+
+
+def test_compare_says_what_is_missing() -> None:
+    tree = figure(TreeBlock(build_tree(nn.Linear(2, 2))))
+    printed = figure(TextBlock("no tree here\n"))
+    with pytest.raises(ModelvisError, match=r"^later: no earlier figure of this page has that :name: \(the figures "):
+        compare_named(tree, {"a": tree, "b": tree}, "later")
+    with pytest.raises(ModelvisError, match=r"\(the figures named above: a, b\)$"):
+        compare_named(tree, {"b": tree, "a": tree}, "later")
+    with pytest.raises(ModelvisError, match=r"\(the figures named above: none has a :name: yet\)$"):
+        compare_named(tree, {}, "x")
+    with pytest.raises(ModelvisError, match=r"^the figure 'text' shows no model tree to compare with$"):
+        compare_named(tree, {"text": printed}, "text")
+    with pytest.raises(ModelvisError, match=r"^this figure shows no model tree to compare with 'base'$"):
+        compare_named(printed, {"base": tree}, "base")
+
+
+def test_names_match_as_docutils_matches_them() -> None:
+    assert figure_key("  The\tBASE  model ") == "the base model"
+    assert last_tree(figure(TextBlock("x"))) is None
