@@ -50,3 +50,38 @@ def test_children_follow_the_order_of_their_first_call_and_a_module_shown_again_
     records = {"a": ForwardRecord(0, 1, output), "b": ForwardRecord(1, 2, output)}
     annotated = annotate_forward(tree, records).root
     assert [(child.name, child.calls) for child in annotated.children] == [("a", 1), ("b", 2), ("c", -1)]
+
+
+def test_annotating_keeps_what_the_tree_said_and_shows_outputs_in_the_tree_s_dtype() -> None:
+    leaf = ModuleNode(
+        "q",
+        "Linear",
+        shared_with=None,
+        type_path="peft.tuners.lora.Linear",
+        type_label="lora.Linear",
+        change="added",
+        was_type="Linear",
+    )
+    again = ModuleNode("k", "Linear", shared_with="q", type_path="x.Linear")
+    idle = ModuleNode("v", "Linear")
+    tree = ModelTree(ModuleNode("root", "Net", children=[leaf, again, idle]), dominant_dtype="bfloat16")
+    records = {"": ForwardRecord(0, 1, ("t", (1,), "bfloat16")), "q": ForwardRecord(1, 1, ("t", (1, 2), "bfloat16"))}
+    annotated = annotate_forward(tree, records, inputs=("t", (1,), "bfloat16"), output=("t", (1,), "float32"))
+    q, k, v = annotated.root.children
+    assert (q.type_path, q.type_label, q.change, q.was_type, q.output) == (
+        "peft.tuners.lora.Linear",
+        "lora.Linear",
+        "added",
+        "Linear",
+        "[1, 2]",
+    )
+    assert (k.shared_with, k.type_path, k.calls, k.output) == ("q", "x.Linear", -1, "")
+    assert (v.calls, v.output) == (0, ""), "never called: no output"
+    assert annotated.forward == "[1] -> [1] f32"
+
+
+def test_the_line_of_the_pass_says_what_it_knows() -> None:
+    tree = ModelTree(ModuleNode("root", "Linear"))
+    assert annotate_forward(tree, {}).forward == ""
+    assert annotate_forward(tree, {}, inputs=("t", (1,), "float32")).forward == "[1] -> ?"
+    assert annotate_forward(tree, {}, output=("t", (2,), "float32")).forward == "? -> [2]"

@@ -4,10 +4,12 @@ no test of."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
 from sphinx_modelvis import build_tree
+from sphinx_modelvis.introspect import type_labels
 from sphinx_modelvis.tree import ModuleNode
 
 
@@ -59,3 +61,16 @@ def test_a_module_met_again_inside_itself_stays_without_parameters_of_its_own() 
     outer.add_module("inner", nn.Module())
     outer.inner.add_module("back", outer)
     assert node(build_tree(nn.Sequential(outer)).root, "0.inner.back").shared_with == "0"
+
+
+class LoraConfig:
+    """A class named like one of PEFT's."""
+
+
+def test_classes_that_share_a_name_are_told_apart_by_the_package_they_are_imported_from() -> None:
+    peft = pytest.importorskip("peft")
+    labels = type_labels([peft.LoraConfig, LoraConfig])
+    # Defined in peft.tuners.lora.config, imported by users from peft: the shortest package that has it.
+    assert labels[peft.LoraConfig] == "peft.LoraConfig"
+    assert labels[LoraConfig] == "test_introspect_paths.LoraConfig"
+    assert type_labels([nn.Linear]) == {nn.Linear: "Linear"}, "PyTorch's own class alone keeps its bare name"
