@@ -10,7 +10,7 @@ from torch import nn
 
 from sphinx_modelvis import build_tree
 from sphinx_modelvis.capture import Capture, TextBlock, TreeBlock
-from sphinx_modelvis.compare import compare_named, compare_trees, figure_key, last_tree
+from sphinx_modelvis.compare import compare_captures, compare_named, compare_trees, figure_key, last_tree
 from sphinx_modelvis.errors import ModelvisError
 from sphinx_modelvis.tree import ModelTree, ModuleNode, ParamInfo
 
@@ -130,6 +130,8 @@ def test_a_weight_of_the_root_moved_into_a_wrapper_says_it_came_from_the_parent(
     assert marks(compared.root) == [], "moved, not removed"
     assert marks(child(compared.root, "base_layer")) == [("weight", "moved", "../weight"), ("bias", "moved", "../bias")]
     assert marks(child(compared.root, "adapter")) == [("weight", "added", ""), ("bias", "added", "")]
+    deeper = compare_trees(build_tree(nn.Linear(4, 4)), build_tree(holder(inner=LoraLike())))
+    assert marks(child(deeper.root, "inner.base_layer"))[0] == ("weight", "moved", "../../weight")
 
 
 def test_a_moved_weight_is_looked_for_under_a_wrapper_first_then_nearest() -> None:
@@ -161,6 +163,30 @@ def test_every_difference_of_a_parameter_is_said() -> None:
     model[0].to(torch.bfloat16)
     compared = compare_trees(before, build_tree(model))
     assert marks(child(compared.root, "0"))[0] == ("weight", "changed", "tunable, float32")
+
+
+def test_every_parameter_removed_from_a_module_is_marked_and_counted() -> None:
+    def tree(*params: ParamInfo) -> ModelTree:
+        return ModelTree(ModuleNode("root", "Net", [], [ModuleNode("0", "Block", list(params))]))
+
+    compared = compare_trees(tree(ParamInfo("w", (4, 4)), ParamInfo("b", (4,))), tree())
+    assert marks(child(compared.root, "0")) == [("w", "removed", ""), ("b", "removed", "")]
+    assert compared.changes is not None and compared.changes.removed == 20
+
+
+def test_a_parameter_moves_to_one_place_only() -> None:
+    # Both ``p`` and ``p.c`` lost their weight; the one place it is found now takes the first of them (parents
+    # first), and the other is removed.
+    weight = ParamInfo("weight", (4, 4))
+    c_before = ModuleNode("c", "Linear", [weight])
+    before = ModelTree(ModuleNode("root", "Net", [], [ModuleNode("p", "Block", [weight], [c_before])]))
+    base = ModuleNode("base_layer", "Linear", [weight])
+    after = ModelTree(
+        ModuleNode("root", "Net", [], [ModuleNode("p", "Block", [], [ModuleNode("c", "LoraLinear", [], [base])])])
+    )
+    compared = compare_trees(before, after)
+    assert marks(child(compared.root, "p.c.base_layer")) == [("weight", "moved", "../../weight")]
+    assert marks(child(compared.root, "p.c")) == [("weight", "removed", "")]
 
 
 def test_what_is_removed_is_counted_once_whether_a_parameter_or_a_module() -> None:
@@ -253,6 +279,11 @@ def test_a_figure_is_marked_against_the_last_tree_of_the_named_one_and_keeps_its
     assert (tree.rootname, tree.max_depth, tree.summary) == ("net", 3, False)
     assert marks(child(tree.tree.root, "0")) == [("weight", "changed", "tunable"), ("bias", "changed", "tunable")]
     assert tree.tree.changes is not None and tree.tree.changes.changes_only
+    whole = compare_named(figure(later), named, "the base").blocks[0]
+    assert isinstance(whole, TreeBlock) and whole.tree.changes is not None
+    assert not whole.tree.changes.changes_only, "every module shown unless asked otherwise"
+    direct = compare_captures(named["the base"], figure(later), name="the base").blocks[0]
+    assert isinstance(direct, TreeBlock) and direct.tree.changes is not None and not direct.tree.changes.changes_only
 
 
 def test_compare_says_what_is_missing() -> None:

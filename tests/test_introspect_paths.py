@@ -61,6 +61,12 @@ def test_a_module_met_again_inside_itself_stays_without_parameters_of_its_own() 
     outer.add_module("inner", nn.Module())
     outer.inner.add_module("back", outer)
     assert node(build_tree(nn.Sequential(outer)).root, "0.inner.back").shared_with == "0"
+    # A module that owns nothing but holds itself: kept for the cycle it shows (it would point at nothing if left
+    # out), though nothing in it owns a parameter.
+    empty = nn.Module()
+    empty.add_module("inner", nn.Module())
+    empty.inner.add_module("back", empty)
+    assert node(build_tree(nn.Sequential(empty, nn.Linear(2, 2))).root, "0.inner.back").shared_with == "0"
 
 
 class LoraConfig:
