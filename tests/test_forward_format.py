@@ -7,7 +7,7 @@ import torch
 
 from sphinx_modelvis.forward import LIMIT, annotate_forward, format_output
 from sphinx_modelvis.introspect import ForwardRecord, summarize_output
-from sphinx_modelvis.tree import ModelTree, ModuleNode
+from sphinx_modelvis.tree import ChangeSummary, ModelTree, ModuleNode
 
 
 def test_outputs_that_are_not_tensors_and_nesting_deeper_than_three_levels() -> None:
@@ -64,7 +64,13 @@ def test_annotating_keeps_what_the_tree_said_and_shows_outputs_in_the_tree_s_dty
     )
     again = ModuleNode("k", "Linear", shared_with="q", type_path="x.Linear")
     idle = ModuleNode("v", "Linear")
-    tree = ModelTree(ModuleNode("root", "Net", children=[leaf, again, idle]), dominant_dtype="bfloat16")
+    changes = ChangeSummary(added=4)
+    tree = ModelTree(
+        ModuleNode("root", "Net", children=[leaf, again, idle]),
+        dominant_dtype="bfloat16",
+        expand_params=True,
+        changes=changes,
+    )
     records = {"": ForwardRecord(0, 1, ("t", (1,), "bfloat16")), "q": ForwardRecord(1, 1, ("t", (1, 2), "bfloat16"))}
     annotated = annotate_forward(tree, records, inputs=("t", (1,), "bfloat16"), output=("t", (1,), "float32"))
     q, k, v = annotated.root.children
@@ -78,6 +84,7 @@ def test_annotating_keeps_what_the_tree_said_and_shows_outputs_in_the_tree_s_dty
     assert (k.shared_with, k.type_path, k.calls, k.output) == ("q", "x.Linear", -1, "")
     assert (v.calls, v.output) == (0, ""), "never called: no output"
     assert annotated.forward == "[1] -> [1] f32"
+    assert (annotated.dominant_dtype, annotated.expand_params, annotated.changes) == ("bfloat16", True, changes)
 
 
 def test_the_line_of_the_pass_says_what_it_knows() -> None:
@@ -85,3 +92,7 @@ def test_the_line_of_the_pass_says_what_it_knows() -> None:
     assert annotate_forward(tree, {}).forward == ""
     assert annotate_forward(tree, {}, inputs=("t", (1,), "float32")).forward == "[1] -> ?"
     assert annotate_forward(tree, {}, output=("t", (2,), "float32")).forward == "? -> [2]"
+    # The model's output may take two figure lines' worth before it is cut.
+    assert annotate_forward(tree, {}, output=("x", "y" * 100)).forward == "? -> " + "y" * 100
+    cut = annotate_forward(tree, {}, output=("x", "y" * 200)).forward
+    assert cut == "? -> " + "y" * (2 * LIMIT - 1) + "…"
