@@ -1,11 +1,11 @@
-"""Leaving out the modules that own no parameter (``drop_parameter_free``): what stays, and that it stays whole.
-Written for what the mutation run (``make mutation``) found no test of."""
+"""Folding's helpers on hand-made trees: leaving out the modules that own no parameter (what stays, and that it
+stays whole), the depth cut, the counts. Written for what the mutation run (``make mutation``) found no test of."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from sphinx_modelvis.folding import drop_parameter_free
+from sphinx_modelvis.folding import drop_parameter_free, fold_siblings, format_count, summarize
 from sphinx_modelvis.tree import ModuleNode, ParamInfo
 
 
@@ -55,3 +55,20 @@ def test_a_module_shown_again_inside_itself_stays() -> None:
     late = ModuleNode("late", "Block", shared_with="outerx")
     other = drop_parameter_free(ModuleNode("root", "Net", children=[ModuleNode("x", "B", children=[late]), leaf("w")]))
     assert [node.name for node in other.walk()] == ["root", "w"]
+
+
+def test_the_depth_cut_counts_what_each_cut_module_hides() -> None:
+    chain = ModuleNode("a", "Block", children=[ModuleNode("b", "Block", children=[leaf("c")])])
+    root = ModuleNode("root", "Net", children=[chain, ModuleNode("d", "Block", children=[leaf("e"), leaf("f")])])
+    one = fold_siblings(root, max_depth=1)
+    assert [(child.names, child.hidden) for child in one.children] == [(["a"], 2), (["d"], 2)]
+    two = fold_siblings(root, max_depth=2)
+    (a, d) = two.children
+    assert a.hidden == 0 and [(child.names, child.hidden) for child in a.children] == [(["b"], 1)]
+    assert d.hidden == 0 and [child.names for child in d.children] == [["e", "f"]]
+
+
+def test_counts() -> None:
+    both = ModuleNode("root", "Net", [ParamInfo("a", (2,), delta=True), ParamInfo("b", (3,), delta=True)])
+    assert summarize(both).delta == 5
+    assert (format_count(999), format_count(1000), format_count(1_000_000)) == ("999", "1.0K", "1.0M")
