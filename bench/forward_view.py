@@ -14,7 +14,7 @@ next, and so that a child's ``getrusage`` peak is its own: the parent imports no
   timing in turn the plain figure (``str(Visualization(model).structure_graph(printTree=False))``: build the
   tree, fold, lay out, text), the forward-view figure (the same with ``inputs=X``), torchinfo's
   ``str(summary(model, input_data=X, verbose=0))``, and for the breakdown the bare forward pass
-  (``model(X)`` under ``torch.no_grad()``, no hooks) and ``sphinx_modelvis.introspect.trace_forward``
+  (``model(X)`` under ``torch.no_grad()``, no hooks) and ``sphinx_modelvis.tracing.trace_forward``
   alone (the pass with the hooks). Medians.
 - **Memory and a cold run** (one child per case and side): a fresh process imports what the side needs
   (torch, transformers, sphinx-modelvis or torchinfo), builds the model, makes one figure (or summary) and
@@ -126,7 +126,7 @@ def side_runner(side: str, model: Any, inputs: Any) -> Callable[[], str]:
 
         return bare
     if side == "trace":
-        from sphinx_modelvis.introspect import trace_forward
+        from sphinx_modelvis.tracing import trace_forward
 
         def trace() -> str:
             trace_forward(model, inputs)
@@ -224,7 +224,8 @@ def child_rss(case: str, side: str) -> dict[str, Any]:
     else:
         import sphinx_modelvis
         import sphinx_modelvis.forward
-        import sphinx_modelvis.introspect  # noqa: F401
+        import sphinx_modelvis.introspect
+        import sphinx_modelvis.tracing  # noqa: F401
     gc.collect()
     after_imports = rss_now()
     start = time.perf_counter()

@@ -32,6 +32,7 @@ round that is not counted; the table shows medians. Run it with the dev environm
 from __future__ import annotations
 
 import argparse
+import gzip
 import html
 import http.server
 import re
@@ -174,11 +175,19 @@ def write_pages(peer_files: list[str]) -> dict[str, str]:
     return files
 
 
-def page_bytes(file: str) -> tuple[int, int]:
-    """The page's HTML, and the files it links (stylesheet, script), in bytes."""
-    text = (OUT / file).read_text(encoding="utf-8")
-    linked = re.findall(r'<(?:link rel="stylesheet" href|script defer src)="([^"]+)"', text)
-    return len(text.encode("utf-8")), sum((OUT / name).stat().st_size for name in linked)
+def page_bytes(file: str) -> tuple[int, int, int, int]:
+    """The page's HTML, and the files it links (stylesheet, script), in bytes: raw, then each gzipped (``-9``)."""
+    html_bytes = (OUT / file).read_bytes()
+    linked = [
+        (OUT / name).read_bytes()
+        for name in re.findall(r'<(?:link rel="stylesheet" href|script defer src)="([^"]+)"', html_bytes.decode())
+    ]
+    return (
+        len(html_bytes),
+        sum(len(data) for data in linked),
+        len(gzip.compress(html_bytes, 9)),
+        sum(len(gzip.compress(data, 9)) for data in linked),
+    )
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -272,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"- pages written to {OUT.relative_to(OUT.parents[2])}/")
     print()
     print(
-        "| page | HTML + linked files | scripting (ScriptDuration) | our script's own run "
+        "| page | HTML + linked files (gzip -9) | scripting (ScriptDuration) | our script's own run "
         "| main-thread tasks (TaskDuration) | style + layout | DOMContentLoaded | load | long tasks (> 50 ms) "
         "| figures set up / drawn | elements | requests (external) | runs |"
     )
@@ -288,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         external = sorted({url for run in series for url in run["external"]})
         print(
             f"| {name} | {sizes[name][0] / 1000:.1f} KB + {sizes[name][1] / 1000:.1f} KB "
+            f"({sizes[name][2] / 1000:.1f} KB + {sizes[name][3] / 1000:.1f} KB gz) "
             f"| {ms(median(series, 'ScriptDuration'))} | {ms(median(series, 'own'))} "
             f"| {ms(median(series, 'TaskDuration'))} | {ms(median(series, 'style_layout'))} "
             f"| {ms(median(series, 'dcl'))} | {ms(median(series, 'load'))} "

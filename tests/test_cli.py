@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from terminal import run_in_terminal
 
 SMALL = """\
 import torch
@@ -17,6 +18,31 @@ helper = nn.Linear(1, 1)
 model = nn.Sequential(*(nn.Linear(8, 8) for _ in range(4)), nn.ReLU())
 print("building done")
 """
+
+
+#: A model whose forward view has a module run twice; changed by ``TWICE_CHANGES`` and compared with the model as it
+#: was, its figure with ``--inputs torch.ones(3, 4)`` starts with ``TWICE_COMPARED`` (here, in Sphinx and in MkDocs).
+TWICE = """\
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+
+class Twice(nn.Sequential):
+    def forward(self, x):
+        return self.out(self.body(self.body(x)))
+
+
+net = Twice(OrderedDict(body=nn.Linear(4, 4), out=nn.Linear(4, 2)))
+"""
+TWICE_CHANGES = "net.body.requires_grad_(False)\nnet.add_module('extra', nn.Linear(2, 2))\n"
+TWICE_COMPARED = [
+    "  root → [3, 2]",
+    "~ ├── body (Linear) weight:[4, 4] bias:[4] (was tunable) → [3, 4] ×2",
+    "  ├── out (Linear) weight:[2, 4] bias:[2] → [3, 2]",
+    "+ └── extra (Linear) weight:[2, 2] bias:[2] (never called)",
+]
 
 
 def modelvis(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -168,3 +194,162 @@ def test_the_installed_command_imports_modules_next_to_the_snippet(tmp_path: Pat
     result = subprocess.run([str(command), "models/snippet.py"], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("root weight:[3, 2] bias:[3]")
+
+
+def test_a_comparison_with_inputs_keeps_the_forward_view(tmp_path: Path) -> None:
+    (tmp_path / "before.py").write_text(TWICE)
+    (tmp_path / "after.py").write_text(TWICE + TWICE_CHANGES)
+    result = modelvis(
+        "after.py", "--compare", "before.py", "--inputs", "torch.ones(3, 4)", "--format", "txt", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:4] == TWICE_COMPARED
+    assert lines[-2].startswith("changes: +6 added") and lines[-1] == "forward: [3, 4] -> [3, 2]"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--width", "5"), "argument --width: expected a number of at least 20, got 5"),
+        (("--width", "wide"), "argument --width: expected a whole number, got 'wide'"),
+        (("--max-depth", "-1"), "argument --max-depth: expected a number of at least 0, got -1"),
+    ],
+)
+def test_a_value_out_of_its_range_exits_2_before_running_anything(
+    snippet: Path, args: tuple[str, ...], message: str
+) -> None:
+    # The same rules as the figure options and the site settings (:columns:, modelvis_max_depth, ...).
+    result = modelvis(snippet.name, *args, cwd=snippet.parent)
+    assert result.returncode == 2
+    assert message in result.stderr and "building done" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_the_snippet_sees_sys_argv_as_python_would_give_it(tmp_path: Path) -> None:
+    """`python models/snippet.py` gives the file `sys.argv == ["models/snippet.py"]`, not modelvis's own."""
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "before.py").write_text(
+        "import sys\nfrom torch import nn\nprint('before', sys.argv)\nold = nn.Linear(2, 2)\n"
+    )
+    (tmp_path / "models" / "snippet.py").write_text(
+        "import sys\nfrom torch import nn\nprint('after', sys.argv)\nmodel = nn.Linear(2, 2)\n"
+    )
+    result = modelvis("models/snippet.py", "--compare", "models/before.py", "--width", "60", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "before ['models/before.py']\n" in result.stderr
+    assert "after ['models/snippet.py']\n" in result.stderr
+
+
+WIDE = """\
+from torch import nn
+
+model = nn.Sequential(*(nn.Linear(8, 8) for _ in range(3)), nn.Linear(8, 8, bias=False))
+model.add_module("a_long_name_" + "x" * 40, nn.Linear(100, 200))
+"""
+
+
+def test_piped_output_is_laid_out_at_the_documented_100_columns(tmp_path: Path) -> None:
+    (tmp_path / "wide.py").write_text(WIDE)
+    piped = modelvis("wide.py", cwd=tmp_path)  # stdout is a pipe, not a terminal
+    assert piped.returncode == 0, piped.stderr
+    written = modelvis("wide.py", "-o", "wide.txt", cwd=tmp_path)
+    assert written.returncode == 0, written.stderr
+    assert piped.stdout == (tmp_path / "wide.txt").read_text(), "piped output is laid out as a file is, at 100"
+    longest = max(len(line) for line in piped.stdout.splitlines())
+    assert 80 < longest <= 100, longest
+    # The same width as --help says.
+    assert "100 in a file or when piped" in " ".join(modelvis("--help", cwd=tmp_path).stdout.split())
+
+
+def test_printed_to_a_terminal_the_tree_takes_the_terminal_s_width(tmp_path: Path) -> None:
+    (tmp_path / "wide.py").write_text(WIDE)
+    status, text, error = run_in_terminal(
+        [sys.executable, "-m", "sphinx_modelvis", "wide.py"], cwd=tmp_path, columns=60
+    )
+    assert status == 0, error
+    at_60 = modelvis("wide.py", "--width", "60", cwd=tmp_path).stdout
+    assert text == at_60, "laid out to the terminal's 60 columns"
+    assert at_60 != modelvis("wide.py", cwd=tmp_path).stdout, "which is not the piped layout"
+
+
+TIED = """\
+from torch import nn
+
+model = nn.Module()
+model.add_module("embedding_" + "x" * 60, nn.Embedding(10, 4))
+model.head = nn.Linear(4, 10, bias=False)
+model.head.weight = model.get_submodule("embedding_" + "x" * 60).weight
+"""
+
+
+@pytest.mark.parametrize("width", ["40", "100"])
+def test_a_key_longer_than_the_width_is_printed_whole(tmp_path: Path, width: str) -> None:
+    """A reader copies a key from the note; a cut one (`(tied to embedding_xxx`) is no key at all."""
+    (tmp_path / "tied.py").write_text(TIED)
+    result = modelvis("tied.py", "--width", width, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    key = "embedding_" + "x" * 60 + ".weight"
+    assert any(
+        line.strip() == f"(tied to {key})" or line.endswith(f"(tied to {key})") for line in result.stdout.splitlines()
+    ), result.stdout
+
+
+DEEP = """\
+from torch import nn
+
+model = nn.Linear(2, 2)
+for depth in range(12):
+    model = nn.Sequential(model, nn.Linear(2, 2))
+"""
+GUIDES = "│├└─ ⋯"
+CONNECTOR_GUIDE = {"├── ": "│   ", "└── ": "    "}
+
+
+def _guides(line: str) -> str:
+    return line[: len(line) - len(line.lstrip(GUIDES))]
+
+
+def test_compare_rows_whose_guides_are_elided_stay_aligned(tmp_path: Path) -> None:
+    """At 40 columns a 13-deep tree leaves out its outer guides (`⋯`); the lines a module wraps onto keep its
+    guides, and lines that leave out the same cells keep their guides in line with each other."""
+    (tmp_path / "before.py").write_text(DEEP)
+    (tmp_path / "after.py").write_text(DEEP + "model.requires_grad_(False)\n")
+    narrow = modelvis("after.py", "--compare", "before.py", "--width", "40", cwd=tmp_path)
+    wide = modelvis("after.py", "--compare", "before.py", "--width", "400", cwd=tmp_path)
+    assert narrow.returncode == 0 and wide.returncode == 0, narrow.stderr + wide.stderr
+    printed = narrow.stdout.splitlines()
+    tree = [
+        line[2:]
+        for line in printed[1 : printed.index(next(line for line in printed if line.startswith("parameters:")))]
+    ]
+    full_heads = [line[2:] for line in wide.stdout.splitlines() if "── " in line]
+    assert any(line.startswith("⋯") for line in tree), "the test is about elided guides"
+
+    left_out: list[int] = []  # per line of `tree` (the root's line left out): how many guide cells it leaves out
+    heads = iter(full_heads)
+    head = ""
+    for line in tree:
+        if "── " in line:
+            head, full = line, next(heads)
+            full_guides = _guides(full)
+            cells = next(
+                k
+                for k in range(len(full_guides) // 4 + 1)
+                if _guides(line) == (full_guides if k == 0 else "⋯" + full_guides[4 * k + 1 :])
+            )
+            assert cells % 2 == 0, f"whole blocks (2 cells at 40 columns) are left out: {line!r} leaves out {cells}"
+            left_out.append(cells)
+        else:
+            # A line the module wraps onto: under its first line's guides, the connector continued.
+            head_guides = _guides(head)
+            connector = head_guides[-4:]
+            assert line.startswith(head_guides[:-4] + CONNECTOR_GUIDE.get(connector, connector)), (head, line)
+            left_out.append(left_out[-1])
+    for index in range(1, len(tree)):
+        above, below = tree[index - 1], tree[index]
+        if left_out[index - 1] != left_out[index]:
+            continue
+        for column, char in enumerate(_guides(below)):
+            if char in "│├└":
+                assert column < len(above) and above[column] not in " └─", f"guide cut off:\n{above}\n{below}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections import OrderedDict
 from pathlib import Path
 
 import pytest
@@ -167,6 +168,45 @@ def test_the_api_compares_with_an_earlier_figure(capsys: pytest.CaptureFixture[s
     assert plain.splitlines()[-1] == (
         "changes: +0 added, 16 newly frozen (53.33%), 0 newly tunable, 14 unchanged (46.67%)"
     )
+
+
+class Traced(nn.Sequential):
+    """A model whose forward view has a module run twice (``body``) and one run while the model has it (``skip``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.body(self.body(x))
+        return self.out(self.skip(x) if hasattr(self, "skip") else x)
+
+
+def test_a_comparison_keeps_the_forward_view() -> None:
+    net = Traced(OrderedDict(body=nn.Linear(4, 4), skip=nn.Linear(4, 4), out=nn.Linear(4, 2)))
+    inputs = torch.ones(3, 4)
+    before = Visualization(net).structure_graph(printTree=False, inputs=inputs)
+    net.body.requires_grad_(False)
+    del net.skip
+    net.extra = nn.Linear(2, 2)
+    figure = Visualization(net).structure_graph(printTree=False, inputs=inputs, compare=before)
+    lines = str(figure).splitlines()
+    # Marks in the gutter and what each module did in the traced pass, on the same lines.
+    assert lines[:5] == [
+        "  root → [3, 2]",
+        "~ ├── body (Linear) weight:[4, 4] bias:[4] (was tunable) → [3, 4] ×2",
+        "  ├── out (Linear) weight:[2, 4] bias:[2] → [3, 2]",
+        "+ ├── extra (Linear) weight:[2, 2] bias:[2] (never called)",
+        # Removed: not in the later pass, so nothing said of it (not the earlier pass's output, not "never called").
+        "- └── skip (Linear) weight:[4, 4] bias:[4]",
+    ]
+    assert lines[-1] == "forward: [3, 4] -> [3, 2]"
+    assert lines[-3].startswith("changes: +6 added")
+    # The compared forward view is data like the others: through JSON, calls and outputs included.
+    again = ModelTree.from_json(figure.tree.to_json())
+    assert again == figure.tree and again.forward == "[3, 4] -> [3, 2]"
+    assert [(node.name, node.calls) for node in again.root.children] == [
+        ("body", 2),
+        ("out", 1),
+        ("extra", 0),
+        ("skip", -1),
+    ]
 
 
 def test_the_cli_compares_two_snippets(tmp_path: Path) -> None:

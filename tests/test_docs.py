@@ -110,6 +110,120 @@ def test_the_conf_py_example_of_the_options_guide_builds(tmp_path: Path) -> None
     assert (tmp_path / "_build" / ".modelvis-cache").is_dir()
 
 
+def test_the_options_guide_s_figures_show_the_example_model(site: Path) -> None:
+    """The page says its first block builds the model the others show: the figures that name `model` draw it,
+    not a model rebound by a later example (`:reset:` builds its own, last; `:compare:` binds another name)."""
+    soup = BeautifulSoup((site / "guides" / "options.html").read_text(), "html.parser")
+    captioned = [figure for figure in soup.select("figure") if figure.figcaption is not None]
+
+    def lines(caption: str) -> list[str]:
+        (figure,) = [figure for figure in captioned if caption in " ".join(figure.figcaption.get_text().split())]
+        return [line.strip() for line in figure_lines(figure)]
+
+    first_level = ["0 (Embedding) weight:[100, 32]", "2 (Linear) weight:[100, 32] bias:[100]"]
+    for caption in (
+        ":max-depth: 1.",
+        ":rootname: model.",
+        ":theme: dark keeps",
+        ":format: svg: a picture",
+        ":width: 50%, :align: center",
+        ":hide-code:: only the figure",
+    ):
+        shown = lines(caption)
+        assert all(line in shown for line in first_level), (caption, shown)
+        assert not any("head" in line for line in shown), (caption, shown)
+    full = lines(":collapse: with a summary")
+    assert "0-5 (Block)" in full and "root" in full, full
+    assert lines(":timeout: 60.")[0] == "root weight:[100, 32] bias:[100]"
+    assert any(line.startswith("+") and "head (Linear)" in line for line in lines(":compare: options_model"))
+    reset = lines(":reset:: model is not defined")
+    assert reset[0] == "False" and reset[1].startswith("Linear(in_features=4")
+    assert reset == [line.strip() for line in figure_lines(captioned[-1])], ":reset:'s figure is the page's last"
+
+
+def build(source: Path, builder: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    """``sphinx-build -W`` of a small project, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "sphinx", "-W", "-b", builder, *extra, str(source), str(source / "_build" / builder)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+FIGURE_PAGE = """\
+Figures
+=======
+
+.. modelvis::
+   :caption: A layer.
+   :name: layer
+
+   from torch import nn
+   model = nn.Linear(4, 4)
+
+See :numref:`layer`.
+"""
+
+
+def test_numbered_figures_need_numfig_as_the_options_guide_says(tmp_path: Path) -> None:
+    guide = " ".join((DOCS / "guides" / "options.md").read_text().split())
+    said = re.search(
+        r"With `(numfig = True)` in `conf.py`.*?\(which writes \"(Fig\. 1)\"\); without it, Sphinx "
+        r"ignores `:numref:` with a warning \(\"(numfig is disabled)\"\), which `-W` turns into a failed build",
+        guide,
+    )
+    assert said is not None, "the guide's sentence about numfig"
+    (tmp_path / "index.rst").write_text(FIGURE_PAGE)
+    (tmp_path / "conf.py").write_text('extensions = ["sphinx_modelvis"]\n')
+    without = build(tmp_path, "html")
+    assert without.returncode != 0 and said[3] in without.stderr, without.stderr
+    (tmp_path / "conf.py").write_text(f'extensions = ["sphinx_modelvis"]\n{said[1]}\n')
+    numbered = build(tmp_path, "html", "-E")
+    assert numbered.returncode == 0, numbered.stderr
+    soup = BeautifulSoup((tmp_path / "_build" / "html" / "index.html").read_text(), "html.parser")
+    assert soup.select_one('a.reference[href="#layer"]').get_text() == said[2]
+    figure = figure_by_name(soup, "layer")
+    assert figure.figcaption.get_text(" ", strip=True).startswith(said[2])
+    assert figure_lines(figure)[0].strip() == "root weight:[4, 4] bias:[4]"
+
+
+def test_latex_images_are_where_the_sphinx_guide_says(tmp_path: Path) -> None:
+    guide = " ".join((DOCS / "guides" / "sphinx.md").read_text().split())
+    assert "written into the output folder itself, next to the `.tex` file" in guide
+    assert "the HTML builders write no image file" in guide
+    (tmp_path / "index.rst").write_text(FIGURE_PAGE.replace("See :numref:`layer`.", ""))
+    (tmp_path / "conf.py").write_text('extensions = ["sphinx_modelvis"]\n')
+    for builder in ("latex", "html"):
+        result = build(tmp_path, builder)
+        assert result.returncode == 0, result.stderr
+    latex = tmp_path / "_build" / "latex"
+    (png,) = latex.glob("modelvis-*.png")
+    assert re.fullmatch(r"modelvis-[0-9a-f]{40}\.png", png.name) and png.read_bytes().startswith(b"\x89PNG")
+    assert f"\\sphinxincludegraphics{{{png.name}}}" in next(latex.glob("*.tex")).read_text()
+    assert [path.name for path in (tmp_path / "_build").rglob("modelvis-*.png")] == [png.name], "no other copy"
+
+
+def test_a_changed_block_runs_again_with_the_blocks_after_it_as_the_guides_say(tmp_path: Path) -> None:
+    """ci.md and sphinx.md say the same: the key chains over the page."""
+    said = "when a block changes, it runs again with every block after it on its page; the figures before it, and "
+    for guide in ("ci.md", "sphinx.md"):
+        assert said in " ".join((DOCS / "guides" / guide).read_text().split()), guide
+    page = "Page\n====\n\n" + "".join(
+        f".. modelvis::\n\n   from torch import nn\n   layer_{n} = nn.Linear({n}, {n})\n\n" for n in (1, 2, 3)
+    )
+    (tmp_path / "index.rst").write_text(page + ".. toctree::\n\n   other\n")
+    (tmp_path / "other.rst").write_text(page.replace("Page\n====", "Other\n====="))
+    (tmp_path / "conf.py").write_text('extensions = ["sphinx_modelvis"]\n')
+    assert build(tmp_path, "html").returncode == 0
+    (tmp_path / "index.rst").write_text(page.replace("Linear(2, 2)", "Linear(2, 5)") + ".. toctree::\n\n   other\n")
+    again = build(tmp_path, "html")
+    assert again.returncode == 0, again.stderr
+    runs = re.findall(r"modelvis: (\w+\.rst):(\d+) \.\.\. [\d.]+ s( \(replayed\))?", again.stdout)
+    # The first block is replayed (its figure is a hit), the changed one and the one after it run, other.rst not.
+    assert runs == [("index.rst", "6", " (replayed)"), ("index.rst", "11", ""), ("index.rst", "16", "")], again.stdout
+
+
 @pytest.fixture(scope="module")
 def server(site: Path) -> Iterator[str]:
     with serve(site) as address:
@@ -153,6 +267,12 @@ text => {
 """
 
 
+SETTLED_JS = """
+() => document.fonts.status === 'loaded'
+  && Array.from(document.querySelectorAll('.mv[data-mv]')).every(figure => figure.classList.contains('mv-on'))
+"""
+
+
 @pytest.mark.parametrize("mode", ["light", "dark"])
 @pytest.mark.browser
 @needs_chromium
@@ -188,7 +308,8 @@ def test_tutorial_as_a_reader_sees_it(server: str, mode: str, tmp_path: Path) ->
                 details = page.locator("details").nth(index)
                 details.locator("summary").first.click()
                 assert details.evaluate("node => node.open")
-            page.wait_for_timeout(200)
+            # What the checks below read has settled: the fonts are in, and the script has set every figure up.
+            page.wait_for_function(SETTLED_JS, timeout=10_000)
 
             figures = page.evaluate(FIGURE_COLORS_JS)
             assert len(figures) >= 5
@@ -259,7 +380,7 @@ def test_every_figure_can_be_hovered_copied_unfolded_and_searched(server: str, n
                     assert figure.locator(".i:not([hidden])").count() > before
                 if found["filter"]:
                     figure.locator(".mv-find").fill("dense")
-                    assert figure.locator(".i.hit").count() > 0
+                    assert figure.locator(".i.mv-match").count() > 0
         finally:
             browser.close()
     assert errors == []

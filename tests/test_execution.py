@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from sphinx_modelvis.capture import Capture, TextBlock, TreeBlock
-from sphinx_modelvis.config import FigureOptions, ModelvisConfig
+from sphinx_modelvis.config import FigureOptions, ModelvisConfig, TreeSettings
 from sphinx_modelvis.execution.cache import FigureCache, chain_key, package_versions, page_key
 from sphinx_modelvis.execution.session import FigureRunner, Snippet, cache_folder
 
@@ -122,7 +122,8 @@ def test_the_figure_of_a_module_is_its_tree(runner: FigureRunner) -> None:
     built = page.run(Snippet(code, "m.md", 1), FAST)
     assert built.capture is not None and isinstance(built.capture.blocks[0], TreeBlock)
     assert [child.type_name for child in built.capture.blocks[0].tree.root.children] == ["Linear"]
-    named = page.run(Snippet("", "m.md", 8), FigureOptions(expr="net", keep_non_params=True, max_depth=1))
+    options = FigureOptions(expr="net", tree=TreeSettings(keep_non_params=True, max_depth=1))
+    named = page.run(Snippet("", "m.md", 8), options)
     assert named.capture is not None
     block = named.capture.blocks[0]
     assert isinstance(block, TreeBlock)
@@ -406,10 +407,10 @@ def test_cache_round_trip_and_foreign_entries(tmp_path: Path) -> None:
 
 
 def test_the_cache_folder_resolves_against_the_config_folder(tmp_path: Path) -> None:
-    default = tmp_path / "_build" / ".modelvis-cache"
-    assert cache_folder(ModelvisConfig(), base=tmp_path, default=default) == default
-    assert cache_folder(ModelvisConfig(cache_dir="ci/cache"), base=tmp_path, default=default) == tmp_path / "ci/cache"
-    assert cache_folder(ModelvisConfig(cache_dir="/abs"), base=tmp_path, default=default) == Path("/abs")
+    assert cache_folder("", config_dir=tmp_path, host="sphinx") == tmp_path / "_build" / ".modelvis-cache"
+    assert cache_folder("", config_dir=tmp_path, host="mkdocs") == tmp_path / ".modelvis-cache"
+    assert cache_folder("ci/cache", config_dir=tmp_path, host="sphinx") == tmp_path / "ci/cache"
+    assert cache_folder("/abs", config_dir=tmp_path, host="mkdocs") == Path("/abs")
 
 
 def test_the_host_side_imports_no_torch() -> None:

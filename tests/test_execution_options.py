@@ -10,6 +10,7 @@ from sphinx_modelvis.config import (
     OPTION_SPEC,
     FigureOptions,
     ModelvisConfig,
+    TreeSettings,
     convert_options,
     parse_figure_options,
 )
@@ -41,13 +42,14 @@ def test_from_mapping_reads_prefixed_keys_and_keeps_defaults() -> None:
     ("values", "named"),
     [
         ({"modelvis_timeout": "5"}, "modelvis_timeout = '5' is invalid: it must be a number"),
-        ({"modelvis_timeout": 0}, "modelvis_timeout = 0 is invalid: it must be at least"),
+        ({"modelvis_timeout": 0}, "modelvis_timeout = 0 is invalid: it must be more than 0"),
         ({"modelvis_execute": "sometimes"}, "'auto' or 'always' or 'never'"),
         ({"modelvis_on_error": "ignore"}, "modelvis_on_error = 'ignore'"),
         ({"modelvis_theme": "blue"}, "modelvis_theme = 'blue'"),
         ({"modelvis_columns": True}, "modelvis_columns = True is invalid: it must be a whole number"),
-        ({"modelvis_device": "Meta GPU"}, "modelvis_device = 'Meta GPU'"),
-        ({"modelvis_max_depth": -1}, "modelvis_max_depth = -1"),
+        ({"modelvis_device": "Meta GPU"}, "modelvis_device = 'Meta GPU' is invalid: it must be a torch device"),
+        ({"modelvis_max_depth": -1}, "modelvis_max_depth = -1 is invalid: it must be at least 0"),
+        ({"modelvis_columns": 19}, "modelvis_columns = 19 is invalid: it must be at least 20"),
         ({"modelvis_show_code": "yes"}, "modelvis_show_code = 'yes' is invalid: it must be True or False"),
     ],
 )
@@ -67,7 +69,7 @@ def test_options_take_their_defaults_from_the_config() -> None:
     config = ModelvisConfig(theme="light", columns=80, device="meta", show_code=False, keep_non_params=True)
     options = parse_figure_options(None, {}, config)
     assert options == FigureOptions(
-        theme="light", columns=80, device="meta", show_code=False, keep_non_params=True, timeout=300.0
+        theme="light", columns=80, device="meta", show_code=False, tree=TreeSettings(keep_non_params=True)
     )
 
 
@@ -102,19 +104,21 @@ def test_every_directive_option_is_parsed_from_its_text() -> None:
     options = parse_figure_options(" model.bert ", raw, ModelvisConfig())
     assert options == FigureOptions(
         expr="model.bert",
-        keep_non_params=True,
-        expand_params=True,
-        show_buffers=True,
-        max_depth=2,
+        tree=TreeSettings(
+            keep_non_params=True,
+            expand_params=True,
+            show_buffers=True,
+            max_depth=2,
+            rootname="bert",
+            inputs="torch.ones(1, 4)",
+        ),
         max_lines=40,
-        rootname="bert",
         device="meta",
         theme="light",
         format="html",
         open_depth=2,
         compare="before",
         changes_only=True,
-        inputs="torch.ones(1, 4)",
         columns=60,
         timeout=2.5,
         reset=True,
@@ -132,7 +136,7 @@ def test_every_directive_option_is_parsed_from_its_text() -> None:
 def test_flags_can_be_switched_off_and_collapse_takes_a_summary() -> None:
     config = ModelvisConfig(keep_non_params=True, show_code=False, collapse_summary="Show")
     options = parse_figure_options(None, {"keep-non-params": "false", "show-code": None, "collapse": ""}, config)
-    assert options.keep_non_params is False
+    assert options.tree.keep_non_params is False
     assert options.show_code is True
     assert options.collapse == "Show"
     assert parse_figure_options(None, {"collapse": "Output of BERT"}, config).collapse == "Output of BERT"
@@ -172,3 +176,86 @@ def test_execution_key_holds_only_what_changes_the_output() -> None:
     assert base.execution_key() != FigureOptions(expr="m").execution_key()
     assert base.execution_key() != FigureOptions(columns=60).execution_key()
     assert base.execution_key() != FigureOptions(max_lines=0).execution_key()
+
+
+def test_the_execution_key_keeps_the_layout_of_existing_caches() -> None:
+    # Figures cached before the tree settings became one object keep their keys (no rebuild on upgrade).
+    assert FigureOptions().execution_key() == {
+        "expr": None,
+        "keep_non_params": False,
+        "expand_params": False,
+        "show_buffers": False,
+        "max_depth": None,
+        "rootname": "root",
+        "max_lines": 1000,
+        "device": None,
+        "columns": 100,
+    }
+    with_inputs = FigureOptions(tree=TreeSettings(inputs="x")).execution_key()
+    assert with_inputs == {**FigureOptions().execution_key(), "inputs": "x"}
+
+
+def test_every_tree_setting_is_part_of_the_execution_key() -> None:
+    # A setting added to TreeSettings reaches the key (and the worker) without being listed anywhere else.
+    changed = {bool: True, int: 3, str: "other"}
+    for spec in dataclasses.fields(TreeSettings):
+        kind = next(kind for kind in changed if kind.__name__ in str(spec.type))
+        tree = dataclasses.replace(TreeSettings(), **{spec.name: changed[kind]})
+        assert FigureOptions(tree=tree).execution_key() != FigureOptions().execution_key(), spec.name
+
+
+def test_a_figure_that_sets_nothing_takes_every_site_setting_that_backs_an_option() -> None:
+    assert FigureOptions() == FigureOptions.of_site(ModelvisConfig()), "the defaults are the site's, declared once"
+    config = ModelvisConfig(
+        theme="dark",
+        format="svg",
+        open_depth=2,
+        columns=60,
+        device="meta",
+        timeout=9.0,
+        show_code=False,
+        max_lines=7,
+        keep_non_params=True,
+        expand_params=True,
+        show_buffers=True,
+        max_depth=3,
+    )
+    assert FigureOptions.of_site(config) == FigureOptions(
+        theme="dark",
+        format="svg",
+        open_depth=2,
+        columns=60,
+        device="meta",
+        timeout=9.0,
+        show_code=False,
+        max_lines=7,
+        tree=TreeSettings(keep_non_params=True, expand_params=True, show_buffers=True, max_depth=3),
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"max-lines": "-1"}, "invalid value for :max-lines: (expected a number of at least 0, got -1)"),
+        ({"open-depth": "-2"}, "invalid value for :open-depth: (expected a number of at least 0, got -2)"),
+        ({"max-depth": "-1"}, "invalid value for :max-depth: (expected a number of at least 0, got -1)"),
+        ({"device": "Meta GPU"}, "invalid value for :device: (expected a torch device such as meta, cpu or cuda:0"),
+        ({"timeout": "0"}, "invalid value for :timeout: (expected a positive number of seconds, got 0.0)"),
+    ],
+)
+def test_a_figure_option_keeps_the_rule_of_the_site_setting_behind_it(raw: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_figure_options(None, raw, ModelvisConfig())
+    assert message in str(caught.value)
+    (name,) = raw
+    site = name.replace("-", "_")
+    with pytest.raises(ConfigError, match=f"{site} = .* is invalid: it must be"):
+        ModelvisConfig.check_setting(site, _typed(raw[name]))
+
+
+def _typed(text: str) -> object:
+    """The value a site would write for the option text ``text``."""
+    try:
+        return int(text)
+    except ValueError:
+        return text

@@ -195,7 +195,7 @@ def test_the_cli(tmp_path: Path) -> None:
 
 def test_a_tree_thousands_deep_is_annotated_without_recursion() -> None:
     from sphinx_modelvis.forward import annotate_forward
-    from sphinx_modelvis.introspect import ForwardRecord
+    from sphinx_modelvis.tracing import ForwardRecord
 
     leaf = nn.Linear(2, 2)
     deep: nn.Module = leaf

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from sphinx_modelvis.forward import LIMIT, annotate_forward, format_output
-from sphinx_modelvis.introspect import ForwardRecord, summarize_output
+from sphinx_modelvis.tracing import ForwardRecord, summarize_output
 from sphinx_modelvis.tree import ChangeSummary, ModelTree, ModuleNode
 
 

@@ -87,14 +87,35 @@ def head(page: Any, figure: str, path: str) -> Any:
     return module(page, figure, path).locator(":scope > .l .t").first
 
 
+#: The clipboard's text once it holds the first argument (copying is asynchronous), or after the second's ms.
+CLIPBOARD_ONCE = """async ([expected, milliseconds]) => {
+  const end = performance.now() + milliseconds;
+  let text = await navigator.clipboard.readText();
+  while (text !== expected && performance.now() < end) {
+    await new Promise((done) => setTimeout(done, 20));
+    text = await navigator.clipboard.readText();
+  }
+  return text;
+}"""
+
+
 def clipboard(page: Any, expected: str) -> str:
-    """The clipboard's text once it holds ``expected`` (copying is asynchronous), or after two seconds."""
-    for _ in range(40):
-        text = str(page.evaluate("navigator.clipboard.readText()"))
-        if text == expected:
-            break
-        page.wait_for_timeout(50)
-    return text
+    """The clipboard's text once it holds ``expected``, or what it holds after two seconds."""
+    return str(page.evaluate(CLIPBOARD_ONCE, [expected, 2000]))
+
+
+def after_a_note(page: Any) -> None:
+    """Returns once a "copied" note shown before this call has had its time: a timer of the same length, set
+    in the page after the note's own, runs after it (the note's length is the script's, read from the page)."""
+    page.evaluate("() => new Promise(done => setTimeout(done, window.modelvisFigures.noteMilliseconds))")
+
+
+#: Records what the page's script hands to the clipboard, as it does it (the click handler's own call).
+RECORD_COPIES = """() => {
+  window.copies = [];
+  const write = navigator.clipboard.writeText.bind(navigator.clipboard);
+  navigator.clipboard.writeText = (text) => { window.copies.push(text); return write(text); };
+}"""
 
 
 def background(page: Any, figure: str) -> tuple[int, int, int]:
@@ -128,10 +149,13 @@ def test_click_copies_the_key_and_shift_click_the_regex(browser: Any, furo: str)
     module(page, "bert", QKV).locator(":scope > .l .u").first.hover()
     assert page.locator(".mv-tip").inner_text().startswith("key copied")
     page.locator(".mv-tip", has_text="regex for PEFT").wait_for(timeout=3000)
-    # Moved on to another line (of another figure) within the note's time: that line's key stays.
+    # Moved on to another line (of another figure) within the note's time: that line's key stays, after the
+    # note's time too.
     head(page, "bert", QKV).click()
+    page.locator(".mv-tip", has_text="key copied").wait_for()
     head(page, "lora", "base_model.model.pooler.dense").hover()
-    page.wait_for_timeout(1700)
+    assert page.locator(".mv-tip").inner_text().splitlines()[0] == "base_model.model.pooler.dense"
+    after_a_note(page)
     assert page.locator(".mv-tip").inner_text().splitlines()[0] == "base_model.model.pooler.dense"
     head(page, "bert", QKV).click(modifiers=["Shift"])
     regex = r"encoder\.layer\.\d+\.attention\.self\.(?:query|key|value)"
@@ -140,15 +164,23 @@ def test_click_copies_the_key_and_shift_click_the_regex(browser: Any, furo: str)
     module(page, "bert", "embeddings.LayerNorm").focus()
     page.keyboard.press("Enter")
     assert clipboard(page, "embeddings.LayerNorm") == "embeddings.LayerNorm"
-    # Clicks on a folded range or on a marker do not copy.
+    # Clicks on a folded range or on a marker do not copy: each click's own effect shows that its handler
+    # has run (a copy would have started in it), and nothing went to the clipboard.
     page.evaluate("navigator.clipboard.writeText('untouched')")
-    marker = module(page, "bert", "encoder").locator(":scope > .l .K")
+    page.evaluate(RECORD_COPIES)
+    encoder = module(page, "bert", "encoder")
+    marker = encoder.locator(":scope > .l .mv-marker")
     marker.click()
+    assert encoder.get_attribute("aria-expanded") == "false"
     marker.click()  # and open again
+    assert encoder.get_attribute("aria-expanded") == "true"
     module(page, "bert", QKV).locator(":scope > .l .f").click()  # unfolds query, key and value
     assert module(page, "bert", "encoder.layer.{0-11}.attention.self.key").is_visible()
-    page.wait_for_timeout(300)
+    assert page.evaluate("window.copies") == []
     assert page.evaluate("navigator.clipboard.readText()") == "untouched"
+    # The record sees a copy when there is one.
+    head(page, "bert", "pooler").click()
+    assert clipboard(page, "pooler") == "pooler" and page.evaluate("window.copies") == ["pooler"]
     assert page.modelvis_errors == []
 
 
@@ -208,11 +240,11 @@ def test_a_folded_group_unfolds_into_its_members_and_back(browser: Any, furo: st
     head(page, "bert", "encoder.layer.7.output.dense").click()
     assert clipboard(page, "encoder.layer.7.output.dense") == "encoder.layer.7.output.dense"
     # Index labels read 0 to 11, and the guides of all but the last member go on down.
-    labels = page.locator("#bert .i:not([hidden]) > .l .m").all_inner_texts()
+    labels = page.locator("#bert .i:not([hidden]) > .l .mv-member").all_inner_texts()
     assert labels == [str(index) for index in range(12)]
     shoot(page, "unfolded", tmp_path, "#bert")
     # A click on a member's index folds them back.
-    page.locator('#bert [data-path="encoder.layer.3"] > .l .m').click()
+    page.locator('#bert [data-path="encoder.layer.3"] > .l .mv-member').click()
     shown = page.locator("#bert .i:not([hidden])").evaluate_all("els => els.map(el => el.dataset.path)")
     assert LAYERS in shown and not any(path in members for path in shown)
     assert page.locator('#bert [data-path="encoder.layer.3"]').count() == 0
@@ -230,10 +262,10 @@ def test_markers_and_arrow_keys_collapse_subtrees(browser: Any, furo: str) -> No
     page = open_page(browser, furo)
     encoder = module(page, "bert", "encoder")
     assert encoder.get_attribute("aria-expanded") == "true"
-    encoder.locator(":scope > .l .K").click()
+    encoder.locator(":scope > .l .mv-marker").click()
     assert encoder.get_attribute("aria-expanded") == "false"
     assert not module(page, "bert", LAYERS).is_visible() and module(page, "bert", "pooler").is_visible()
-    encoder.locator(":scope > .l .K").click()
+    encoder.locator(":scope > .l .mv-marker").click()
     assert module(page, "bert", LAYERS).is_visible()
     encoder.focus()
     page.keyboard.press("ArrowLeft")
@@ -254,9 +286,9 @@ def test_the_filter_highlights_matches_and_their_ancestors(browser: Any, furo: s
     assert page.locator("#bert .mv-find").count() == 0, "short figures have no filter"
     find = page.locator("#lora .mv-find")
     find.fill("lora_A")
-    hits = page.locator("#lora .i.hit").evaluate_all("els => els.map(el => el.dataset.path)")
+    hits = page.locator("#lora .i.mv-match").evaluate_all("els => els.map(el => el.dataset.path)")
     assert hits and all("lora_A" in path for path in hits) and any(path.endswith(".lora_A") for path in hits)
-    ancestors = page.locator("#lora .i.anc").evaluate_all("els => els.map(el => el.dataset.path)")
+    ancestors = page.locator("#lora .i.mv-ancestor").evaluate_all("els => els.map(el => el.dataset.path)")
     assert "base_model.model.encoder" in ancestors
     dim = page.locator("#lora [data-path='base_model.model.embeddings']")
     # The dimming fades in (0.15 s): wait for it to settle.
@@ -265,7 +297,7 @@ def test_the_filter_highlights_matches_and_their_ancestors(browser: Any, furo: s
     assert page.locator("#lora .mv-count").inner_text() == f"{len(hits)} match" + ("es" if len(hits) > 1 else "")
     shoot(page, "filtered", tmp_path, "#lora")
     find.fill("")
-    assert page.locator("#lora .i.hit").count() == 0
+    assert page.locator("#lora .i.mv-match").count() == 0
     page.wait_for_function(faded, arg=[dim.element_handle(), False], timeout=5000)
     # A reader who asks for reduced motion gets no fade: dimmed at once.
     still = open_page(browser, furo, reduced_motion="reduce")
@@ -303,7 +335,7 @@ def test_without_javascript_the_whole_tree_is_there(browser: Any, furo: str, tmp
     modules = page.locator("#shut .i")
     assert modules.count() > 10
     assert all(modules.nth(index).is_visible() for index in range(modules.count())), ":open-depth: needs the script"
-    assert page.locator(".mv-find").count() == 0 and page.locator(".K").count() == 0
+    assert page.locator(".mv-find").count() == 0 and page.locator(".mv-marker").count() == 0
     assert background(page, "bert") == rgb(LIGHT.background)
     text = page.locator("#bert .mv").inner_text()
     assert "0-11 (BertLayer)" in text and "query,key,value (Linear)" in text

@@ -73,7 +73,7 @@ def test_root_parameters_and_buffers() -> None:
     model = nn.BatchNorm1d(4)
     assert text(model).splitlines()[0] == "root weight:[4] bias:[4]"
     with_buffers = text(model, show_buffers=True).splitlines()[0]
-    assert "running_mean:[4]" in with_buffers and "num_batches_tracked:[] int64" in with_buffers
+    assert "running_mean:[4]" in with_buffers and "num_batches_tracked:[] i64" in with_buffers
 
 
 def test_open_delta_marks_and_delta_predicate() -> None:

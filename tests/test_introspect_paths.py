@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from sphinx_modelvis import build_tree
-from sphinx_modelvis.introspect import type_labels
 from sphinx_modelvis.tree import ModuleNode
+from sphinx_modelvis.type_labels import type_labels
 
 
 def node(root: ModuleNode, path: str) -> ModuleNode:

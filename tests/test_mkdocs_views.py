@@ -1,9 +1,11 @@
 """``:compare: NAME`` and ``:inputs:`` in a real MkDocs build: a figure marked against an earlier figure of the
-page, a warning at the line (the page still built) for a name no earlier figure has, and a forward view."""
+page, a warning at the line (the page still built) for a name no earlier figure has, a forward view, and a figure
+that is both."""
 
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from bs4 import BeautifulSoup
 from mkdocs.commands.build import build
 from mkdocs.config import load_config
 from sphinx_html import figure_lines
+from test_cli import TWICE, TWICE_CHANGES, TWICE_COMPARED
 
 PAGE = """# Compared
 
@@ -67,3 +70,17 @@ def test_forward_view_in_mkdocs(tmp_path: Path) -> None:
     lines = figure_lines(soup.select_one("div.modelvis-figure"))
     assert lines[1] == "    0 (Linear) weight:[8, 4] bias:[8] → [3, 8]"
     assert lines[-1] == "forward: [3, 4] -> [3, 2]"
+
+
+def test_a_comparison_with_inputs_keeps_the_forward_view_in_mkdocs(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "index.md").write_text(
+        f"# Traced\n\n```{{modelvis}}\n:name: before\n\n{TWICE}```\n\n"
+        f"```{{modelvis}} net\n:compare: before\n:inputs: torch.ones(3, 4)\n\n{TWICE_CHANGES}```\n"
+    )
+    (tmp_path / "mkdocs.yml").write_text("site_name: traced\nplugins:\n  - modelvis\n")
+    build(load_config(str(tmp_path / "mkdocs.yml")))
+    soup = BeautifulSoup((tmp_path / "site" / "index.html").read_text(), "html.parser")
+    lines = figure_lines(soup.select("div.modelvis-figure")[1])
+    assert lines[:4] == [re.sub("[├└]── ", "    ", line) for line in TWICE_COMPARED], "tree guides read as spaces"
+    assert lines[-2].startswith("changes: +6 added") and lines[-1] == "forward: [3, 4] -> [3, 2]"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 import subprocess
 import sys
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from sphinx_html import colors_of
+from terminal import run_in_terminal
 
 from sphinx_modelvis.theme import DARK
 
@@ -21,13 +21,16 @@ COMMANDS = [
 ]
 
 
+def as_run(command: list[str]) -> list[str]:
+    """A README command with ``.venv/bin/modelvis`` as this interpreter's module."""
+    return [sys.executable, "-m", "sphinx_modelvis"] + [
+        str(ROOT / arg) if arg.startswith("docs/") else arg for arg in command[1:]
+    ]
+
+
 def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """A README command with ``.venv/bin/modelvis`` as this interpreter's module, in an 80-column terminal."""
-    args = [str(ROOT / arg) if arg.startswith("docs/") else arg for arg in command[1:]]
-    env = {**os.environ, "COLUMNS": "80"}
-    return subprocess.run(
-        [sys.executable, "-m", "sphinx_modelvis", *args], cwd=cwd, capture_output=True, text=True, env=env
-    )
+    """A README command, its output piped."""
+    return subprocess.run(as_run(command), cwd=cwd, capture_output=True, text=True)
 
 
 def test_the_readme_shows_three_commands() -> None:
@@ -40,10 +43,10 @@ def test_the_readme_shows_three_commands() -> None:
 
 @pytest.mark.slow
 def test_bert_in_the_terminal_fits_80_columns(tmp_path: Path) -> None:
-    result = run(COMMANDS[0], tmp_path)
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    assert "0-11 (BertLayer)" in result.stdout
+    status, shown, error = run_in_terminal(as_run(COMMANDS[0]), cwd=tmp_path, columns=80)
+    assert status == 0, error
+    lines = shown.splitlines()
+    assert "0-11 (BertLayer)" in shown
     assert max(len(line) for line in lines) <= 80
     # Wrapped, never cut: every shape that opens on a line closes on it.
     assert all(line.count("[") == line.count("]") for line in lines)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from conftest import Build, build_sphinx
 from sphinx_html import figure_by_name, figure_lines, svg_lines
+from test_cli import TWICE_COMPARED
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +49,16 @@ def test_myst_comparison_splits_the_fold(built: Build) -> None:
     heads = [line for line in lines if "(Sequential)" in line]
     assert heads == ["      0-2 (Sequential)", "      3-5 (Sequential)"]
     assert "+         adapter (Linear) weight:[2, 8] bias:[2]" in lines
+
+
+def test_a_comparison_with_inputs_keeps_the_forward_view(built: Build) -> None:
+    rst = figure_lines(figure_by_name(built.soup("index"), "twice-after"))
+    assert rst[:4] == [re.sub("[├└]── ", "    ", line) for line in TWICE_COMPARED], "tree guides read as spaces"
+    assert rst[-2].startswith("changes: +6 added") and rst[-1] == "forward: [3, 4] -> [3, 2]"
+    myst = figure_lines(figure_by_name(built.soup("page"), "traced-adapted"))
+    assert myst[:2] == ["  root → [2, 2]", "~     0 (Linear) weight:[8, 8] bias:[8] (was tunable) → [2, 8]"]
+    assert "+     3 (Linear) weight:[2, 2] bias:[2] → [2, 2]" in myst
+    assert myst[-1] == "forward: [2, 8] -> [2, 2]"
 
 
 def test_an_unknown_or_later_name_is_an_error_at_the_line(built: Build) -> None:

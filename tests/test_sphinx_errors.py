@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sphinx
 from conftest import ROOTS, Build, build_sphinx
+from sphinx.errors import ConfigError as SphinxConfigError
+from sphinx.errors import ExtensionError, SphinxError
 from sphinx_html import figure_by_name, figure_lines
 
 from sphinx_modelvis.sphinx import ModelvisBuildError
@@ -150,3 +155,71 @@ def test_a_failing_pre_code_is_reported(tmp_path: Path) -> None:
     (src / "index.rst").write_text("Page\n====\n\n.. modelvis::\n\n   print('ok')\n")
     build = build_sphinx("errors", src, modelvis_pre_code="import not_a_module_anywhere")
     assert "ModuleNotFoundError" in build.warnings and "[modelvis.pre-code]" in build.warnings
+
+
+# -- errors that end a build: ours, in Sphinx's own kinds (a configuration error, a build error) ---------------
+
+#: A bad value, and what the build says of it (``modelvis_columns`` is laid out to at least 20 characters).
+BAD_VALUE = ("modelvis_columns", 3, "modelvis_columns = 3 is invalid: it must be at least 20")
+
+
+@pytest.mark.sphinx("html", testroot="raise", confoverrides={BAD_VALUE[0]: BAD_VALUE[1]})
+def test_a_bad_config_value_is_a_sphinx_configuration_error_in_our_words(app_params: Any, make_app: Any) -> None:
+    args, kwargs = app_params
+    with pytest.raises(SphinxConfigError) as caught:
+        make_app(*args, **kwargs)
+    assert str(caught.value) == BAD_VALUE[2]
+    assert caught.value.category == "Configuration error"
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__  # no chained traceback of ours
+
+
+@pytest.mark.sphinx("html", testroot="raise", confoverrides={"modelvis_on_error": "raise"})
+def test_on_error_raise_ends_the_build_with_a_modelvis_error_naming_the_line(app: Any) -> None:
+    with pytest.raises(SphinxError) as caught:
+        app.build()
+    error = caught.value
+    assert isinstance(error, ModelvisBuildError) and not isinstance(error, ExtensionError)  # not wrapped by Sphinx
+    assert error.category == "modelvis error"
+    message = str(error)
+    assert message.startswith(f"{Path(app.srcdir, 'index.rst')}:9: the snippet raised ZeroDivisionError")
+    assert 'File "index.rst", line 9, in <module>\n    1 / 0' in message and "sphinx_modelvis" not in message
+
+
+def _sphinx_build(tmp_path: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """``sphinx-build`` of the raise root, as a user runs it."""
+    src = tmp_path / "src"
+    shutil.copytree(ROOTS / "test-raise", src)
+    command = [sys.executable, "-m", "sphinx", "-q", "-b", "html", *options, str(src), str(tmp_path / "out")]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module", params=["config", "raise"])
+def user_error(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, Any]:
+    """What ``sphinx-build`` does with a bad ``modelvis_*`` value, or with a failing figure under ``on_error = raise``:
+    the error's category and our message, and the finished command."""
+    tmp_path = tmp_path_factory.mktemp(request.param)
+    if request.param == "config":
+        done = _sphinx_build(tmp_path, "-D", f"{BAD_VALUE[0]}={BAD_VALUE[1]}")
+        return "Configuration error", BAD_VALUE[2], done
+    done = _sphinx_build(tmp_path, "-D", "modelvis_on_error=raise")
+    return "modelvis error", "index.rst:9: the snippet raised ZeroDivisionError: division by zero", done
+
+
+def test_sphinx_build_ends_a_user_error_with_our_message(user_error: tuple[str, str, Any]) -> None:
+    category, message, done = user_error
+    assert done.returncode == 2
+    assert category in done.stderr and message in done.stderr, done.stderr
+
+
+@pytest.mark.compat
+@pytest.mark.xfail(
+    sphinx.version_info[:2] >= (8, 2),
+    reason="Sphinx 8.2+ reports every exception that ends a build, its own ConfigError and ExtensionError "
+    "included, as a crash to report to Sphinx (sphinx-doc/sphinx#14543)",
+    strict=True,
+)
+def test_sphinx_build_reports_a_user_error_without_a_crash_report(user_error: tuple[str, str, Any]) -> None:
+    category, message, done = user_error
+    assert f"{category}:\n" in done.stderr and message in done.stderr
+    for crash in ("please open an issue", "Exception occurred", "The full traceback", "Versions\n"):
+        assert crash not in done.stderr, done.stderr

@@ -169,6 +169,27 @@ def test_config_values_set_every_figures_defaults(sphinx_build: BuildFunction, t
     assert figure_lines(figure_by_name(soup, "two")) == ["from pre_code"]
 
 
+def test_pre_code_runs_with_the_site_device_and_width(sphinx_build: BuildFunction, tmp_path: Path) -> None:
+    src = copy_root(tmp_path)
+    (src / "index.rst").write_text(
+        "Pre code\n========\n\n.. modelvis::\n   :name: seen\n\n   print(PRE_SEEN)\n\n"
+        ".. modelvis::\n   :name: own\n   :device: cpu\n   :columns: 30\n\n"
+        "   import os, torch\n   print(torch.empty(0).device.type, os.environ['COLUMNS'], PRE_WEIGHT)\n"
+    )
+    pre_code = (
+        "import os, torch\n"
+        "PRE_SEEN = f\"{torch.empty(0).device.type} {os.environ['COLUMNS']}\"\n"
+        "PRE_WEIGHT = torch.nn.Linear(2, 2).weight.device.type\n"
+    )
+    build = sphinx_build("options", src=src, modelvis_device="meta", modelvis_columns=60, modelvis_pre_code=pre_code)
+    assert build.warnings == ""
+    soup = build.soup("index")
+    # pre_code ran under the site's device and width, as a figure that sets neither does...
+    assert lines_of(soup, "seen") == ["meta 60"]
+    # ...and a figure's own options are its own: the model pre_code built stays on the site's device.
+    assert lines_of(soup, "own") == ["cpu 30 meta"]
+
+
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [

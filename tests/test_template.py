@@ -13,8 +13,8 @@ from sphinx_html import figure_by_name, figure_lines
 
 from sphinx_modelvis.capture import TextBlock
 from sphinx_modelvis.config import FigureOptions, ModelvisConfig
+from sphinx_modelvis.execution.preload import preload_statements
 from sphinx_modelvis.execution.session import FigureRunner, Snippet
-from sphinx_modelvis.execution.template import preload_statements
 
 FAST = FigureOptions(timeout=60.0)
 REPORT = "import os, sys\nprint(os.getpid(), os.getppid(), 'torch' in sys.modules)\n"

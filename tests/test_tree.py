@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import fields, replace
 
 import pytest
 
@@ -279,3 +280,44 @@ def test_wide_model_of_identical_blocks_folds_to_one_line() -> None:
     lines = text(root).splitlines()
     assert lines[2] == "    └── 0-39999 (Block)"
     assert summarize(root).total == 40_000 * 40
+
+
+#: A value other than the default for every field of a module but its name and children. A field added to
+#: ``ModuleNode`` fails the test below until it has one here, and then is checked like the others.
+SAMPLES = {
+    "type_name": "Other",
+    "type_path": "pkg.Other",
+    "type_label": "pkg.Other",
+    "params": [ParamInfo("v", (3,))],
+    "shared_with": "a",
+    "change": "added",
+    "was_type": "Linear",
+    "calls": 3,
+    "output": "[1, 3]",
+}
+#: What each stage that copies a tree works out itself (the others it must carry over as they are).
+MADE_BY = {"annotate_forward": {"calls", "output"}, "compare_trees": {"change", "was_type"}}
+
+
+@pytest.mark.parametrize("name", [item.name for item in fields(ModuleNode) if item.name not in ("name", "children")])
+def test_every_field_of_a_module_travels_through_every_stage(name: str) -> None:
+    from sphinx_modelvis.compare import compare_trees
+    from sphinx_modelvis.forward import annotate_forward
+
+    value = SAMPLES[name]
+    plain = ModuleNode("a", "Linear", [ParamInfo("w", (2,))])
+    odd = replace(plain, name="b", **{name: value})
+    tree = ModelTree(ModuleNode("root", "Net", children=[plain, odd]))
+    assert replace(odd, name="a") != plain, "equality compares it"
+    assert [group.label for group in fold_siblings(tree).children] == ["a", "b"], "siblings that differ do not fold"
+    again = ModelTree.from_json(tree.to_json())
+    assert again == tree and getattr(again.root.children[1], name) == value, "the JSON keeps it"
+    copies = {
+        "drop_parameter_free": drop_parameter_free(tree.root),
+        "annotate_forward": annotate_forward(tree, {}).root,
+        "compare_trees": compare_trees(tree, tree).root,
+    }
+    for stage, root in copies.items():
+        if name not in MADE_BY.get(stage, ()):
+            (copied,) = [child for child in root.children if child.name == "b"]
+            assert getattr(copied, name) == value, f"{stage} keeps it"

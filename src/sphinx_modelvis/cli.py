@@ -7,11 +7,11 @@ import difflib
 import html
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import redirect_stdout
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import ModelvisError, NotAModule, SnippetError
 
@@ -24,8 +24,25 @@ SUFFIX_FORMATS = {".svg": "svg", ".png": "png", ".html": "html", ".htm": "html",
 FORMAT_CHOICES = ("svg", "png", "html", "txt", "text", "ansi")
 
 EXIT_OK, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
+#: The width lines are laid out to in files and piped output (a terminal's own width when printing to one).
+DEFAULT_WIDTH = 100
 #: What a PNG cut short says (a PNG keeps no more lines than image libraries open).
 CLI_HINT = "--max-depth N draws a shorter tree"
+
+
+def _declared(option: str) -> Callable[[str], Any]:
+    """An argument type that reads a value as the figure option ``option`` does, with the same rule."""
+    from .config import OPTION_SPEC
+
+    convert = OPTION_SPEC[option]
+
+    def parse(text: str) -> Any:
+        try:
+            return convert(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,12 +67,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--theme", choices=("dark", "light"), default="dark", help="color theme (default: dark)")
     parser.add_argument(
-        "--width", type=int, default=None, help="width lines wrap at (default: the terminal's when printing, else 100)"
+        "--width",
+        type=_declared("columns"),
+        default=None,
+        help="width lines wrap at (default: the terminal's width when printing to a terminal; 100 in a file "
+        "or when piped); a word longer than the width (a long key) runs past it, uncut",
     )
     parser.add_argument("--keep-non-params", action="store_true", help="keep modules without parameters")
     parser.add_argument("--expand-params", action="store_true", help="one line per parameter")
     parser.add_argument("--show-buffers", action="store_true", help="show buffers too")
-    parser.add_argument("--max-depth", type=int, metavar="N", help="cut the tree below depth N")
+    parser.add_argument("--max-depth", type=_declared("max-depth"), metavar="N", help="cut the tree below depth N")
     parser.add_argument("--rootname", default="root", help="label of the root line (default: root)")
     parser.add_argument(
         "--device", choices=("meta", "cpu"), help="run the snippet under torch.device(DEVICE) (meta: no weights)"
@@ -145,9 +166,9 @@ class _Failed(Exception):
 def _snippet_tree(
     snippet: Path, model: str | None, model_flag: str, args: argparse.Namespace, *, inputs: str | None = None
 ) -> TreeBlock:
-    """Run ``snippet`` in a namespace of its own, as ``python SNIPPET`` would, and take the tree of ``model``
-    (an expression) or of the last module it bound (its forward view on ``inputs``, an expression, when given);
-    errors are printed and raise :class:`_Failed`."""
+    """Run ``snippet`` in a namespace of its own, as ``python SNIPPET`` would (``sys.argv == [SNIPPET]``), and
+    take the tree of ``model`` (an expression) or of the last module it bound (its forward view on ``inputs``, an
+    expression, when given); errors are printed and raise :class:`_Failed`."""
     from .execution.snippet import TreeSettings, evaluate_module, last_module_name, module_block, run_snippet
 
     try:
@@ -164,9 +185,12 @@ def _snippet_tree(
         inputs=inputs,
     )
     namespace = {"__name__": "__main__", "__file__": str(snippet)}
-    # As `python SNIPPET.py` would: modules next to the snippet are importable.
+    # As `python SNIPPET.py` would: modules next to the snippet are importable, and `sys.argv` is
+    # `[SNIPPET]`, the path as given (a snippet that parses arguments must not see modelvis's own).
     folder = str(snippet.resolve().parent)
     sys.path.insert(0, folder)
+    own_argv = sys.argv
+    sys.argv = [str(snippet)]
     try:
         # What the snippet prints goes to stderr, so the figure alone reaches stdout.
         with redirect_stdout(sys.stderr):
@@ -192,6 +216,7 @@ def _snippet_tree(
         print(f"modelvis: {exc}", file=sys.stderr)
         raise _Failed(EXIT_ERROR) from None
     finally:
+        sys.argv = own_argv
         sys.path.remove(folder)
 
 
@@ -227,13 +252,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.output is None and fmt is None:
         from rich.console import Console
 
-        # Laid out to the terminal's width (or to --width), so no line is cut off at its edge.
-        console = Console(width=args.width, highlight=False, markup=False, emoji=False)
+        # Laid out to the terminal's width when printing to one; piped, to the documented default.
+        width = args.width or (None if sys.stdout.isatty() else DEFAULT_WIDTH)
+        console = Console(width=width, highlight=False, markup=False, emoji=False)
         figure = build_figure(capture, theme=args.theme, width=console.width)
         for line in figure.lines:
-            console.print(line, no_wrap=True, overflow="crop", crop=True, soft_wrap=False)
+            # soft_wrap: never cut a line. A word wider than the layout (a long key in a note) runs past
+            # it whole, for the terminal to wrap, so a reader copying it gets all of it.
+            console.print(line, soft_wrap=True)
         return EXIT_OK
-    figure = build_figure(capture, theme=args.theme, width=args.width or 100)
+    figure = build_figure(capture, theme=args.theme, width=args.width or DEFAULT_WIDTH)
     if args.output is None:
         assert fmt is not None  # the terminal case (no -o, no --format) returned above
         out = render_figure(figure, fmt, hint=CLI_HINT)

@@ -12,12 +12,12 @@ further down is *moved* (and shows what else changed), not removed and added.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 
 from .capture import Capture, TreeBlock
 from .errors import ModelvisError
 from .folding import summarize
-from .tree import ChangeSummary, ModelTree, ModuleNode, ParamInfo
+from .tree import ChangeSummary, ModelTree, ModuleNode, ParamInfo, format_shape
 
 __all__ = ["compare_captures", "compare_named", "compare_trees", "figure_key", "last_tree"]
 
@@ -31,40 +31,33 @@ def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
-def _places(root: ModuleNode) -> dict[str, ModuleNode]:
-    """Every module place by its dotted path (the root: ``""``), parents first."""
-    places: dict[str, ModuleNode] = {}
-    stack: list[tuple[str, ModuleNode]] = [("", root)]
-    while stack:
-        path, node = stack.pop()
-        places[path] = node
-        stack.extend((_join(path, child.name), child) for child in reversed(node.children))
-    return places
-
-
 def _alignment(before: dict[str, ModuleNode], after: dict[str, ModuleNode]) -> str:
     """The path in the later tree where the earlier tree's root now stands: where most earlier paths meet.
 
     Candidates are the later tree's modules down to depth 3 (a wrapper seldom nests deeper); on a tie, the
     shallowest wins, so an unwrapped model aligns at its root.
     """
-    earlier = [path for path in before if path]
+    earlier = {path for path in before if path}
     if not earlier:
         return ""
-    best, best_score = "", -1
-    for candidate in sorted((path for path in after if path.count(".") < 3), key=lambda path: (len(path), path)):
-        score = sum(1 for path in earlier if _join(candidate, path) in after)
-        if score > best_score:
-            best, best_score = candidate, score
-    return best
+    scores = dict.fromkeys((path for path in after if path.count(".") < 3), 0)
+    # A candidate's score: the later paths made of it, a dot and an earlier path. One pass over the later tree,
+    # each path looked at where its first three dots cut it (not once per candidate: big trees have thousands).
+    for path in after:
+        if path in earlier:
+            scores[""] += 1
+        cut = -1
+        for _ in range(3):
+            cut = path.find(".", cut + 1)
+            if cut < 0:
+                break
+            if path[:cut] in scores and path[cut + 1 :] in earlier:
+                scores[path[:cut]] += 1
+    return min(scores, key=lambda candidate: (-scores[candidate], len(candidate), candidate))
 
 
 def _state(param: ParamInfo) -> str:
     return "delta" if param.delta and not param.buffer else param.state
-
-
-def _shape(param: ParamInfo) -> str:
-    return "[?]" if param.shape is None else "[" + ", ".join(str(size) for size in param.shape) + "]"
 
 
 def _counted(param: ParamInfo) -> bool:
@@ -73,13 +66,13 @@ def _counted(param: ParamInfo) -> bool:
 
 @dataclass
 class _Counts:
+    """What :class:`~sphinx_modelvis.tree.ChangeSummary` counts of the parameters, as they are met."""
+
     added: int = 0
     removed: int = 0
     frozen: int = 0
     unfrozen: int = 0
     unchanged: int = 0
-    #: The later parameters an earlier one moved to, by their module's path and their name.
-    moved_targets: set[tuple[str, str]] = field(default_factory=set)
 
 
 def _differences(old: ParamInfo, new: ParamInfo, counts: _Counts) -> list[str]:
@@ -93,7 +86,7 @@ def _differences(old: ParamInfo, new: ParamInfo, counts: _Counts) -> list[str]:
             elif not old.requires_grad and new.requires_grad:
                 counts.unfrozen += new.numel
     if old.shape != new.shape:
-        was.append(_shape(old))
+        was.append(format_shape(old.shape))
     if old.dtype != new.dtype:
         was.append(old.dtype)
     return was
@@ -136,18 +129,18 @@ def _ghost(top: ModuleNode) -> ModuleNode:
 
     Made from the leaves up, without recursion, as everything on a tree is (a model may be thousands deep).
     """
-    places = list(_places(top).items())
     copies: dict[str, ModuleNode] = {}
-    for path, node in reversed(places):  # children before their parents
-        copies[path] = ModuleNode(
-            node.name,
-            node.type_name,
-            [replace(param, change="removed") for param in node.params],
-            [copies[_join(path, child.name)] for child in node.children],
-            node.shared_with,
-            node.type_path,
-            node.type_label,
+    for path, node in top.places(leaves_first=True):
+        # Marked against the later tree, which has no such module: no class of its own there to compare
+        # with, and the later tree's traced pass (a forward view's) never ran it.
+        copies[path] = replace(
+            node,
+            params=[replace(param, change="removed") for param in node.params],
+            children=[copies[_join(path, child.name)] for child in node.children],
             change="removed",
+            was_type="",
+            calls=-1,
+            output="",
         )
     return copies[""]
 
@@ -173,10 +166,12 @@ def compare_trees(before: ModelTree, after: ModelTree, *, changes_only: bool = F
     changed. Removed modules come back as ghosts under their parent, so the figure shows them. With
     ``changes_only``, subtrees without a change are left out (the summary counts them).
     """
-    earlier = _places(before.root)
-    later = _places(after.root)
+    earlier = dict(before.root.places())  # every module place by its dotted path, parents first
+    later = dict(after.root.places())
     prefix = _alignment(earlier, later)
     counts = _Counts()
+    # The later parameters an earlier one moved to, by their module's path and their name.
+    taken: set[tuple[str, str]] = set()
     # For each later parameter an earlier one moved to (its module's path, its name): what it was.
     moved: dict[tuple[str, str], list[str]] = {}
     # For each later module place: its earlier counterpart.
@@ -192,14 +187,14 @@ def compare_trees(before: ModelTree, after: ModelTree, *, changes_only: bool = F
         for param in old_node.params:
             if param.name in names:
                 continue
-            target = _find_moved(new_node, new_path, param, counts.moved_targets)
+            target = _find_moved(new_node, new_path, param, taken)
             if target is None:
                 removed_params.setdefault(new_path, []).append(replace(param, change="removed"))
                 if _counted(param):
                     counts.removed += param.numel
                 continue
             new_param, where = target
-            counts.moved_targets.add((where, param.name))
+            taken.add((where, param.name))
             was = [_moved_from(new_path, where, param.name)]
             was.extend(_differences(param, new_param, counts))
             moved[(where, param.name)] = was
@@ -236,17 +231,7 @@ def compare_trees(before: ModelTree, after: ModelTree, *, changes_only: bool = F
         was_type = ""
         if old is not None and _retyped(old, node):
             was_type = old.shown_type
-        return ModuleNode(
-            node.name,
-            node.type_name,
-            params,
-            children,
-            node.shared_with,
-            node.type_path,
-            node.type_label,
-            change=change,
-            was_type=was_type,
-        )
+        return replace(node, params=params, children=children, change=change, was_type=was_type)
 
     marked: dict[str, ModuleNode] = {}
     for path, node in reversed(list(later.items())):  # children before their parents, without recursion
@@ -260,18 +245,14 @@ def compare_trees(before: ModelTree, after: ModelTree, *, changes_only: bool = F
         modules_unchanged = sum(1 for node in marked.values() if not _has_change(node))
     totals = summarize(after)
     summary = ChangeSummary(
-        added=counts.added,
-        removed=counts.removed,
-        frozen=counts.frozen,
-        unfrozen=counts.unfrozen,
-        unchanged=counts.unchanged,
+        **asdict(counts),
         total=totals.total,
         tunable=totals.tunable,
         delta=totals.delta,
         modules_unchanged=modules_unchanged,
         changes_only=changes_only,
     )
-    return ModelTree(root, dominant_dtype=after.dominant_dtype, expand_params=after.expand_params, changes=summary)
+    return after.with_root(root, changes=summary)
 
 
 def _changes_only(root: ModuleNode) -> ModuleNode:

@@ -1,4 +1,9 @@
-"""Settings of a documentation site (:class:`ModelvisConfig`) and of one figure (:class:`FigureOptions`)."""
+"""Settings of a documentation site (:class:`ModelvisConfig`) and of one figure (:class:`FigureOptions`).
+
+Each setting is declared once, as a field that carries its type, its default, its help text and the rule its
+value must keep (:class:`Rule`). A figure option that a site setting backs takes that setting's default and
+rule (``_option(site="columns")``); the hosts register, convert and check every option from these declarations.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +16,15 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .errors import ConfigError
+from .option_text import classes, flag, length, optional_text, parser_for
 
 __all__ = [
     "DEFAULT_COLLAPSE_SUMMARY",
     "OPTION_SPEC",
     "FigureOptions",
     "ModelvisConfig",
+    "Rule",
+    "TreeSettings",
     "convert_options",
     "parse_figure_options",
     "resolve_figure_options",
@@ -25,11 +33,41 @@ __all__ = [
 DEFAULT_COLLAPSE_SUMMARY = "Click to view output"
 
 _DEVICE = re.compile(r"^[a-z_]+(:\d+)?$")
-_LENGTH = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)\s*(em|ex|px|in|cm|mm|pt|pc|%)?$")
 
 
-def _setting(default: Any, help: str, **checks: Any) -> Any:
-    return field(default=default, metadata={"help": help, **checks})
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """What a setting's value must be beyond its type, declared with the setting.
+
+    ``holds(value)`` says whether a (typed, not ``None``) value keeps the rule; ``must_be`` says what it must
+    be as a site setting's error puts it (``columns = 5 is invalid: it must be at least 20``), ``expected`` as
+    a figure option's error does (``expected a number of at least 20, got 5``).
+    """
+
+    holds: Callable[[Any], bool]
+    must_be: str
+    expected: str
+
+    def check(self, value: Any) -> bool:
+        """Whether ``value`` keeps the rule (``None``, where the type allows it, always does)."""
+        return value is None or self.holds(value)
+
+
+def at_least(minimum: int) -> Rule:
+    """A number of at least ``minimum``."""
+    return Rule(lambda value: value >= minimum, f"at least {minimum}", f"a number of at least {minimum}")
+
+
+POSITIVE_SECONDS = Rule(lambda value: value > 0, "more than 0", "a positive number of seconds")
+TORCH_DEVICE = Rule(
+    lambda value: bool(_DEVICE.match(value)),
+    "a torch device such as 'meta', 'cpu' or 'cuda:0'",
+    "a torch device such as meta, cpu or cuda:0",
+)
+
+
+def _setting(default: Any, help: str, rule: Rule | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "rule": rule})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,11 +79,12 @@ class ModelvisConfig:
     """
 
     show_code: bool = _setting(True, "Show each snippet's code above its figure as a highlighted Python block.")
-    timeout: float = _setting(300.0, "Seconds one snippet may run before its worker is killed.", minimum=0.001)
+    timeout: float = _setting(300.0, "Seconds one snippet may run before its worker is killed.", POSITIVE_SECONDS)
     cache_dir: str = _setting(
         "",
         "Folder of cached figures, one folder a CI job can keep between runs; relative to the configuration "
-        "directory. Empty: `.modelvis-cache` in Sphinx's build directory, or next to `mkdocs.yml`.",
+        "directory. Empty: `_build/.modelvis-cache` next to `conf.py` (whatever the output folder), or "
+        "`.modelvis-cache` next to `mkdocs.yml`.",
     )
     execute: Literal["auto", "always", "never"] = _setting(
         "auto",
@@ -55,7 +94,11 @@ class ModelvisConfig:
     on_error: Literal["warn", "raise"] = _setting(
         "warn", "`warn`: a failing snippet gives a warning and an error box; `raise`: it stops the build."
     )
-    pre_code: str = _setting("", "Python run at the start of each page's namespace (and after `:reset:`).")
+    pre_code: str = _setting(
+        "",
+        "Python run at the start of each page's namespace (and after `:reset:`), with the site's `device`, "
+        "`columns` and `timeout`.",
+    )
     fork_workers: bool = _setting(
         True,
         "Fork each page's worker from a template process that has imported the installed packages the snippets "
@@ -74,26 +117,38 @@ class ModelvisConfig:
         "`svg` picture, or `html` (rich's styled <pre>).",
     )
     open_depth: int | None = _setting(
-        None, "Interactive figures start collapsed below this depth (the whole tree stays in the page).", minimum=0
+        None, "Interactive figures start collapsed below this depth (the whole tree stays in the page).", at_least(0)
     )
-    columns: int = _setting(100, "Terminal width, in characters, that output and trees are laid out to.", minimum=20)
-    device: str | None = _setting(None, "Run snippets under `torch.device(device)`, e.g. `meta` (no weights).")
+    columns: int = _setting(100, "Terminal width, in characters, that output and trees are laid out to.", at_least(20))
+    device: str | None = _setting(
+        None, "Run snippets under `torch.device(device)`, e.g. `meta` (no weights).", TORCH_DEVICE
+    )
     keep_non_params: bool = _setting(False, "Keep modules without parameters (dropout, activations) in trees.")
     expand_params: bool = _setting(False, "Put each parameter on its own line in trees.")
     show_buffers: bool = _setting(False, "Show buffers in trees.")
-    max_depth: int | None = _setting(None, "Cut trees below this depth.", minimum=0)
+    max_depth: int | None = _setting(None, "Cut trees below this depth.", at_least(0))
     max_lines: int = _setting(
         1000,
         "Most lines of printed output a figure shows: its first and last lines, with a note of how many were "
         "left out between them; 0 shows everything. Trees are not cut (see `max_depth`).",
-        minimum=0,
+        at_least(0),
     )
     collapse_summary: str = _setting(DEFAULT_COLLAPSE_SUMMARY, "Default summary of a `:collapse:` figure.")
 
     def __post_init__(self) -> None:
-        hints = typing.get_type_hints(type(self))
         for spec in dataclasses.fields(self):
-            _check_setting(spec.name, getattr(self, spec.name), hints[spec.name], spec.metadata)
+            self.check_setting(spec.name, getattr(self, spec.name))
+
+    @classmethod
+    def check_setting(cls, name: str, value: Any) -> None:
+        """Raise :class:`~sphinx_modelvis.errors.ConfigError` unless ``value`` is a valid value of setting ``name``."""
+        spec = cls.__dataclass_fields__[name]
+        kind = _SITE_TYPES[name]
+        if not _matches(value, kind):
+            raise ConfigError(f"{name} = {value!r} is invalid: it must be {_describe(kind)}")
+        rule: Rule | None = spec.metadata["rule"]
+        if rule is not None and not rule.check(value):
+            raise ConfigError(f"{name} = {value!r} is invalid: it must be {rule.must_be}")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], *, prefix: str = "") -> ModelvisConfig:
@@ -114,6 +169,10 @@ class ModelvisConfig:
         return [(spec.name, spec.default, spec.metadata["help"]) for spec in dataclasses.fields(cls)]
 
 
+#: The type of each site setting (the annotations resolved once).
+_SITE_TYPES: Mapping[str, Any] = types.MappingProxyType(typing.get_type_hints(ModelvisConfig))
+
+
 def _describe(kind: Any) -> str:
     origin = typing.get_origin(kind)
     if origin is Literal:
@@ -128,7 +187,7 @@ def _matches(value: Any, kind: Any) -> bool:
     origin = typing.get_origin(kind)
     if origin is Literal:
         return value in typing.get_args(kind)
-    if typing.get_args(kind) and origin is not Literal:  # a union
+    if typing.get_args(kind):  # a union
         return any(_matches(value, arg) for arg in typing.get_args(kind))
     if kind is type(None):
         return value is None
@@ -139,175 +198,142 @@ def _matches(value: Any, kind: Any) -> bool:
     return isinstance(value, kind)
 
 
-def _check_setting(name: str, value: Any, kind: Any, checks: Mapping[str, Any]) -> None:
-    if not _matches(value, kind):
-        raise ConfigError(f"{name} = {value!r} is invalid: it must be {_describe(kind)}")
-    minimum = checks.get("minimum")
-    if minimum is not None and value is not None and value < minimum:
-        raise ConfigError(f"{name} = {value!r} is invalid: it must be at least {minimum}")
-    if name == "device" and value is not None and not _DEVICE.match(value):
-        raise ConfigError(f"device = {value!r} is invalid: it must be a torch device such as 'meta' or 'cuda:0'")
+def _option(
+    default: Any = None,
+    *,
+    site: str | None = None,
+    name: str | None = None,
+    parse: Callable[[str | None], Any] | None = None,
+    option: bool = True,
+) -> Any:
+    """A figure option: written ``:name:`` (the field's name with dashes by default), read by ``parse`` (by
+    default from the field's type). With ``site``, its default and its rule are the site setting's."""
+    rule: Rule | None = None
+    if site is not None:
+        spec = ModelvisConfig.__dataclass_fields__[site]
+        default, rule = spec.default, spec.metadata["rule"]
+    metadata = {"site": site, "rule": rule, "parse": parse, "name": name, "option": option}
+    return field(default=default, metadata=metadata)
 
 
-# Converters of the figure options: each takes the option's text (None when the option has no value)
-# and raises ValueError on a bad value, as docutils option specs do, so Sphinx can use them directly.
+@dataclass(frozen=True, kw_only=True)
+class TreeSettings:
+    """How the tree of a figure's module is built and laid out: what the worker needs, and part of the cache key."""
 
+    keep_non_params: bool = _option(site="keep_non_params")
+    expand_params: bool = _option(site="expand_params")
+    show_buffers: bool = _option(site="show_buffers")
+    max_depth: int | None = _option(site="max_depth")
+    rootname: str = _option("root")
+    #: An expression giving the inputs of one forward pass (a tensor, a tuple of positional arguments or a dict
+    #: of keyword arguments): the tree is then the forward view (see :mod:`sphinx_modelvis.forward`).
+    inputs: str | None = _option(None)
 
-def _flag(value: str | None) -> bool:
-    text = (value or "").strip().lower()
-    if text in ("", "true", "yes", "on", "1"):
-        return True
-    if text in ("false", "no", "off", "0"):
-        return False
-    raise ValueError(f"expected no value (or true/false), got {value!r}")
-
-
-def _text(value: str | None) -> str:
-    if value is None or not value.strip():
-        raise ValueError("a value is required")
-    return value.strip()
-
-
-def _optional_text(value: str | None) -> str:
-    return (value or "").strip()
-
-
-def _int_at_least(minimum: int) -> Callable[[str | None], int]:
-    def convert(value: str | None) -> int:
-        try:
-            number = int(_text(value))
-        except ValueError:
-            raise ValueError(f"expected a whole number, got {value!r}") from None
-        if number < minimum:
-            raise ValueError(f"expected a number of at least {minimum}, got {number}")
-        return number
-
-    return convert
-
-
-def _seconds(value: str | None) -> float:
-    try:
-        number = float(_text(value))
-    except ValueError:
-        raise ValueError(f"expected a number of seconds, got {value!r}") from None
-    if not number > 0:
-        raise ValueError(f"expected a positive number of seconds, got {value!r}")
-    return number
-
-
-def _choice(*choices: str) -> Callable[[str | None], str]:
-    def convert(value: str | None) -> str:
-        text = _text(value).lower()
-        if text not in choices:
-            raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}")
-        return text
-
-    return convert
-
-
-def _device(value: str | None) -> str:
-    text = _text(value)
-    if not _DEVICE.match(text):
-        raise ValueError(f"expected a torch device such as meta, cpu or cuda:0, got {value!r}")
-    return text
-
-
-def _length(value: str | None) -> str:
-    match = _LENGTH.match(_text(value))
-    if not match:
-        raise ValueError(f"expected a length such as 600px, 80% or 30em, got {value!r}")
-    return match.group(1) + (match.group(2) or "px")
-
-
-def _classes(value: str | None) -> list[str]:
-    names = [re.sub(r"[^a-z0-9]+", "-", word.lower()).strip("-") for word in _text(value).split()]
-    if not all(names):
-        raise ValueError(f"expected class names, got {value!r}")
-    return names
-
-
-#: The figure options (as written in a directive or fence) and the converter of each one's text.
-OPTION_SPEC: dict[str, Callable[[str | None], Any]] = {
-    "keep-non-params": _flag,
-    "expand-params": _flag,
-    "show-buffers": _flag,
-    "max-depth": _int_at_least(0),
-    "max-lines": _int_at_least(0),
-    "rootname": _text,
-    "device": _device,
-    "theme": _choice("auto", "dark", "light"),
-    "format": _choice("interactive", "svg", "html"),
-    "open-depth": _int_at_least(0),
-    "compare": _text,
-    "changes-only": _flag,
-    "inputs": _text,
-    "columns": _int_at_least(20),
-    "timeout": _seconds,
-    "reset": _flag,
-    "hide-code": _flag,
-    "show-code": _flag,
-    "collapse": _optional_text,
-    "caption": _text,
-    "name": _text,
-    "width": _length,
-    "align": _choice("left", "center", "right"),
-    "alt": _text,
-    "class": _classes,
-}
+    def key(self) -> dict[str, Any]:
+        """The settings as a cache key holds them."""
+        values = dataclasses.asdict(self)
+        if values["inputs"] is None:  # added after the others: keys made before it stay valid
+            del values["inputs"]
+        return values
 
 
 @dataclass(frozen=True, kw_only=True)
 class FigureOptions:
     """Everything that shapes one figure, with the site's defaults filled in.
 
-    ``expr`` is the directive's argument: evaluated after the snippet, its tree is the figure.
-    ``collapse`` is the summary of a closed ``<details>``, or ``None`` when the figure is shown open.
-    ``compare`` names an earlier figure of the page (its ``:name:``): this figure's tree is then drawn marked
-    against that figure's tree, by the host, after the snippet ran (it is no part of the cache key).
-    ``inputs`` is an expression of the page's namespace: the figure's tree is then the forward view of one
-    pass on it.
+    ``expr`` is the directive's argument: evaluated after the snippet, its tree is the figure; ``tree`` how
+    that tree is built. ``collapse`` is the summary of a closed ``<details>``, or ``None`` when the figure
+    is shown open. ``compare`` names an earlier figure of the page (its ``:name:``): this figure's tree is
+    then drawn marked against that figure's tree, by the host, after the snippet ran (it is no part of the
+    cache key).
     """
 
-    expr: str | None = None
-    keep_non_params: bool = False
-    expand_params: bool = False
-    show_buffers: bool = False
-    max_depth: int | None = None
-    max_lines: int = 1000
-    rootname: str = "root"
-    device: str | None = None
-    theme: str = "auto"
-    format: str = "interactive"
-    open_depth: int | None = None
-    compare: str | None = None
-    changes_only: bool = False
-    inputs: str | None = None
-    columns: int = 100
-    timeout: float = 300.0
-    reset: bool = False
-    show_code: bool = True
-    collapse: str | None = None
-    caption: str | None = None
-    name: str | None = None
-    width: str | None = None
-    align: str | None = None
-    alt: str | None = None
-    classes: tuple[str, ...] = ()
+    expr: str | None = _option(None, option=False)
+    tree: TreeSettings = field(default_factory=TreeSettings)
+    max_lines: int = _option(site="max_lines")
+    device: str | None = _option(site="device")
+    theme: str = _option(site="theme")
+    format: str = _option(site="format")
+    open_depth: int | None = _option(site="open_depth")
+    compare: str | None = _option(None)
+    changes_only: bool = _option(False)
+    columns: int = _option(site="columns")
+    timeout: float = _option(site="timeout")
+    reset: bool = _option(False)
+    show_code: bool = _option(site="show_code")
+    collapse: str | None = _option(None, parse=optional_text)
+    caption: str | None = _option(None)
+    name: str | None = _option(None)
+    width: str | None = _option(None, parse=length)
+    align: Literal["left", "center", "right"] | None = _option(None)
+    alt: str | None = _option(None)
+    classes: tuple[str, ...] = _option((), name="class", parse=classes)
+
+    @classmethod
+    def of_site(cls, config: ModelvisConfig) -> FigureOptions:
+        """The options of a figure that sets none: the site's settings (what ``pre_code`` runs with)."""
+        return resolve_figure_options(None, {}, config)
 
     def execution_key(self) -> dict[str, Any]:
         """The options that change what the snippet shows (so they are part of its cache key)."""
         return {
             "expr": self.expr,
-            "keep_non_params": self.keep_non_params,
-            "expand_params": self.expand_params,
-            "show_buffers": self.show_buffers,
-            "max_depth": self.max_depth,
+            **self.tree.key(),
             "max_lines": self.max_lines,
-            "rootname": self.rootname,
             "device": self.device,
             "columns": self.columns,
-            **({"inputs": self.inputs} if self.inputs else {}),
         }
+
+
+def _converter(spec: dataclasses.Field[Any], kind: Any) -> Callable[[str | None], Any]:
+    """The converter of an option's text: its parser, then the rule of the setting it comes from.
+
+    An option a site setting backs is read as that setting's type (its choices, its number kind).
+    """
+    site = spec.metadata["site"]
+    parse = spec.metadata["parse"] or parser_for(_SITE_TYPES[site] if site is not None else kind)
+    rule: Rule | None = spec.metadata["rule"]
+    if rule is None:
+        return parse
+
+    def convert(value: str | None) -> Any:
+        converted = parse(value)
+        if not rule.check(converted):
+            raise ValueError(f"expected {rule.expected}, got {converted!r}")
+        return converted
+
+    return convert
+
+
+_Declared = tuple[type, dataclasses.Field[Any], Callable[[str | None], Any]]
+
+
+def _declared_options() -> dict[str, _Declared]:
+    """Each figure option as written in a page: the options class and field it fills, and its converter."""
+    declared: dict[str, _Declared] = {}
+    for owner in (TreeSettings, FigureOptions):
+        hints = typing.get_type_hints(owner)
+        for spec in dataclasses.fields(owner):
+            if spec.metadata.get("option"):
+                written = spec.metadata["name"] or spec.name.replace("_", "-")
+                declared[written] = (owner, spec, _converter(spec, hints[spec.name]))
+    return declared
+
+
+_OPTIONS = _declared_options()
+
+
+def _option_spec() -> dict[str, Callable[[str | None], Any]]:
+    spec: dict[str, Callable[[str | None], Any]] = {}
+    for name, (_owner, _field, convert) in _OPTIONS.items():
+        spec[name] = convert
+        if name == "show-code":
+            spec["hide-code"] = flag  # its opposite, for a site that shows code by default
+    return spec
+
+
+#: The figure options (as written in a directive or fence) and the converter of each one's text.
+OPTION_SPEC = _option_spec()
 
 
 def convert_options(raw: Mapping[str, str | None]) -> dict[str, Any]:
@@ -331,40 +357,20 @@ def resolve_figure_options(argument: str | None, options: Mapping[str, Any], con
     """The figure's options from its argument and *converted* options, defaults taken from ``config``."""
     if "hide-code" in options and "show-code" in options:
         raise ConfigError("use :hide-code: or :show-code:, not both")
-    show_code = config.show_code
+    values: dict[type, dict[str, Any]] = {TreeSettings: {}, FigureOptions: {}}
+    for written, (owner, spec, _convert) in _OPTIONS.items():
+        if written in options:
+            values[owner][spec.name] = options[written]
+        elif spec.metadata["site"] is not None:
+            values[owner][spec.name] = getattr(config, spec.metadata["site"])
+    figure = values[FigureOptions]
     if "hide-code" in options:
-        show_code = not options["hide-code"]
-    if "show-code" in options:
-        show_code = options["show-code"]
-    collapse = options.get("collapse")
+        figure["show_code"] = not options["hide-code"]
+    if figure.get("collapse") == "":
+        figure["collapse"] = config.collapse_summary
+    figure["classes"] = tuple(figure.get("classes", ()))
     expr = (argument or "").strip() or None
-    return FigureOptions(
-        expr=expr,
-        keep_non_params=options.get("keep-non-params", config.keep_non_params),
-        expand_params=options.get("expand-params", config.expand_params),
-        show_buffers=options.get("show-buffers", config.show_buffers),
-        max_depth=options.get("max-depth", config.max_depth),
-        max_lines=options.get("max-lines", config.max_lines),
-        rootname=options.get("rootname", "root"),
-        device=options.get("device", config.device),
-        theme=options.get("theme", config.theme),
-        format=options.get("format", config.format),
-        open_depth=options.get("open-depth", config.open_depth),
-        compare=options.get("compare"),
-        changes_only=options.get("changes-only", False),
-        inputs=options.get("inputs"),
-        columns=options.get("columns", config.columns),
-        timeout=options.get("timeout", config.timeout),
-        reset=options.get("reset", False),
-        show_code=show_code,
-        collapse=None if collapse is None else (collapse or config.collapse_summary),
-        caption=options.get("caption"),
-        name=options.get("name"),
-        width=options.get("width"),
-        align=options.get("align"),
-        alt=options.get("alt"),
-        classes=tuple(options.get("class", ())),
-    )
+    return FigureOptions(expr=expr, tree=TreeSettings(**values[TreeSettings]), **figure)
 
 
 def parse_figure_options(argument: str | None, raw: Mapping[str, str | None], config: ModelvisConfig) -> FigureOptions:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .tree import ModelTree, ModuleNode
+from .tree import ModelTree, ModuleNode, ParamInfo
 
 __all__ = [
     "FoldedNode",
@@ -14,6 +15,7 @@ __all__ = [
     "fold_siblings",
     "format_count",
     "format_names",
+    "subtree_totals",
     "summarize",
 ]
 
@@ -99,37 +101,16 @@ def drop_parameter_free(root: ModuleNode) -> ModuleNode:
     The root always stays. A module met again through a second parent stays when the place
     it is shown stays.
     """
-    # Post-order without recursion: children are decided before their parent.
     copies: dict[int, ModuleNode] = {}
     kept_paths: set[str] = set()
-    order: list[tuple[ModuleNode, str]] = []
-    stack: list[tuple[ModuleNode, str]] = [(root, "")]
-    while stack:
-        node, path = stack.pop()
-        order.append((node, path))
-        for child in node.children:
-            stack.append((child, f"{path}.{child.name}" if path else child.name))
-    # ``order`` is pre-order with children reversed; walking it backwards visits children first,
-    # and visits earlier siblings before later ones, so a shared module's first place is decided first.
-    for node, path in reversed(order):
+    # Children before their parent, earlier siblings first: a shared module's first place is decided first.
+    for path, node in root.places(leaves_first=True):
         kids = [copies[id(child)] for child in node.children if id(child) in copies]
         keep = bool(node.params) or bool(kids) or node is root
         if node.shared_with is not None:
             keep = keep or node.shared_with in kept_paths or _is_ancestor(node.shared_with, path)
         if keep:
-            copies[id(node)] = ModuleNode(
-                node.name,
-                node.type_name,
-                list(node.params),
-                kids,
-                node.shared_with,
-                node.type_path,
-                node.type_label,
-                node.change,
-                node.was_type,
-                node.calls,
-                node.output,
-            )
+            copies[id(node)] = replace(node, children=kids)
             kept_paths.add(path)
     return copies[id(root)]
 
@@ -147,14 +128,7 @@ def _signatures(root: ModuleNode) -> dict[int, int]:
     ids: dict[int, int] = {}
     for node in root.distinct():
         key = (
-            node.type_key,
-            node.type_label,
-            node.shared_with,
-            node.change,
-            node.was_type,
-            node.calls,
-            node.output,
-            tuple([param.signature() for param in node.params]) if node.params else (),
+            node.signature(),
             tuple([(child.name, ids[id(child)]) for child in node.children]) if node.children else (),
         )
         ids[id(node)] = table.setdefault(key, len(table))
@@ -215,21 +189,26 @@ def summarize(tree: ModelTree | ModuleNode) -> ParamSummary:
     # Totals per node object, children first: a subtree shared by many places is added up once.
     totals: dict[int, tuple[int, int, int]] = {}
     for node in root.distinct():
-        total = tunable = delta = 0
-        for param in node.params:
-            if param.buffer or param.tied_to is not None or param.change == "removed":
-                continue
-            count = param.numel
-            total += count
-            if param.requires_grad:
-                tunable += count
-            if param.delta:
-                delta += count
-        for child in node.children:
-            below = totals[id(child)]
-            total += below[0]
-            tunable += below[1]
-            delta += below[2]
-        totals[id(node)] = (total, tunable, delta)
+        totals[id(node)] = subtree_totals(node.params, [totals[id(child)] for child in node.children])
     total, tunable, delta = totals[id(root)]
     return ParamSummary(total=total, tunable=tunable, frozen=total - tunable, delta=delta)
+
+
+def subtree_totals(params: Iterable[ParamInfo], below: Iterable[tuple[int, int, int]]) -> tuple[int, int, int]:
+    """(total, tunable, delta) parameters of a subtree: its module's own ``params`` (tied weights, buffers and a
+    comparison's removed parameters not counted: each tensor counts once, where it is), and the totals ``below``."""
+    total = tunable = delta = 0
+    for param in params:
+        if param.buffer or param.tied_to is not None or param.change == "removed":
+            continue
+        count = param.numel
+        total += count
+        if param.requires_grad:
+            tunable += count
+        if param.delta:
+            delta += count
+    for child_total, child_tunable, child_delta in below:
+        total += child_total
+        tunable += child_tunable
+        delta += child_delta
+    return total, tunable, delta

@@ -1,20 +1,25 @@
-"""``torch.nn.Module`` to :class:`~sphinx_modelvis.tree.ModelTree`: the only module that looks at torch objects."""
+"""``torch.nn.Module`` to :class:`~sphinx_modelvis.tree.ModelTree`: one walk over a model's modules and parameters.
+
+With :mod:`~sphinx_modelvis.delta`, :mod:`~sphinx_modelvis.type_labels` and :mod:`~sphinx_modelvis.tracing`
+(the forward view's pass), the only modules that look at torch objects."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._gc import gc_paused
+from .delta import NO_ADAPTERS, AdapterFinder, is_delta_module, plain_module_type
 from .errors import NotAModule
+from .folding import subtree_totals
 from .tree import ModelTree, ModuleNode, ParamInfo, TreeFacts
+from .type_labels import label_same_named_types
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DeltaPredicate", "build_tree", "is_module"]
+__all__ = ["DeltaPredicate", "build_tree", "dtype_name", "is_module"]
 
 DeltaPredicate = Callable[[str, "torch.nn.Parameter"], bool]
 
@@ -23,6 +28,11 @@ def is_module(value: object) -> bool:
     """Whether ``value`` is a ``torch.nn.Module``, without importing torch when nothing did yet."""
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(value, torch.nn.Module)
+
+
+def dtype_name(dtype: Any) -> str:
+    """A torch dtype as trees keep it: ``float32``, ``int64`` (``unknown`` for none)."""
+    return "unknown" if dtype is None else str(dtype).removeprefix("torch.")
 
 
 class _TensorReader:
@@ -59,146 +69,8 @@ class _TensorReader:
         dtype = getattr(tensor, "dtype", None)
         name = self._dtypes.get(dtype)
         if name is None:
-            name = self._dtypes[dtype] = "unknown" if dtype is None else str(dtype).removeprefix("torch.")
+            name = self._dtypes[dtype] = dtype_name(dtype)
         return name
-
-
-def _is_delta(module: Any, plain_types: dict[type, bool]) -> bool:
-    """``getattr(module, "_is_delta", False)``: whether OpenDelta marked the module as delta.
-
-    Answered without the attribute lookup when it would end in ``nn.Module.__getattr__`` and find
-    nothing there: that raises (slowly) for every missing attribute, and a big model has many modules.
-    ``plain_types`` remembers, per class, whether its lookup would end there (no ``__getattr__`` of its
-    own, no ``_is_delta`` class attribute).
-    """
-    kind = type(module)
-    plain = plain_types.get(kind)
-    if plain is None:
-        torch = sys.modules["torch"]
-        plain = plain_types[kind] = kind.__getattr__ is torch.nn.Module.__getattr__ and not hasattr(kind, "_is_delta")
-    if plain:
-        state = module.__dict__
-        if (
-            "_is_delta" not in state
-            and "_is_delta" not in state["_parameters"]
-            and "_is_delta" not in state["_buffers"]
-            and "_is_delta" not in state["_modules"]
-        ):
-            return False
-    return bool(getattr(module, "_is_delta", False))
-
-
-def _public_module(kind: type) -> str:
-    """The shortest package path the class can be imported from (``torch.nn`` for ``nn.Linear``).
-
-    Only modules already imported are looked at; the class's own module when no package above re-exports it.
-    """
-    parts = kind.__module__.split(".")
-    for length in range(1, len(parts)):
-        package = sys.modules.get(".".join(parts[:length]))
-        if package is not None and getattr(package, kind.__qualname__, None) is kind:
-            return ".".join(parts[:length])
-    return kind.__module__
-
-
-def type_labels(kinds: list[type]) -> dict[type, str]:
-    """How to show classes that share a name, each with the shortest package prefix that tells it apart.
-
-    ``lora.Linear`` beside ``Linear``: when exactly one of them is PyTorch's own, it keeps its bare name
-    (it is what readers take the name to mean); the others get the last parts of the package they are
-    imported from, as few as tell them apart (``lora.Linear``, ``mine.Block`` and ``theirs.Block``).
-    Classes that nothing tells apart (one defined twice in one module) are numbered: ``Block#2``.
-    """
-    native = [kind for kind in kinds if kind.__module__.split(".")[0] == "torch"]
-    bare = native[0] if len(native) == 1 else None
-    rest = [kind for kind in kinds if kind is not bare]
-    paths = {kind: _public_module(kind).split(".") for kind in rest}
-    longest = max((len(parts) for parts in paths.values()), default=0)
-
-    def labelled(depth: int) -> dict[type, str]:
-        return {kind: ".".join([*paths[kind][-depth:], kind.__qualname__]) for kind in rest}
-
-    labels = labelled(1)
-    for depth in range(2, longest + 1):
-        if len(set(labels.values())) == len(labels):
-            break
-        labels = labelled(depth)
-    if len(set(labels.values())) < len(labels):  # the same path twice: numbered, from the shortest labels
-        labels = labelled(1)
-    counts: dict[str, int] = {}
-    for kind in rest:  # still alike: the same path twice
-        label = labels[kind]
-        counts[label] = counts.get(label, 0) + 1
-        if counts[label] > 1:
-            labels[kind] = f"{label}#{counts[label]}"
-    if bare is not None:
-        labels[bare] = bare.__qualname__
-    return labels
-
-
-def _tell_apart_same_named_types(nodes_of_type: dict[type, list[ModuleNode]], kinds: list[type]) -> None:
-    """Give the nodes of classes that share their name with another class (``lora.Linear`` and ``nn.Linear``,
-    say) the class's full path, so they never fold together, and the label figures show; other nodes stay
-    without them (smaller trees). ``kinds`` is the class of every place, in model order."""
-    by_name: dict[str, list[type]] = {}
-    for kind in nodes_of_type:
-        by_name.setdefault(kind.__name__, []).append(kind)
-    if all(len(group) == 1 for group in by_name.values()):
-        return
-    first_place: dict[type, int] = {}
-    for place, kind in enumerate(kinds):
-        first_place.setdefault(kind, place)
-    for group in by_name.values():
-        if len(group) < 2:
-            continue
-        group.sort(key=first_place.__getitem__)  # labels numbered in the order the model uses the classes
-        labels = type_labels(group)
-        for kind in group:
-            path = f"{kind.__module__}.{kind.__qualname__}"
-            label = labels[kind] if labels[kind] != kind.__name__ else ""
-            for node in nodes_of_type[kind]:
-                node.type_path = path
-                node.type_label = label
-
-
-class _AdapterFinder:
-    """Names of the children that PEFT inserted into a module (LoRA's ``lora_A``/``lora_B``, ...).
-
-    Uses PEFT's own layer classes: every tuner layer lists its adapter sub-modules in
-    ``adapter_layer_names``. Only looked at when PEFT is already imported (else no model has its layers).
-    """
-
-    __slots__ = ("_peft_model", "_wrappers")
-
-    def __init__(self) -> None:
-        self._wrappers: tuple[type, ...] = ()
-        self._peft_model: type | None = None
-        peft = sys.modules.get("peft")
-        if peft is None:
-            return
-        from peft.tuners.tuners_utils import BaseTunerLayer
-
-        self._wrappers = (BaseTunerLayer,)
-        try:
-            from peft.utils.other import AuxiliaryTrainingWrapper
-
-            self._wrappers += (AuxiliaryTrainingWrapper,)
-        except ImportError:  # older PEFT
-            pass
-        self._peft_model = peft.PeftModel
-
-    def __call__(self, module: Any) -> frozenset[str]:
-        if not self._wrappers:
-            return _NONE
-        if isinstance(module, self._wrappers):
-            return frozenset(getattr(module, "adapter_layer_names", ()))
-        if self._peft_model is not None and isinstance(module, self._peft_model):
-            if getattr(module, "prompt_encoder", None) is not None:
-                return frozenset({"prompt_encoder"})
-        return _NONE
-
-
-_NONE: frozenset[str] = frozenset()
 
 
 def build_tree(
@@ -285,9 +157,10 @@ class _TreeBuilder:
         """
         torch = sys.modules["torch"]
         plain_tensors = (torch.nn.Parameter, torch.Tensor)
-        adapters_of = _AdapterFinder() if "peft" in sys.modules else None
+        adapters_of = AdapterFinder() if "peft" in sys.modules else None
         delta = self.delta
-        show_buffers = self.show_buffers
+        # Whether each kind of tensor a module holds is a buffer: parameters, and buffers when they are shown.
+        kinds_shown = (False, True) if self.show_buffers else (False,)
         plain_types: dict[type, bool] = {}
         seen_modules: dict[int, int] = {}
         seen_params: dict[int, tuple[int, str]] = {}
@@ -301,7 +174,7 @@ class _TreeBuilder:
             self.kids,
         )
         # Each entry: module, its parent place, its name, whether it lies inside a delta (adapter) module.
-        stack: list[tuple[Any, int, str, bool]] = [(model, -1, "root", _is_delta(model, plain_types))]
+        stack: list[tuple[Any, int, str, bool]] = [(model, -1, "root", is_delta_module(model, plain_types))]
         push = stack.append
         while stack:
             module, parent, name, in_delta = stack.pop()
@@ -323,44 +196,33 @@ class _TreeBuilder:
                 continue
             shared.append(-1)
             own: list[int] = []
-            for key, tensor in module._parameters.items():
-                if tensor is None:
-                    continue
-                met = (place, key)
-                first_met = seen_params.setdefault(id(tensor), met)
-                tied = None if first_met is met else first_met
-                if type(tensor) in plain_tensors:
-                    is_delta = in_delta or bool(getattr(tensor, "_is_delta", False))
-                    if not is_delta and delta is not None:
-                        is_delta = bool(delta(self._qualified(place, key), tensor))
-                    signature: tuple[Any, ...] = (
-                        key,
-                        tensor.shape,
-                        tensor.dtype,
-                        tensor.requires_grad,
-                        is_delta,
-                        tied,
-                    )
-                else:  # odd tensors: their shape or dtype may not be readable as above
-                    signature = self._describe(tensor, key, in_delta, False, tied, place).signature()
-                number = numbers.get(signature)
-                if number is None:
-                    number = numbers[signature] = self._add(tensor, key, in_delta, False, tied, place)
-                own.append(number)
-            if show_buffers:
-                for key, tensor in module._buffers.items():
+            for is_buffer in kinds_shown:
+                for key, tensor in (module._buffers if is_buffer else module._parameters).items():
                     if tensor is None:
                         continue
                     met = (place, key)
                     first_met = seen_params.setdefault(id(tensor), met)
                     tied = None if first_met is met else first_met
-                    signature = self._describe(tensor, key, False, True, tied, place).signature()
+                    if not is_buffer and type(tensor) in plain_tensors:
+                        is_delta = in_delta or bool(getattr(tensor, "_is_delta", False))
+                        if not is_delta and delta is not None:
+                            is_delta = bool(delta(self._qualified(place, key), tensor))
+                        signature: tuple[Any, ...] = (
+                            key,
+                            tensor.shape,
+                            tensor.dtype,
+                            tensor.requires_grad,
+                            is_delta,
+                            tied,
+                        )
+                    else:  # buffers, and odd tensors whose shape or dtype may not be readable as above
+                        signature = self._describe(tensor, key, in_delta, is_buffer, tied, place).signature()
                     number = numbers.get(signature)
                     if number is None:
-                        number = numbers[signature] = self._add(tensor, key, False, True, tied, place)
+                        number = numbers[signature] = self._add(tensor, key, in_delta, is_buffer, tied, place)
                     own.append(number)
             params.append(tuple(own))
-            adapters = adapters_of(module) if adapters_of is not None else _NONE
+            adapters = adapters_of(module) if adapters_of is not None else NO_ADAPTERS
             if not module._modules:
                 continue
             # Depth first, in registration order (as ``named_modules``: pushed last to first): a module
@@ -374,9 +236,9 @@ class _TreeBuilder:
                     kind = type(child)
                     plain = plain_types.get(kind)
                     if plain is None:
-                        plain = plain_types[kind] = _plain_module_type(kind)
+                        plain = plain_types[kind] = plain_module_type(kind)
                     # What ``_is_delta`` answers, without its call for the usual module.
-                    child_delta = (not plain or "_is_delta" in child.__dict__) and _is_delta(child, plain_types)
+                    child_delta = (not plain or "_is_delta" in child.__dict__) and is_delta_module(child, plain_types)
                 push((child, place, key, child_delta))
 
     def _describe(
@@ -488,131 +350,19 @@ class _TreeBuilder:
             number = numbers.get(key)
             if number is None:
                 number = numbers[key] = len(numbers)
-                totals.append(self._totals(own, [totals[subtrees[id(node)]] for node in below]))
+                totals.append(
+                    subtree_totals([infos[index] for index in own], [totals[subtrees[id(node)]] for node in below])
+                )
             node = nodes.get((names[place], number))
             if node is None:
                 kind = kinds[place]
                 node = nodes[(names[place], number)] = ModuleNode(
-                    names[place], kind.__name__, [infos[index] for index in own], below, shared_with
+                    names[place], kind.__name__, [infos[index] for index in own], below, shared_with=shared_with
                 )
                 subtrees[id(node)] = number
                 nodes_of_type.setdefault(kind, []).append(node)
             node_of[place] = node
-        _tell_apart_same_named_types(nodes_of_type, kinds)
+        label_same_named_types(nodes_of_type, kinds)
         root = node_of[0]
         assert root is not None
         return root, TreeFacts(subtrees, totals[subtrees[id(root)]])
-
-    def _totals(self, own: tuple[int, ...], below: list[tuple[int, int, int]]) -> tuple[int, int, int]:
-        """(total, tunable, delta) of a subtree: its own parameters (tied weights and buffers not counted again)."""
-        total = tunable = delta = 0
-        for number in own:
-            info, _counted = self.described[number]
-            if info.buffer or info.tied_to is not None:
-                continue
-            count = info.numel
-            total += count
-            if info.requires_grad:
-                tunable += count
-            if info.delta:
-                delta += count
-        for child_total, child_tunable, child_delta in below:
-            total += child_total
-            tunable += child_tunable
-            delta += child_delta
-        return total, tunable, delta
-
-
-def _plain_module_type(kind: type) -> bool:
-    """Whether looking up a missing attribute on modules of this class ends in ``nn.Module.__getattr__``."""
-    torch = sys.modules["torch"]
-    return kind.__getattr__ is torch.nn.Module.__getattr__ and not hasattr(kind, "_is_delta")  # type: ignore[attr-defined]
-
-
-# -- the forward view -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ForwardRecord:
-    """What one module did in a traced forward pass: when it first ran (its rank among all calls), how many
-    times it ran, and what its first call returned (summarized, see :func:`summarize_output`)."""
-
-    order: int
-    calls: int
-    output: Any
-
-
-def summarize_output(value: Any, depth: int = 0) -> Any:
-    """A module's output as plain data: a tensor as ``("t", shape, dtype)``; tuples and lists as ``("s",
-    items)``; dicts and transformers' ``ModelOutput`` as ``("o", class name, [(key, item), ...])`` (keys
-    whose value is ``None`` left out); anything else as ``("x", type name)``."""
-    torch = sys.modules["torch"]
-    if isinstance(value, torch.Tensor):
-        return ("t", tuple(int(size) for size in value.shape), str(value.dtype).removeprefix("torch."))
-    if depth > 3:
-        return ("x", type(value).__name__)
-    if isinstance(value, dict):
-        items = [(str(key), summarize_output(item, depth + 1)) for key, item in value.items() if item is not None]
-        return ("o", "" if type(value) is dict else type(value).__name__, items)
-    if isinstance(value, (tuple, list)):
-        return ("s", [summarize_output(item, depth + 1) for item in value])
-    if value is None:
-        return ("x", "None")
-    return ("x", type(value).__name__)
-
-
-def trace_forward(model: torch.nn.Module, inputs: Any) -> tuple[dict[str, ForwardRecord], Any, Any]:
-    """Run ``model`` once on ``inputs`` under ``torch.no_grad()``, with hooks on every module, and say what
-    each module did, by its path (a module reachable from two parents: by the path met first).
-
-    ``inputs`` is a tensor (one positional argument), a tuple (positional arguments) or a dict (keyword
-    arguments). The hooks are removed afterwards, also when the pass raises (the exception goes on); the
-    model is otherwise untouched. On the meta device the pass costs no memory for activations. Returns
-    the records, the summarized input and the summarized output.
-    """
-    torch = sys.modules["torch"]
-    paths: dict[int, str] = {}
-    for path, module in model.named_modules():
-        paths.setdefault(id(module), path)
-    order: dict[int, int] = {}
-    calls: dict[int, int] = {}
-    outputs: dict[int, Any] = {}
-
-    def before(module: Any, _args: Any) -> None:
-        key = id(module)
-        order.setdefault(key, len(order))
-        calls[key] = calls.get(key, 0) + 1
-
-    def after(module: Any, _args: Any, output: Any) -> None:
-        key = id(module)
-        if key not in outputs:
-            outputs[key] = summarize_output(output)
-
-    handles = []
-    try:
-        for module in model.modules():
-            handles.append(module.register_forward_pre_hook(before))
-            handles.append(module.register_forward_hook(after))
-        with torch.no_grad():
-            if isinstance(inputs, dict):
-                result = model(**inputs)
-            elif isinstance(inputs, tuple):
-                result = model(*inputs)
-            else:
-                result = model(inputs)
-    finally:
-        for handle in handles:
-            handle.remove()
-    records = {
-        paths[key]: ForwardRecord(rank, calls[key], outputs.get(key)) for key, rank in order.items() if key in paths
-    }
-    return records, summarize_output(inputs), summarize_output(result)
-
-
-def forward_view(model: torch.nn.Module, tree: ModelTree, inputs: Any) -> ModelTree:
-    """``tree`` (of ``model``) as its forward view: one traced pass on ``inputs`` (see :func:`trace_forward`),
-    annotated on the tree (:func:`~sphinx_modelvis.forward.annotate_forward`). What the pass raises goes on."""
-    from .forward import annotate_forward
-
-    records, given, output = trace_forward(model, inputs)
-    return annotate_forward(tree, records, inputs=given, output=output)

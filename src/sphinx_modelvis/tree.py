@@ -3,17 +3,116 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
-__all__ = ["CHANGES", "TREE_FORMAT_VERSION", "ChangeSummary", "ModelTree", "ModuleNode", "ParamInfo", "TreeFacts"]
+__all__ = [
+    "CHANGES",
+    "DTYPE_NAMES",
+    "TREE_FORMAT_VERSION",
+    "ChangeSummary",
+    "JsonField",
+    "ModelTree",
+    "ModuleNode",
+    "ParamInfo",
+    "TreeFacts",
+    "format_dtype",
+    "format_shape",
+]
 
 #: Bumped whenever the JSON layout changes, so cached trees of an older layout are rebuilt.
 TREE_FORMAT_VERSION = 4
 
 #: The change marks of a compared tree (see :mod:`sphinx_modelvis.compare`), on modules and parameters.
 CHANGES = ("added", "removed", "changed", "moved")
+
+#: Short names of dtypes, wherever a figure shows one (a parameter's or an output's that is not the model's usual one).
+DTYPE_NAMES = {
+    "float32": "f32",
+    "float16": "f16",
+    "bfloat16": "bf16",
+    "float64": "f64",
+    "complex64": "c64",
+    "complex128": "c128",
+    "int64": "i64",
+}
+
+
+def format_shape(shape: tuple[int, ...] | None) -> str:
+    """A shape as figures write it: ``[768, 768]``, ``[]`` for a scalar, ``[?]`` when not known yet."""
+    return "[?]" if shape is None else "[" + ", ".join([str(size) for size in shape]) + "]"
+
+
+def format_dtype(dtype: str) -> str:
+    """A dtype as figures write it: its short name (``bf16``, ``i64``) when it has one, else as torch names it."""
+    return DTYPE_NAMES.get(dtype, dtype)
+
+
+@dataclass(frozen=True, slots=True)
+class JsonField:
+    """How a field of the tree's data classes is written to JSON when not as it is (the field's
+    ``metadata["json"]``). Fields are written in the order they are declared, and left out while they hold
+    their default value, unless ``always``."""
+
+    #: The JSON key, when not the field's name.
+    key: str = ""
+    write: Callable[[Any], Any] | None = None
+    read: Callable[[Any], Any] | None = None
+    always: bool = False
+
+
+_AS_IS = JsonField()
+#: Per field that JSON holds (each field that equality compares), in declaration order: its name, its JSON
+#: key, its default (``MISSING``: none) and how it is written. Filled once per class, below each class.
+_LAYOUTS: dict[type, tuple[tuple[str, str, Any, JsonField], ...]] = {}
+
+
+def _layout(cls: type) -> tuple[tuple[str, str, Any, JsonField], ...]:
+    entries = []
+    for item in fields(cls):
+        if not item.compare:  # facts worked out from the data (ModelTree.known) are not data
+            continue
+        how = item.metadata.get("json", _AS_IS)
+        default = item.default_factory() if item.default_factory is not MISSING else item.default
+        entries.append((item.name, how.key or item.name, default, how))
+    return tuple(entries)
+
+
+def _write(value: Any, skip: str = "") -> dict[str, Any]:
+    """The JSON-ready dict of a data class's fields (but ``skip``), each left out while it holds its default."""
+    data: dict[str, Any] = {}
+    for name, key, default, how in _LAYOUTS[type(value)]:
+        if name == skip:
+            continue
+        item = getattr(value, name)
+        if item == default and not how.always:
+            continue
+        data[key] = item if how.write is None else how.write(item)
+    return data
+
+
+def _read(cls: type, data: dict[str, Any], skip: str = "") -> dict[str, Any]:
+    """The keyword arguments that make a ``cls`` of what :func:`_write` wrote (missing keys: the defaults)."""
+    values: dict[str, Any] = {}
+    for name, key, _default, how in _LAYOUTS[cls]:
+        if name != skip and key in data:
+            item = data[key]
+            values[name] = item if how.read is None else how.read(item)
+    return values
+
+
+def _values(value: Any, skip: str) -> tuple[Any, ...]:
+    """Every field of a data class that equality compares, but ``skip``, in declaration order."""
+    return tuple([getattr(value, name) for name, _key, _default, _how in _LAYOUTS[type(value)] if name != skip])
+
+
+def _list(shape: tuple[int, ...] | None) -> list[int] | None:
+    return None if shape is None else list(shape)
+
+
+def _tuple(shape: list[int] | None) -> tuple[int, ...] | None:
+    return None if shape is None else tuple(shape)
 
 
 @dataclass(slots=True)
@@ -31,7 +130,7 @@ class ParamInfo:
     """
 
     name: str
-    shape: tuple[int, ...] | None
+    shape: tuple[int, ...] | None = field(metadata={"json": JsonField(write=_list, read=_tuple)})
     dtype: str = "float32"
     requires_grad: bool = True
     delta: bool = False
@@ -60,51 +159,28 @@ class ParamInfo:
         return "tunable" if self.requires_grad else "frozen"
 
     def signature(self) -> tuple[Any, ...]:
-        """What must match for two parameters to be shown as one."""
-        return (
-            self.name,
-            self.shape,
-            self.dtype,
-            self.requires_grad,
-            self.delta,
-            self.buffer,
-            self.tied_to,
-            self.change,
-            self.was,
-        )
+        """What must match for two parameters to be shown as one: every field."""
+        return _values(self, "")
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"name": self.name, "shape": None if self.shape is None else list(self.shape)}
-        if self.dtype != "float32":
-            data["dtype"] = self.dtype
-        if not self.requires_grad:
-            data["requires_grad"] = False
-        if self.delta:
-            data["delta"] = True
-        if self.buffer:
-            data["buffer"] = True
-        if self.tied_to is not None:
-            data["tied_to"] = self.tied_to
-        if self.change:
-            data["change"] = self.change
-        if self.was:
-            data["was"] = self.was
-        return data
+        """A JSON-ready dict: the name and shape, and every other field that differs from its default."""
+        return _write(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ParamInfo:
-        shape = data.get("shape")
-        return cls(
-            name=data["name"],
-            shape=None if shape is None else tuple(shape),
-            dtype=data.get("dtype", "float32"),
-            requires_grad=data.get("requires_grad", True),
-            delta=data.get("delta", False),
-            buffer=data.get("buffer", False),
-            tied_to=data.get("tied_to"),
-            change=data.get("change", ""),
-            was=data.get("was", ""),
-        )
+        """Read what :meth:`to_json` wrote."""
+        return cls(**_read(cls, data))
+
+
+_LAYOUTS[ParamInfo] = _layout(ParamInfo)
+
+
+def _write_params(params: list[ParamInfo]) -> list[dict[str, Any]]:
+    return [param.to_json() for param in params]
+
+
+def _read_params(items: list[dict[str, Any]]) -> list[ParamInfo]:
+    return [ParamInfo.from_json(item) for item in items]
 
 
 @dataclass(slots=True, eq=False)
@@ -123,31 +199,40 @@ class ModuleNode:
     A tree made by :func:`~sphinx_modelvis.build_tree` shares identical subtrees: the same node object
     stands in every place whose name and whole subtree are alike (the layers of a 12-layer stack share
     their children). Treat built trees as read-only; :meth:`distinct` visits each node object once.
+
+    Every field is data: copies are made with :func:`dataclasses.replace`, and equality, the JSON and what
+    folds (:meth:`signature`) take every field, so a new field travels through every stage by default. The
+    fields are declared in the order the JSON writes them; all but the first four are keyword-only.
     """
 
     name: str
-    type_name: str
-    params: list[ParamInfo] = field(default_factory=list)
+    type_name: str = field(metadata={"json": JsonField(key="type")})
+    type_path: str = field(default="", kw_only=True)
+    type_label: str = field(default="", kw_only=True)
+    params: list[ParamInfo] = field(
+        default_factory=list, metadata={"json": JsonField(write=_write_params, read=_read_params)}
+    )
+    #: Written as ``c``, by the children's places in the list :meth:`to_json` makes.
     children: list[ModuleNode] = field(default_factory=list)
-    shared_with: str | None = None
-    type_path: str = ""
-    type_label: str = ""
-    change: str = ""
-    was_type: str = ""
+    shared_with: str | None = field(default=None, kw_only=True)
+    change: str = field(default="", kw_only=True)
+    was_type: str = field(default="", kw_only=True)
     #: In a forward view: how many times the module ran in the traced pass (0: never; -1: not traced) and
     #: its output, summarized (``[1, 16, 768]``, ``([1, 16, 768], [1, 12, 16, 16])``).
-    calls: int = -1
-    output: str = ""
-
-    @property
-    def type_key(self) -> str:
-        """What tells this module's class from others: its full path when known, else its name."""
-        return self.type_path or self.type_name
+    calls: int = field(default=-1, kw_only=True)
+    output: str = field(default="", kw_only=True)
 
     @property
     def shown_type(self) -> str:
         """The class as figures show it: ``type_label`` when set, else ``type_name``."""
         return self.type_label or self.type_name
+
+    def signature(self) -> tuple[Any, ...]:
+        """What must match, besides the subtrees below, for two sibling modules to fold into one line: every
+        field but the name and the children, the parameters by their :meth:`ParamInfo.signature`."""
+        own = [getattr(self, name) for name in _NODE_OWN]
+        own[_NODE_OWN.index("params")] = tuple([param.signature() for param in self.params])
+        return tuple(own)
 
     def walk(self) -> Iterator[ModuleNode]:
         """Every place of the subtree, parents before children, without recursion.
@@ -159,6 +244,22 @@ class ModuleNode:
             node = stack.pop()
             yield node
             stack.extend(reversed(node.children))
+
+    def places(self, *, leaves_first: bool = False) -> list[tuple[str, ModuleNode]]:
+        """Every place of the subtree with its dotted path (this node's: ``""``), without recursion: in model
+        order, parents before children; with ``leaves_first``, children before their parents (and an earlier
+        sibling's subtree before a later sibling's, so a shared module's first place comes before the places
+        that point to it)."""
+        order: list[tuple[str, ModuleNode]] = []
+        stack: list[tuple[str, ModuleNode]] = [("", self)]
+        while stack:
+            path, node = stack.pop()
+            order.append((path, node))
+            children = node.children if leaves_first else reversed(node.children)
+            stack.extend((f"{path}.{child.name}" if path else child.name, child) for child in children)
+        if leaves_first:  # pre-order visiting the last child first, reversed: the earliest leaves first
+            order.reverse()
+        return order
 
     def distinct(self) -> list[ModuleNode]:
         """Every node object of the subtree once, children before their parents, without recursion.
@@ -186,7 +287,7 @@ class ModuleNode:
         return order
 
     def __eq__(self, other: object) -> bool:
-        """Structural equality, compared without recursion (shared nodes are compared once)."""
+        """Structural equality of every field, compared without recursion (shared nodes are compared once)."""
         if not isinstance(other, ModuleNode):
             return NotImplemented
         pairs = [(self, other)]
@@ -196,29 +297,7 @@ class ModuleNode:
             if left is right or (id(left), id(right)) in compared:
                 continue
             compared.add((id(left), id(right)))
-            if (
-                left.name,
-                left.type_key,
-                left.type_label,
-                left.params,
-                left.shared_with,
-                left.change,
-                left.was_type,
-                left.calls,
-                left.output,
-                len(left.children),
-            ) != (
-                right.name,
-                right.type_key,
-                right.type_label,
-                right.params,
-                right.shared_with,
-                right.change,
-                right.was_type,
-                right.calls,
-                right.output,
-                len(right.children),
-            ):
+            if len(left.children) != len(right.children) or _values(left, "children") != _values(right, "children"):
                 return False
             pairs.extend(zip(left.children, right.children, strict=True))
         return True
@@ -236,23 +315,7 @@ class ModuleNode:
         index = {id(node): number for number, node in enumerate(order)}
         out: list[dict[str, Any]] = []
         for node in order:
-            item: dict[str, Any] = {"name": node.name, "type": node.type_name}
-            if node.type_path:
-                item["type_path"] = node.type_path
-            if node.type_label:
-                item["type_label"] = node.type_label
-            if node.params:
-                item["params"] = [param.to_json() for param in node.params]
-            if node.shared_with is not None:
-                item["shared_with"] = node.shared_with
-            if node.change:
-                item["change"] = node.change
-            if node.was_type:
-                item["was_type"] = node.was_type
-            if node.calls >= 0:
-                item["calls"] = node.calls
-            if node.output:
-                item["output"] = node.output
+            item = _write(node, skip="children")
             if node.children:
                 item["c"] = [index[id(child)] for child in node.children]
             out.append(item)
@@ -263,26 +326,18 @@ class ModuleNode:
         """Read what :meth:`to_json` wrote; nodes written once and used in several places stay shared."""
         nodes: list[ModuleNode] = []
         for item in items:
-            node = cls(
-                name=item["name"],
-                type_name=item["type"],
-                params=[ParamInfo.from_json(param) for param in item.get("params", ())],
-                shared_with=item.get("shared_with"),
-                type_path=item.get("type_path", ""),
-                type_label=item.get("type_label", ""),
-                change=item.get("change", ""),
-                was_type=item.get("was_type", ""),
-                calls=item.get("calls", -1),
-                output=item.get("output", ""),
-            )
             children = item.get("c", ())
             if any(not 0 <= number < len(nodes) for number in children):
                 raise ValueError("model tree JSON names a child before it is given")
-            node.children = [nodes[number] for number in children]
-            nodes.append(node)
+            nodes.append(cls(**_read(cls, item, skip="children"), children=[nodes[number] for number in children]))
         if not nodes:
             raise ValueError("model tree JSON has no node")
         return nodes[-1]
+
+
+_LAYOUTS[ModuleNode] = _layout(ModuleNode)
+#: The fields of a module that are its own, not its place's (its name) nor its subtree's (its children).
+_NODE_OWN = tuple(name for name, _key, _default, _how in _LAYOUTS[ModuleNode] if name not in ("name", "children"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,11 +373,13 @@ class ChangeSummary:
     changes_only: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+        """A JSON-ready dict of every field (the counts are read back by name, so all are written)."""
+        return {item.name: getattr(self, item.name) for item in fields(self)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ChangeSummary:
-        return cls(**{name: data[name] for name in cls.__slots__ if name in data})  # type: ignore[attr-defined]
+        """Read what :meth:`to_json` wrote (fields it lacks keep their defaults)."""
+        return cls(**{item.name: data[item.name] for item in fields(cls) if item.name in data})
 
 
 @dataclass(slots=True)
@@ -330,30 +387,35 @@ class ModelTree:
     """A whole model: the root module and the dtype most of its parameters have.
 
     Parameters whose dtype differs from ``dominant_dtype`` show it next to their shape.
+    A tree with another root or other annotations is made by :meth:`with_root` (or :func:`dataclasses.replace`
+    when the root stays); JSON and equality take every field but ``known``. The fields are declared in the order
+    the JSON writes them, the root last; all but the root are keyword-only.
     """
 
-    root: ModuleNode
-    dominant_dtype: str = "float32"
+    dominant_dtype: str = field(default="float32", kw_only=True, metadata={"json": JsonField(always=True)})
     #: Whether figures of this tree put each parameter on its own line.
-    expand_params: bool = False
+    expand_params: bool = field(default=False, kw_only=True, metadata={"json": JsonField(always=True)})
     #: For a compared tree (:func:`~sphinx_modelvis.compare.compare_trees`): what changed, counted.
-    changes: ChangeSummary | None = None
+    changes: ChangeSummary | None = field(
+        default=None,
+        kw_only=True,
+        metadata={"json": JsonField(write=ChangeSummary.to_json, read=ChangeSummary.from_json)},
+    )
     #: For a forward view: the traced pass's input and output, summarized (``[1, 16] -> [1, 16, 768]``).
-    forward: str = ""
+    forward: str = field(default="", kw_only=True)
     #: What the tree's builder already worked out, so that figures need not work it out again on a big
     #: tree; not part of the data (not compared, not written to JSON). Valid while the tree is not changed.
-    known: TreeFacts | None = field(default=None, compare=False, repr=False)
+    known: TreeFacts | None = field(default=None, kw_only=True, compare=False, repr=False)
+    root: ModuleNode = field(metadata={"json": JsonField(write=ModuleNode.to_json, read=ModuleNode.from_json)})
+
+    def with_root(self, root: ModuleNode, **changes: Any) -> ModelTree:
+        """This tree's settings and annotations over another root (with ``changes`` to other fields): what a
+        view made from this tree returns. The builder's facts describe the old root, so they are dropped."""
+        return replace(self, root=root, known=None, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {
-            "version": TREE_FORMAT_VERSION,
-            "dominant_dtype": self.dominant_dtype,
-            "expand_params": self.expand_params,
-            **({"changes": self.changes.to_json()} if self.changes is not None else {}),
-            **({"forward": self.forward} if self.forward else {}),
-            "root": self.root.to_json(),
-        }
+        return {"version": TREE_FORMAT_VERSION, **_write(self)}
 
     def to_json(self) -> str:
         """Serialize to a compact JSON string."""
@@ -365,10 +427,7 @@ class ModelTree:
         data = json.loads(text) if isinstance(text, str) else text
         if data.get("version") != TREE_FORMAT_VERSION:
             raise ValueError(f"model tree JSON of format {data.get('version')!r}, expected {TREE_FORMAT_VERSION}")
-        return cls(
-            root=ModuleNode.from_json(data["root"]),
-            dominant_dtype=data.get("dominant_dtype", "float32"),
-            expand_params=data.get("expand_params", False),
-            changes=ChangeSummary.from_json(data["changes"]) if "changes" in data else None,
-            forward=data.get("forward", ""),
-        )
+        return cls(**_read(cls, data))
+
+
+_LAYOUTS[ModelTree] = _layout(ModelTree)

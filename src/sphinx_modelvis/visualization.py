@@ -225,7 +225,7 @@ class Visualization:
             delta=self.delta,
         )
         if inputs is not None:
-            from .introspect import forward_view
+            from .tracing import forward_view
 
             tree = forward_view(self.plm, tree, inputs)
         if compare is not None:

@@ -1,1 +1,7 @@
-"""Running snippets: in this process (command line) or in a worker process (docs builds)."""
+"""Running snippets: in this process (command line) or in a worker process (docs builds).
+
+From the hosts down: ``session`` (page sessions, the cache, the steps after a run) -> ``steps`` (a page's
+snippets brought into the worker) -> ``client`` (the worker process, its namespace and position) ->
+``template`` (the warm process workers are forked from) and ``worker`` (runs ``snippet``). Beside them:
+``wire`` (the messages), ``preload`` (what a template may import ahead), ``processes``, ``cache``, ``results``.
+"""

@@ -15,7 +15,15 @@ from typing import Any
 from ..capture import Capture
 from ..tree import TREE_FORMAT_VERSION
 
-__all__ = ["CACHE_FORMAT", "FigureCache", "chain_key", "package_versions", "page_key"]
+__all__ = [
+    "CACHE_FORMAT",
+    "DEFAULT_CACHE_DIRS",
+    "FigureCache",
+    "cache_folder",
+    "chain_key",
+    "package_versions",
+    "page_key",
+]
 
 #: Bumped whenever an entry's layout or the meaning of a key changes.
 CACHE_FORMAT = 1
@@ -33,6 +41,20 @@ def package_versions() -> dict[str, str | None]:
             versions[name] = None
     versions["python"] = "{}.{}".format(*sys.version_info[:2])
     return versions
+
+
+#: Where each host keeps its cache when ``cache_dir`` is empty, relative to the folder of its configuration
+#: file. Sphinx's is the ``_build`` folder of the source folder, whatever the output folder: the path a CI
+#: job keeps between runs cannot depend on the build's command line (``make html``, ``sphinx-build docs public``,
+#: ``-d``), and ``_build`` is the folder Sphinx projects already ignore (``exclude_patterns``, ``.gitignore``).
+DEFAULT_CACHE_DIRS = {"sphinx": "_build/.modelvis-cache", "mkdocs": ".modelvis-cache"}
+
+
+def cache_folder(cache_dir: str, *, config_dir: str | os.PathLike[str], host: str) -> Path:
+    """The cache folder of a build: ``cache_dir`` (``~`` expanded), or the host's default, relative to
+    ``config_dir``, the folder of ``conf.py`` or ``mkdocs.yml``."""
+    folder = os.path.expanduser(cache_dir) if cache_dir else DEFAULT_CACHE_DIRS[host]
+    return Path(config_dir, folder)
 
 
 def _digest(value: Any) -> str:

@@ -1,9 +1,13 @@
-"""The host side of the worker process: started lazily, spoken to on private pipes, killed at a timeout, replaced."""
+"""The host side of the worker process: started lazily, spoken to on private pipes, killed at a timeout, replaced.
+
+The client knows which namespace its worker holds and how many of that namespace's snippets it has run;
+starting, resetting, running and killing the worker keep that right, so a page session only asks it to run
+what it has not run yet.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import select
@@ -13,12 +17,27 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Hashable
 from multiprocessing.connection import Connection
-from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from ..errors import ExecutionCrashed, ExecutionTimeout
-from .template import TemplateLink, receive, send
+from .processes import ForkedWorker, SpawnedWorker, WorkerProcess, describe_exit, python_environment
+from .template import TemplateLink
+from .wire import (
+    ExitRequest,
+    Forked,
+    ForkFailed,
+    ForkRequest,
+    Reply,
+    ResetRequest,
+    RunRequest,
+    SetupRequest,
+    decode,
+    encode,
+    receive,
+    send,
+)
 
 __all__ = ["WorkerClient", "WorkerCrashed", "WorkerTimeout", "frames_in"]
 
@@ -28,6 +47,8 @@ DUMP_GRACE = 0.5
 POLL_INTERVAL = 0.2
 #: How long a worker may take to be forked: the template may first import torch, transformers, ...
 TEMPLATE_TIMEOUT = 300.0
+#: How long requests that run no user code (the setup, a new namespace) may take, in seconds.
+HOUSEKEEPING_TIMEOUT = 60.0
 _FRAME = re.compile(r'File "(?P<file>.+)", line (?P<line>\d+)')
 
 
@@ -53,100 +74,6 @@ def frames_in(output: str, filename: str) -> list[int]:
     return [int(match["line"]) for match in _FRAME.finditer(output) if match["file"] == filename]
 
 
-def _death(returncode: int | None) -> str:
-    if returncode is None:
-        return "stopped answering"
-    if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = f"signal {-returncode}"
-        if -returncode == getattr(signal, "SIGKILL", 9):
-            return f"was killed by {name} (the system may have run out of memory)"
-        if -returncode == getattr(signal, "SIGSEGV", 11):
-            return f"crashed with {name} (segmentation fault)"
-        return f"was killed by {name}"
-    return f"exited with status {returncode} (os._exit, or an extension aborting the interpreter)"
-
-
-class _Spawned:
-    """A worker started as a new Python process (our child)."""
-
-    forked = False
-
-    def __init__(self, process: subprocess.Popen[bytes]) -> None:
-        self.process = process
-        self.pid = process.pid
-
-    def poll(self) -> int | None:
-        return self.process.poll()
-
-    def wait(self, timeout: float | None = None) -> int:
-        return self.process.wait(timeout=timeout)
-
-    def close(self) -> None:
-        pass
-
-
-class _Forked:
-    """A worker forked by the template: not our child, so its exit status comes from the template, on its connection."""
-
-    forked = True
-
-    def __init__(self, pid: int, connection: socket.socket) -> None:
-        self.pid = pid
-        self.connection = connection
-        self.returncode: int | None = None
-        self._gone = False
-
-    def poll(self) -> int | None:
-        if self.returncode is None and not self._gone:
-            self._read(0.0)
-        if self.returncode is None and self._gone and not _alive(self.pid):
-            self.returncode = -signal.SIGKILL  # the template went away without saying: unknown, dead
-        return self.returncode
-
-    def wait(self, timeout: float | None = None) -> int:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.poll() is None:
-            if self._gone:
-                time.sleep(0.02)
-            else:
-                self._read(None if deadline is None else max(0.0, deadline - time.monotonic()))
-            if deadline is not None and time.monotonic() >= deadline and self.returncode is None:
-                raise subprocess.TimeoutExpired(f"worker {self.pid}", timeout or 0.0)
-        assert self.returncode is not None
-        return self.returncode
-
-    def _read(self, timeout: float | None) -> None:
-        ready, _, _ = select.select([self.connection], [], [], timeout)
-        if not ready:
-            return
-        try:
-            message, _fds = receive(self.connection)
-        except (EOFError, OSError, ValueError):
-            self._gone = True
-            return
-        if "exit" in message:
-            self.returncode = int(message["exit"])
-
-    def close(self) -> None:
-        self.connection.close()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-_Process = _Spawned | _Forked
-
-
 class WorkerClient:
     """One worker process, started on first use and again after it died.
 
@@ -154,6 +81,10 @@ class WorkerClient:
     imports already done); without one, or if the template fails, each is started as a new Python process.
     The worker belongs to the process that started it: after a ``fork`` (Sphinx's parallel
     reading), the child starts its own instead of talking to its parent's.
+
+    :attr:`namespace` and :attr:`position` say what the worker holds: the namespace it was last
+    :meth:`reset` to and how many of its snippets :meth:`run` has run there. A worker that is started,
+    killed, or whose namespace's prelude failed holds none (``None``).
     """
 
     def __init__(self, *, python: str | None = None, template: TemplateLink | None = None) -> None:
@@ -167,11 +98,29 @@ class WorkerClient:
         self.template_failure: str | None = None
         #: How long the latest forked worker waited for the template (importing for it or for others), in seconds.
         self.waited = 0.0
-        self._process: _Process | None = None
+        self._process: WorkerProcess | None = None
         self._owner = 0
         self._requests: Connection | None = None
         self._responses: Connection | None = None
         self._log: IO[bytes] | None = None
+        self._namespace: Hashable | None = None
+        self._position = 0
+        self._used = False
+
+    @property
+    def namespace(self) -> Hashable | None:
+        """The namespace the worker holds (as given to :meth:`reset`), or ``None``."""
+        return self._namespace if self.running else None
+
+    @property
+    def position(self) -> int:
+        """How many snippets of :attr:`namespace` the worker has run (0 without a namespace)."""
+        return self._position if self.namespace is not None else 0
+
+    @property
+    def used(self) -> bool:
+        """Whether the running worker has run any code since it started (a fresh process has not)."""
+        return self._used and self.running
 
     @property
     def running(self) -> bool:
@@ -204,7 +153,7 @@ class WorkerClient:
         response_read, response_write = os.pipe()
         self._log = tempfile.TemporaryFile(prefix="modelvis-worker-")
         try:
-            process: _Process | None = self._fork(request_read, response_write) if self.forks else None
+            process: WorkerProcess | None = self._fork(request_read, response_write) if self.forks else None
             if process is None:
                 process = self._spawn(request_read, response_write)
         except BaseException:
@@ -219,38 +168,29 @@ class WorkerClient:
         self._requests = Connection(request_write, readable=False)
         self._responses = Connection(response_read, writable=False)
         self.starts += 1
-        self.request({"op": "setup", "sys_path": list(sys.path)}, timeout=120.0)
+        self._request(SetupRequest(tuple(sys.path)), timeout=2 * HOUSEKEEPING_TIMEOUT)
 
-    def _spawn(self, request_read: int, response_write: int) -> _Spawned:
-        package_root = str(Path(__file__).resolve().parents[2])
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH", "")]))
-        env.setdefault("PYTHONFAULTHANDLER", "1")
+    def _spawn(self, request_read: int, response_write: int) -> SpawnedWorker:
         assert self._log is not None
-        return _Spawned(
+        return SpawnedWorker(
             subprocess.Popen(
                 [self.python, "-m", "sphinx_modelvis.execution.worker", str(request_read), str(response_write)],
                 pass_fds=(request_read, response_write),
                 stdin=subprocess.DEVNULL,
                 stdout=self._log,
                 stderr=self._log,
-                env=env,
+                env=python_environment(),
                 start_new_session=True,  # so a timeout kills whatever the snippet started too
             )
         )
 
-    def _fork(self, request_read: int, response_write: int) -> _Forked | None:
+    def _fork(self, request_read: int, response_write: int) -> ForkedWorker | None:
         """A worker forked by the template; ``None`` (and no template from now on) if the template fails."""
         assert self.template is not None and self._log is not None
         connection: socket.socket | None = None
         try:
             connection = self.template.connect()
-            message = {
-                "op": "fork",
-                "sys_path": list(sys.path),
-                "statements": list(self.preload_statements),
-                "modules": list(self.preload_modules),
-            }
+            message = ForkRequest(tuple(sys.path), tuple(self.preload_statements), tuple(self.preload_modules))
             asked = time.perf_counter()
             send(connection, message, [request_read, response_write, self._log.fileno()])
             # The template imports what the message names before it forks: the first worker of a build waits
@@ -259,40 +199,67 @@ class WorkerClient:
             if not ready:
                 raise OSError(f"it did not answer within {TEMPLATE_TIMEOUT:g} s")
             reply, _fds = receive(connection)
-            if "pid" not in reply:
-                raise OSError(str(reply.get("error", reply)))
-            self.waited = max(0.0, time.perf_counter() - asked - float(reply.get("forking", 0.0)))
-            return _Forked(int(reply["pid"]), connection)
+            if isinstance(reply, ForkFailed):
+                raise OSError(reply.error)
+            if not isinstance(reply, Forked):
+                raise OSError(f"unexpected answer {reply!r}")
+            self.waited = max(0.0, time.perf_counter() - asked - reply.forking)
+            return ForkedWorker(reply.pid, connection)
         except (OSError, EOFError, ValueError) as exc:
             if connection is not None:
                 connection.close()
             self.template_failure = f"{type(exc).__name__}: {exc}"
             return None
 
-    def request(self, message: dict[str, Any], *, timeout: float) -> dict[str, Any]:
-        """Send one request and wait for its reply, at most ``timeout`` seconds.
+    def reset(self, namespace: Hashable, *, cwd: str | None) -> None:
+        """Give the worker a new, empty namespace, known as ``namespace``, its snippets run in ``cwd``.
 
-        Raises :class:`WorkerTimeout` (the worker is killed) or :class:`WorkerCrashed` (it died);
-        either way the next request starts a new worker.
+        Raises as :meth:`run` does (the worker then holds no namespace).
         """
+        self._request(ResetRequest(cwd), timeout=HOUSEKEEPING_TIMEOUT)
+        self._namespace, self._position = namespace, 0
+
+    def run(self, request: RunRequest, *, timeout: float, prelude: bool = False) -> Reply:
+        """Run one snippet in the worker's namespace and return the reply, within ``timeout`` seconds.
+
+        A snippet that ran (or raised) has its effects in the namespace: :attr:`position` moves past it.
+        A ``prelude`` (``pre_code``) is part of the namespace's start, not one of its snippets: the
+        position stays, and if it fails the worker holds no namespace (the next :meth:`reset` runs it again).
+        Raises :class:`WorkerTimeout` (the worker is killed) or :class:`WorkerCrashed` (it died); either
+        way the worker then holds no namespace, and the next request starts a new one.
+        """
+        reply = self._request(request, timeout=timeout)
+        self._used = True
+        if prelude and not reply.ok:
+            self._namespace = None
+        elif not prelude:
+            self._position += 1
+        return reply
+
+    def _request(self, message: SetupRequest | ResetRequest | RunRequest, *, timeout: float) -> Reply:
+        """Send one request and wait for its reply, at most ``timeout`` seconds (see :meth:`run`)."""
         if not self.running:
             self.ensure_started()
         assert self._requests is not None and self._responses is not None and self._log is not None
         mark = self._log.seek(0, os.SEEK_END)
         try:
-            self._requests.send_bytes(json.dumps(message).encode("utf-8"))
+            self._requests.send_bytes(encode(message))
             if not self._wait_for_reply(timeout):
                 self._dump_stack()
                 output = self._output_since(mark)
                 self._kill()
                 raise WorkerTimeout(f"it ran for more than {timeout:g} s and was stopped", output=output)
-            return dict(json.loads(self._responses.recv_bytes()))
+            reply = decode(self._responses.recv_bytes())
         except (EOFError, OSError):
             returncode = self._wait_for_exit()
             output = self._output_since(mark)
             self._kill()  # what the snippet started (a forked child, say) goes with the worker
-            death = f"the worker process {_death(returncode)}"
+            death = f"the worker process {describe_exit(returncode)}"
             raise WorkerCrashed(death, output=output, returncode=returncode) from None
+        if not isinstance(reply, Reply):
+            self._kill()
+            raise WorkerCrashed(f"the worker process answered {reply!r}", output=self._output_since(mark))
+        return reply
 
     def _wait_for_reply(self, timeout: float) -> bool:
         """Whether a reply came within ``timeout``; raises ``EOFError`` as soon as the worker is dead.
@@ -375,6 +342,7 @@ class WorkerClient:
         self._requests = self._responses = None
         self._log = None
         self._process = None
+        self._namespace, self._position, self._used = None, 0, False
 
     def _forget(self) -> None:
         """After a fork: drop the parent's worker without touching it (its pipes' copies here are closed)."""
@@ -390,6 +358,7 @@ class WorkerClient:
         self._log = None
         self._owner = os.getpid()
         self.starts = 0
+        self._namespace, self._position, self._used = None, 0, False
 
     def close(self) -> None:
         """Ask the worker to exit and wait for it (killing it if it does not)."""
@@ -400,7 +369,7 @@ class WorkerClient:
             return
         if self._requests is not None and self._process.poll() is None:
             try:
-                self._requests.send_bytes(b'{"op": "exit"}')
+                self._requests.send_bytes(encode(ExitRequest()))
             except OSError:
                 pass
         self._discard()

@@ -13,11 +13,11 @@ import sys
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 from ..capture import Capture, PrintedText, TreeBlock
+from ..config import TreeSettings  # declared with the figure options; the worker's too
 from ..errors import ForwardError, NotAModule, SnippetError
 
 __all__ = [
@@ -32,18 +32,8 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class TreeSettings:
-    """How the tree of a module named by the figure (or found by default) is built and laid out."""
-
-    keep_non_params: bool = False
-    expand_params: bool = False
-    show_buffers: bool = False
-    max_depth: int | None = None
-    rootname: str = "root"
-    #: An expression giving the inputs of one forward pass (a tensor, a tuple of positional arguments or a dict
-    #: of keyword arguments): the tree is then the forward view (see :mod:`sphinx_modelvis.forward`).
-    inputs: str | None = None
+#: The tree settings of a figure that sets none.
+DEFAULT_TREE = TreeSettings()
 
 
 class CaptureStream(io.TextIOBase):
@@ -286,7 +276,7 @@ INPUTS_FILENAME = "<inputs>"
 
 def _forward_view(module: Any, tree: Any, expr: str, namespace: dict[str, Any], device: str | None, line: int) -> Any:
     """The forward view of ``module``: one traced pass on the value of ``expr``."""
-    from ..introspect import forward_view
+    from ..tracing import forward_view
 
     try:
         _register_source(expr, INPUTS_FILENAME, 1)
@@ -329,7 +319,7 @@ def show_snippet(
     first_line: int = 1,
     expr: str | None = None,
     expr_line: int | None = None,
-    settings: TreeSettings = TreeSettings(),
+    settings: TreeSettings = DEFAULT_TREE,
     device: str | None = None,
     columns: int = 100,
     max_lines: int = 0,

@@ -12,38 +12,35 @@ A worker is asked for on a connection of its own, with the worker's two pipes an
 snippets and ``pre_code`` that name installed packages, and the installed modules earlier workers imported),
 then forks: the child becomes the worker (a session of its own, its output in the log, serving
 :func:`~sphinx_modelvis.execution.worker.serve`), and the template answers with its pid, then, when it has
-reaped it, with its exit status. The template itself never runs a snippet.
+reaped it, with its exit status. The template itself never runs a snippet. (The messages are those of
+:mod:`~sphinx_modelvis.execution.wire`; what may be imported ahead is decided by
+:mod:`~sphinx_modelvis.execution.preload`.)
 """
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import errno
 import fcntl
 import importlib
-import importlib.util
-import json
 import os
 import selectors
 import shutil
 import signal
-import site
 import socket
-import struct
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 import traceback
 import uuid
-from collections.abc import Iterable
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TemplateLink", "forking_supported", "main", "preload_statements", "receive", "send"]
+from .processes import alive, python_environment
+from .wire import Forked, ForkFailed, ForkRequest, WorkerExited, receive, send
+
+__all__ = ["TemplateLink", "forking_supported", "main"]
 
 SOCKET_NAME = "template.sock"
 #: How long the first process waits for a template it started to listen.
@@ -52,108 +49,12 @@ LISTEN_TIMEOUT = 30.0
 OWNER_POLL = 1.0
 #: How long an ending template waits for its workers to exit before it kills them, in seconds.
 WORKER_GRACE = 2.0
-_HEADER = struct.Struct(">I")
 
 
 def forking_supported() -> bool:
     """Whether workers can be forked from a template here (POSIX with fd passing; not macOS, where forking
     a process that has loaded system frameworks is unsafe)."""
     return hasattr(os, "fork") and hasattr(socket, "send_fds") and sys.platform != "darwin"
-
-
-# -- messages: a 4-byte length, then JSON; file descriptors ride with the length ----------------------
-
-
-def send(sock: socket.socket, message: dict[str, Any], fds: Iterable[int] = ()) -> None:
-    """Send one JSON message, with ``fds`` passed along."""
-    data = json.dumps(message).encode("utf-8")
-    socket.send_fds(sock, [_HEADER.pack(len(data))], list(fds))
-    sock.sendall(data)
-
-
-def receive(sock: socket.socket, *, max_fds: int = 0) -> tuple[dict[str, Any], list[int]]:
-    """Receive one message and the descriptors passed with it; ``EOFError`` when the other side closed."""
-    header, fds, _flags, _address = socket.recv_fds(sock, _HEADER.size, max_fds)
-    header += _exactly(sock, _HEADER.size - len(header)) if header else b""
-    if len(header) < _HEADER.size:
-        for fd in fds:
-            os.close(fd)
-        raise EOFError("the connection was closed")
-    (length,) = _HEADER.unpack(header)
-    return json.loads(_exactly(sock, length)), fds
-
-
-def _exactly(sock: socket.socket, count: int) -> bytes:
-    chunks = []
-    while count > 0:
-        chunk = sock.recv(min(count, 1 << 20))
-        if not chunk:
-            raise EOFError("the connection was closed")
-        chunks.append(chunk)
-        count -= len(chunk)
-    return b"".join(chunks)
-
-
-# -- what a template may import: installed packages only ----------------------------------------------
-
-
-@lru_cache(maxsize=1)
-def _installed_roots() -> tuple[str, ...]:
-    """Folders of installed code: the standard library and every site-packages folder."""
-    paths = sysconfig.get_paths()
-    roots = {paths.get("stdlib", ""), paths.get("platstdlib", ""), paths.get("purelib", ""), paths.get("platlib", "")}
-    with contextlib.suppress(AttributeError):
-        roots.update(site.getsitepackages())
-    with contextlib.suppress(AttributeError):
-        roots.add(site.getusersitepackages())
-    return tuple(os.path.join(os.path.realpath(root), "") for root in roots if root)
-
-
-def is_installed_file(path: str | None) -> bool:
-    """Whether ``path`` lies in the standard library or a site-packages folder (not next to a page)."""
-    if not path:
-        return False
-    real = os.path.realpath(path)
-    return real.startswith(_installed_roots())
-
-
-def _installed_package(name: str) -> bool:
-    """Whether the top-level package ``name`` is installed (found without importing it)."""
-    if name in sys.builtin_module_names:
-        return True
-    try:
-        spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError):
-        return False
-    if spec is None:
-        return False
-    if spec.origin in ("built-in", "frozen"):
-        return True
-    locations: list[str | None] = [*(spec.submodule_search_locations or [])] or [spec.origin]
-    return all(is_installed_file(location) for location in locations)
-
-
-def preload_statements(code: str) -> list[str]:
-    """The top-level import statements of ``code`` whose packages are all installed, as source lines.
-
-    What a template may run ahead of a page (``from transformers import BertConfig`` loads what BERT needs):
-    modules next to the page are left to its worker, and anything else the code does is not run.
-    """
-    try:
-        body = ast.parse(code).body
-    except SyntaxError:
-        return []
-    statements = []
-    for node in body:
-        if isinstance(node, ast.Import):
-            names = [alias.name.split(".")[0] for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names = [node.module.split(".")[0]]
-        else:
-            continue
-        if names and all(_installed_package(name) for name in names):
-            statements.append(ast.unparse(node))
-    return statements
 
 
 # -- the host side -----------------------------------------------------------------------------------
@@ -205,17 +106,13 @@ class TemplateLink:
         return sock
 
     def _start(self) -> subprocess.Popen[bytes]:
-        package_root = str(Path(__file__).resolve().parents[2])
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH", "")]))
-        env.setdefault("PYTHONFAULTHANDLER", "1")
         with open(self.folder / "template.log", "ab") as log:
             process = subprocess.Popen(
                 [self.python, "-m", "sphinx_modelvis.execution.template", str(self.folder), str(self.owner)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
-                env=env,
+                env=python_environment(),
                 # Its own session: a Ctrl-C or a killed worker's group leaves it alone; it ends with its owner.
                 start_new_session=True,
             )
@@ -302,7 +199,7 @@ class _Template:
                 else:  # a client closed the connection of a worker (it is done with it)
                     self._forget(key.fileobj)  # type: ignore[arg-type]
             self._reap()
-            if not (_alive(self.owner) and self.folder.is_dir()):
+            if not (alive(self.owner) and self.folder.is_dir()):
                 break
         self._end_workers()
 
@@ -327,11 +224,11 @@ class _Template:
         except (EOFError, OSError, ValueError):
             connection.close()
             return
-        if request.get("op") != "fork" or len(fds) != 3:
+        if not isinstance(request, ForkRequest) or len(fds) != 3:
             for fd in fds:
                 os.close(fd)
             with contextlib.suppress(OSError):
-                send(connection, {"error": "unknown request"})
+                send(connection, ForkFailed("unknown request"))
             connection.close()
             return
         self._prepare(request)
@@ -349,11 +246,11 @@ class _Template:
             os.close(fd)
         if pid < 0:
             with contextlib.suppress(OSError):
-                send(connection, {"error": failure})
+                send(connection, ForkFailed(failure))
             connection.close()
             return
         try:
-            send(connection, {"pid": pid, "forking": time.perf_counter() - started})
+            send(connection, Forked(pid, time.perf_counter() - started))
         except OSError:
             connection.close()
             return
@@ -361,20 +258,20 @@ class _Template:
         self.workers[pid] = connection
         self.selector.register(connection, selectors.EVENT_READ)
 
-    def _prepare(self, request: dict[str, Any]) -> None:
+    def _prepare(self, request: ForkRequest) -> None:
         """Take on the client's import path and import what the request names (once; failures are the worker's)."""
-        missing = [entry for entry in request.get("sys_path", []) if entry not in sys.path]
+        missing = [entry for entry in request.sys_path if entry not in sys.path]
         sys.path[:0] = missing  # as the worker's own setup does: the build's path first
-        for statement in request.get("statements", []):
+        for statement in request.statements:
             if statement not in self.done:
                 self.done.add(statement)
                 _quietly(exec, compile(statement, "<preload>", "exec"), {"__name__": "__modelvis_preload__"})
-        for name in request.get("modules", []):
+        for name in request.modules:
             if name not in sys.modules and name not in self.done:
                 self.done.add(name)
                 _quietly(importlib.import_module, name)
 
-    def _become_worker(self, connection: socket.socket, fds: list[int], request: dict[str, Any]) -> None:
+    def _become_worker(self, connection: socket.socket, fds: list[int], request: ForkRequest) -> None:
         """In the forked child: drop the template's parts, take the log as stdout and stderr, serve requests."""
         try:
             os.setsid()  # a group of its own: a timeout kills it and what it started, not the template
@@ -408,7 +305,7 @@ class _Template:
             connection = self.workers.pop(pid, None)
             if connection is not None:
                 with contextlib.suppress(OSError):
-                    send(connection, {"exit": os.waitstatus_to_exitcode(status)})
+                    send(connection, WorkerExited(os.waitstatus_to_exitcode(status)))
                 self._forget(connection)
 
     def _forget(self, connection: socket.socket) -> None:
@@ -427,21 +324,6 @@ def _quietly(action: Any, *args: Any) -> None:
         if isinstance(error, KeyboardInterrupt):
             raise
         print(f"modelvis template: not preloaded: {type(error).__name__}: {error}", file=sys.stderr)
-
-
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` runs (a zombie, exited but not yet reaped, does not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state != "Z"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,6 @@ either way it ends when its client is gone.
 from __future__ import annotations
 
 import faulthandler
-import json
 import os
 import select
 import signal
@@ -19,12 +18,14 @@ import threading
 import time
 import traceback
 import typing
+from dataclasses import replace
 from multiprocessing.connection import Connection
 from typing import Any
 
 from ..errors import ForwardError, NotAModule, SnippetError
-from .snippet import TreeSettings, captured_output, run_snippet, show_snippet
-from .template import is_installed_file
+from .preload import is_installed_file
+from .snippet import captured_output, run_snippet, show_snippet
+from .wire import ExitRequest, Reply, ResetRequest, RunRequest, SetupRequest, decode, encode
 
 __all__ = ["Worker", "main"]
 
@@ -37,23 +38,19 @@ class Worker:
         #: The page folder this worker put at the front of ``sys.path``, if any.
         self.page_path: str | None = None
 
-    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+    def handle(self, request: SetupRequest | ResetRequest | RunRequest) -> Reply:
         """Answer one request (``setup``, ``reset`` or ``run``)."""
-        op = request["op"]
-        if op == "setup":
-            missing = [entry for entry in request.get("sys_path", []) if entry not in sys.path]
+        if isinstance(request, SetupRequest):
+            missing = [entry for entry in request.sys_path if entry not in sys.path]
             sys.path[:0] = missing
-            return {"ok": True, "pid": os.getpid()}
-        if op == "reset":
+            return Reply(pid=os.getpid())
+        if isinstance(request, ResetRequest):
             self.namespace = {"__name__": "__main__"}
-            cwd = request.get("cwd")
-            if cwd:
-                os.chdir(cwd)
-            self._import_from(cwd)
-            return {"ok": True}
-        if op == "run":
-            return self.run(request)
-        return {"ok": False, "kind": "internal", "message": f"unknown request {op!r}", "traceback": "", "line": None}
+            if request.cwd:
+                os.chdir(request.cwd)
+            self._import_from(request.cwd)
+            return Reply()
+        return self.run(request)
 
     def _import_from(self, folder: str | None) -> None:
         """Make modules next to the page importable, as `python page.py` would, wherever the build started."""
@@ -64,7 +61,7 @@ class Worker:
             sys.path.insert(0, folder)
             self.page_path = folder
 
-    def run(self, request: dict[str, Any]) -> dict[str, Any]:
+    def run(self, request: RunRequest) -> Reply:
         """Run one snippet in the namespace; a replay runs it only for its effect on the namespace.
 
         A reply that succeeds names the installed modules the snippet imported (``imported``): the template
@@ -72,39 +69,39 @@ class Worker:
         """
         before = set(sys.modules)
         reply = self._run(request)
-        if reply["ok"]:
+        if reply.ok:
             # Listed first: looking at a module's file may import something (and change ``sys.modules``).
             new = [(name, module) for name, module in list(sys.modules.items()) if name not in before]
-            imported = [name for name, module in new if _installed(module)]
+            imported = tuple(name for name, module in new if _installed(module))
             if imported:
-                reply["imported"] = imported
+                reply = replace(reply, imported=imported)
         return reply
 
-    def _run(self, request: dict[str, Any]) -> dict[str, Any]:
+    def _run(self, request: RunRequest) -> Reply:
         started = time.perf_counter()
         try:
-            if request.get("replay"):
-                with captured_output(columns=request["columns"], max_lines=request.get("max_lines", 0)):
+            if request.replay:
+                with captured_output(columns=request.columns, max_lines=request.max_lines):
                     run_snippet(
-                        request["code"],
+                        request.code,
                         self.namespace,
-                        filename=request["filename"],
-                        first_line=request["first_line"],
-                        device=request["device"],
+                        filename=request.filename,
+                        first_line=request.first_line,
+                        device=request.device,
                     )
                 capture_json = None
             else:
                 capture = show_snippet(
-                    request["code"],
+                    request.code,
                     self.namespace,
-                    filename=request["filename"],
-                    first_line=request["first_line"],
-                    expr=request["expr"],
-                    expr_line=request.get("expr_line"),
-                    settings=TreeSettings(**request["settings"]),
-                    device=request["device"],
-                    columns=request["columns"],
-                    max_lines=request.get("max_lines", 0),
+                    filename=request.filename,
+                    first_line=request.first_line,
+                    expr=request.expr,
+                    expr_line=request.expr_line,
+                    settings=request.settings,
+                    device=request.device,
+                    columns=request.columns,
+                    max_lines=request.max_lines,
                 )
                 capture_json = capture.to_json()
         except ForwardError as exc:
@@ -112,17 +109,17 @@ class Worker:
         except SnippetError as exc:
             return _failure("snippet", str(exc), exc.traceback, exc.line, started)
         except NotAModule as exc:
-            line = request.get("expr_line") if request.get("expr") else None
+            line = request.expr_line if request.expr else None
             return _failure("not-a-module", str(exc), "", line, started)
         except BaseException as exc:  # a bug of ours (what the snippet raises comes as a SnippetError)
             summary = traceback.format_exception_only(type(exc), exc)[-1].strip()
             return _failure("internal", summary, traceback.format_exc(), None, started)
-        return {"ok": True, "capture": capture_json, "seconds": time.perf_counter() - started}
+        return Reply(capture=capture_json, seconds=time.perf_counter() - started)
 
 
-def _failure(kind: str, message: str, trace: str, line: int | None, started: float) -> dict[str, Any]:
+def _failure(kind: str, message: str, trace: str, line: int | None, started: float) -> Reply:
     seconds = time.perf_counter() - started
-    return {"ok": False, "kind": kind, "message": message, "traceback": trace, "line": line, "seconds": seconds}
+    return Reply(ok=False, kind=kind, message=message, traceback=trace, line=line, seconds=seconds)
 
 
 def _installed(module: Any) -> bool:
@@ -192,14 +189,17 @@ def serve(requests_fd: int, responses_fd: int) -> typing.NoReturn:
     worker = Worker()
     while True:
         try:
-            request = json.loads(requests.recv_bytes())
+            request = decode(requests.recv_bytes())
         except (EOFError, OSError):
             _leave()
-        if request["op"] == "exit":
+        if isinstance(request, ExitRequest):
             _leave()
-        reply = worker.handle(request)
+        if isinstance(request, SetupRequest | ResetRequest | RunRequest):
+            reply = worker.handle(request)
+        else:
+            reply = Reply(ok=False, kind="internal", message=f"unknown request {request.op!r}")
         sys.stderr.flush()
-        responses.send_bytes(json.dumps(reply).encode("utf-8"))
+        responses.send_bytes(encode(reply))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ import hashlib
 import html
 import logging
 import re
-import typing
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -17,19 +16,10 @@ from mkdocs.config import config_options as c
 from mkdocs.exceptions import PluginError
 from mkdocs.plugins import BasePlugin
 
-from ..capture import Capture
-from ..compare import compare_named, figure_key
 from ..config import FigureOptions, ModelvisConfig, convert_options, parse_figure_options
-from ..errors import ConfigError, ModelvisError
-from ..execution.session import (
-    FAILURE_TITLES,
-    FigureFailure,
-    FigureRunner,
-    PageSession,
-    RunnerStats,
-    Snippet,
-    cache_folder,
-)
+from ..errors import ConfigError
+from ..execution.cache import cache_folder
+from ..execution.session import FigureFailure, FigureRunner, PageSession, RunnerStats, Snippet
 from ..rendering import page_figure
 from ..rendering.interactive import figure_assets
 from .fences import ModelvisFence, find_fences
@@ -44,23 +34,25 @@ JS_PATH = "assets/modelvis/modelvis-figure.js"
 _TOKEN = r"MODELVISFIGURE[0-9a-f]+X\d+"
 
 
-def _option_for(kind: Any, default: Any) -> c.BaseConfigOption[Any]:
-    """An MkDocs config option accepting what the :class:`ModelvisConfig` field accepts (it validates the rest)."""
-    args = typing.get_args(kind)
-    if typing.get_origin(kind) is typing.Literal:
-        return c.Choice(args, default=default)
-    accepted: tuple[type, ...] = tuple(arg for arg in args if arg is not type(None)) or (kind,)
-    if float in accepted:
-        accepted += (int,)
-    if default is None:
-        return c.Optional(c.Type(accepted))
-    return c.Type(accepted, default=default)
+class _Setting(c.BaseConfigOption[Any]):
+    """An MkDocs config option for a :class:`ModelvisConfig` field: its default, and its own checks at load."""
+
+    def __init__(self, setting: str, default: Any) -> None:
+        super().__init__()
+        self.setting = setting
+        self.default = default
+
+    def run_validation(self, value: object) -> Any:
+        try:
+            ModelvisConfig.check_setting(self.setting, value)
+        except ConfigError as exc:
+            raise c.ValidationError(str(exc)) from None
+        return value
 
 
 def _plugin_config_class() -> type[base.Config]:
-    """The plugin's options: one per :class:`ModelvisConfig` field, same names, defaults and meaning."""
-    hints = typing.get_type_hints(ModelvisConfig)
-    fields = {name: _option_for(hints[name], default) for name, default, _help in ModelvisConfig.settings()}
+    """The plugin's options: one per :class:`ModelvisConfig` field, same names, defaults, meaning and checks."""
+    fields = {name: _Setting(name, default) for name, default, _help in ModelvisConfig.settings()}
     return type("ModelvisPluginConfig", (base.Config,), fields)
 
 
@@ -89,19 +81,11 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
     # -- configuration and lifetime -----------------------------------------------------------------
 
     def load_config(self, options: dict[str, Any], config_file_path: str | None = None) -> tuple[Any, Any]:
-        """MkDocs' type checks, then :class:`ModelvisConfig`'s own, so a bad value fails as a config error."""
+        """Each option checked as it loads (a bad value fails as a config error), then the settings made of them."""
         errors, warnings = super().load_config(options, config_file_path)
-        if errors:
-            return errors, warnings
-        plugin_config: Any = self.config  # a ModelvisPluginConfig, which mypy cannot see through type()
-        values = {name: plugin_config[name] for name, _default, _help in ModelvisConfig.settings()}
-        for name, value in values.items():
-            try:
-                ModelvisConfig.from_mapping({name: value})
-            except ConfigError as exc:
-                errors.append((name, c.ValidationError(str(exc))))
         if not errors:
-            self.settings = ModelvisConfig.from_mapping(values)
+            plugin_config: Any = self.config  # a ModelvisPluginConfig, which mypy cannot see through type()
+            self.settings = ModelvisConfig.from_mapping(plugin_config)
         return errors, warnings
 
     def on_startup(self, *, command: str, dirty: bool) -> None:
@@ -119,9 +103,9 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
         # rendered on its own (with the site's extensions) and put in the page like its figure.
         self._superfences = any("superfences" in _extension_name(ext) for ext in config.markdown_extensions)
         config_dir = Path(config.config_file_path or ".").resolve().parent
-        # By default next to mkdocs.yml (beside the default site/), not next to the site folder: `mkdocs serve`
-        # builds into a temporary folder, and should find what `mkdocs build` cached.
-        self.cache_dir = cache_folder(self.settings, base=config_dir, default=config_dir / ".modelvis-cache")
+        # Relative to mkdocs.yml, not to the site folder: `mkdocs serve` builds into a temporary folder, and
+        # should find what `mkdocs build` cached.
+        self.cache_dir = cache_folder(self.settings.cache_dir, config_dir=config_dir, host="mkdocs")
         if CSS_PATH not in config.extra_css:
             config.extra_css.append(CSS_PATH)
         if JS_PATH not in [str(script) for script in config.extra_javascript]:
@@ -198,13 +182,11 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
         anchors: dict[str, str] = {}
         self._warnings = []
         cursor = 0
-        # The page's named figures so far, for a later :compare:.
-        named: dict[str, Capture] = {}
         try:
             for number, fence in enumerate(fences):
                 out.extend(lines[cursor : fence.start])
                 token = f"MODELVISFIGURE{page_id}X{number}"
-                drawing, options = self._figure(fence, src_path, offset, session, named)
+                drawing, options = self._figure(fence, src_path, offset, session)
                 code = fence.code if options.show_code and fence.code.strip() else ""
                 if code and fence.indent and not self._superfences:
                     drawing = self._code_html(code) + drawing
@@ -224,18 +206,13 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
             self.pages[src_path] = _PageResult(memo_key, result, figures, anchors, self._warnings)
         return result
 
-    def _figure(
-        self, fence: ModelvisFence, page: str, offset: int, session: PageSession, named: dict[str, Capture]
-    ) -> tuple[str, FigureOptions]:
-        """The figure's HTML (or an error box, carrying the figure's anchor), and the options it was made with.
-
-        ``named`` holds the page's earlier figures by name; this one joins it when it has a ``:name:``.
-        """
+    def _figure(self, fence: ModelvisFence, page: str, offset: int, session: PageSession) -> tuple[str, FigureOptions]:
+        """The figure's HTML (or an error box, carrying the figure's anchor), and the options it was made with."""
         try:
             options = parse_figure_options(fence.argument, fence.options, self.settings)
         except ConfigError as exc:
             failure = FigureFailure("options", f"{exc}; the figure was not run", _option_error_line(fence) + offset)
-            return self._report(failure, page, failure.line), FigureOptions(show_code=self.settings.show_code)
+            return self._report(failure, page, failure.line), FigureOptions.of_site(self.settings)
         snippet = Snippet(fence.code, page, fence.code_line + offset, expr_line=fence.start + 1 + offset)
         result = session.run(snippet, options)
         if result.failure is not None:
@@ -244,17 +221,8 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
                 box = f'<div id="{html.escape(options.name)}">{box}</div>'
             return box, options
         assert result.capture is not None
-        capture = result.capture
-        if options.compare:
-            try:
-                capture = compare_named(capture, named, options.compare, changes_only=options.changes_only)
-            except ModelvisError as exc:
-                line = fence.start + 1 + offset
-                return self._report(FigureFailure("options", f":compare: {exc}", line), page, line), options
-        if options.name:
-            named[figure_key(options.name)] = result.capture
         drawing = page_figure(
-            capture,
+            result.capture,
             format=options.format,
             theme=options.theme,
             width=options.columns,
@@ -284,7 +252,7 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
         message = f"modelvis: {location}: {failure.report()}"
         log.warning(message)
         self._warnings.append(message)
-        title = FAILURE_TITLES.get(failure.kind, "This figure failed")
+        title = failure.title
         trace = (
             f'<pre class="modelvis-traceback nohighlight"><code>{html.escape(failure.traceback.rstrip())}</code></pre>'
             if failure.traceback.strip()

@@ -10,7 +10,9 @@ from ..folding import ParamSummary, fold_siblings, summarize
 from ..theme import PROBE, Theme, get_theme
 from ..tree import ModelTree
 from .figure import SHORTER_HINT, Figure, figure_ansi, figure_html, figure_svg, figure_text
-from .lines import TreeLine, TreeOptions, change_lines, forward_lines, printed_lines, summary_lines, tree_rows
+from .lines import TreeLine, TreeOptions, forward_lines, summary_lines, tree_rows
+from .marks import change_lines
+from .printed import printed_lines
 
 __all__ = [
     "FORMATS",

@@ -299,42 +299,16 @@ def follow_page(markup: str) -> str:
     return _PROBE_COLOR.sub(lambda match: f"var(--mv-{PROBE_NAMES[match[0].lower()]})", markup)
 
 
-#: Quoted strings (kept as they are) and the rest of a line, where spaces next to punctuation can go: around
-#: JavaScript's operators, around CSS's braces, colons and commas (not its combinators).
-_STRINGS = re.compile(r"""("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')""")
-_SPACED = {
-    ".js": re.compile(r"\s*([{}()\[\];,:=<>+\-*/!?&|])\s*"),
-    ".css": re.compile(r"\s*([{};:,])\s*"),
-}
-
-
-def _squeezed(line: str, spaced: re.Pattern[str]) -> str:
-    parts = _STRINGS.split(line)
-    return "".join(part if index % 2 else spaced.sub(r"\1", part) for index, part in enumerate(parts))
-
-
 def _static(name: str) -> str:
-    """A file of ``static/`` as shipped: without its comments, indentation and the spaces around punctuation.
-
-    The files are written for that: comments on lines of their own or in ``/* */``, no regular expression
-    or CSS value with a space next to punctuation, never two ``+`` or ``-`` in a row across a space.
-    """
-    text = resources.files(__package__).joinpath("static", name).read_text(encoding="utf-8")
-    text = re.sub(r"/\*.*?\*/", "", text, flags=re.DOTALL)
-    lines = (line.strip() for line in text.splitlines())
-    spaced = _SPACED[name[name.rindex(".") :]]
-    kept = [_squeezed(line, spaced) for line in lines if line and not line.startswith("//")]
-    # A line break after ``;``, a brace or a comma is no statement's end: the next line can follow on.
-    joined = kept[:1]
-    for line in kept[1:]:
-        joined.append(line if joined[-1][-1] in ";{}," else "\n" + line)
-    return "".join(joined) + "\n"
+    """A file of ``static/``, as written: served as it is (comments and all), since what a reader's browser
+    receives is gzipped, where comments and full names cost little (``bench/figure_size.py`` measures it)."""
+    return resources.files(__package__).joinpath("static", name).read_text(encoding="utf-8")
 
 
 @lru_cache(maxsize=1)
 def figure_assets() -> tuple[str, str]:
     """The stylesheet (layout, both palettes) and the script every interactive figure of a page shares."""
-    css = _static("modelvis-figure.css").replace("FONT_STACK", FONT_STACK.replace(", ", ",")) + palette_css()
+    css = _static("modelvis-figure.css").replace("FONT_STACK", FONT_STACK) + "\n" + palette_css()
     return css, _static("modelvis-figure.js")
 
 

@@ -9,34 +9,34 @@ from pathlib import Path
 from typing import Any
 
 from sphinx.application import Sphinx
-from sphinx.config import Config
-from sphinx.errors import ConfigError as SphinxConfigError
-from sphinx.errors import SphinxError
-from sphinx.util import logging
 
-from .. import __version__
+from .._version import __version__
 from ..config import ModelvisConfig
-from ..errors import ConfigError, ModelvisError
-from ..execution.session import FigureRunner, cache_folder
+from .build import (
+    RUNNER_EVENT,
+    ExtensionState,
+    ModelvisBuildError,
+    ModelvisConfigError,
+    failed_pages,
+    merge_pages,
+    modelvis_config,
+    outdated_pages,
+    purge_page,
+    runner_for,
+)
 
-__all__ = ["ENV_VERSION", "ModelvisBuildError", "failed_pages", "modelvis_config", "runner_for", "setup"]
+__all__ = [
+    "ENV_VERSION",
+    "ModelvisBuildError",
+    "ModelvisConfigError",
+    "failed_pages",
+    "modelvis_config",
+    "runner_for",
+    "setup",
+]
 
 #: Bumped whenever what the directive stores on its nodes changes, so Sphinx re-reads every page.
 ENV_VERSION = 2
-#: The event that hands out the application's figure runner (directives reach it through ``env.events``).
-RUNNER_EVENT = "modelvis-runner"
-
-logger = logging.getLogger(__name__)
-
-
-class ModelvisConfigError(ConfigError, SphinxConfigError):
-    """An invalid ``modelvis_*`` value, reported by Sphinx as a configuration error."""
-
-
-class ModelvisBuildError(ModelvisError, SphinxError):
-    """A figure failed and ``modelvis_on_error = "raise"``: the build stops."""
-
-    category = "modelvis error"
 
 
 def _types(annotation: Any) -> tuple[type, ...]:
@@ -49,80 +49,6 @@ def _types(annotation: Any) -> tuple[type, ...]:
     if annotation is float:
         return (int, float)
     return (annotation,)
-
-
-def modelvis_config(config: Config) -> ModelvisConfig:
-    """The ``modelvis_*`` values of a Sphinx configuration, validated: the one way the extension reads them."""
-    values = {f"modelvis_{name}": getattr(config, f"modelvis_{name}") for name, _, _ in ModelvisConfig.settings()}
-    try:
-        return ModelvisConfig.from_mapping(values, prefix="modelvis_")
-    except ConfigError as exc:
-        raise ModelvisConfigError(str(exc)) from None
-
-
-def _check_config(app: Sphinx, config: Config) -> None:
-    modelvis_config(config)
-
-
-class _Figures:
-    """The figure runner of one Sphinx application in this process, made on first use."""
-
-    def __init__(self) -> None:
-        self._runner: FigureRunner | None = None
-
-    def runner(self, app: Sphinx) -> FigureRunner:
-        if self._runner is None:
-            config = modelvis_config(app.config)
-            cache = cache_folder(config, base=app.confdir, default=Path(app.outdir).parent / ".modelvis-cache")
-            self._runner = FigureRunner(config, cache_dir=cache, progress=logger.info, warn=_warn_cache)
-        return self._runner
-
-    def before_reading(self, app: Sphinx, env: Any, docnames: list[str]) -> None:
-        # Made here, before Sphinx forks its readers (-j): they all share the runner's template process.
-        self.runner(app)
-
-    def end_page(self, app: Sphinx, doctree: Any) -> None:
-        if self._runner is not None:
-            self._runner.end_page(app.env.docname)
-
-    def close(self, app: Sphinx, exception: BaseException | None) -> None:
-        if self._runner is not None:
-            self._runner.close()
-
-
-def _warn_cache(message: str) -> None:
-    logger.warning(message, type="modelvis", subtype="cache")
-
-
-def runner_for(app: Sphinx | Any) -> FigureRunner:
-    """The figure runner of a Sphinx application (``app``, or anything with its ``events``, like ``env``)."""
-    runner = app.events.emit_firstresult(RUNNER_EVENT)
-    assert isinstance(runner, FigureRunner)
-    return runner
-
-
-def failed_pages(env: Any) -> set[str]:
-    """The pages of ``env`` with a failed figure: read again by every build until they pass.
-
-    A failure is not cached, so without this an incremental build would keep the error box without a
-    warning (and ``-W`` would pass).
-    """
-    if not hasattr(env, "modelvis_failed_docs"):
-        env.modelvis_failed_docs = set()  # pickled with the environment
-    failed: set[str] = env.modelvis_failed_docs
-    return failed
-
-
-def _purge_page(app: Sphinx, env: Any, docname: str) -> None:
-    failed_pages(env).discard(docname)
-
-
-def _merge_pages(app: Sphinx, env: Any, docnames: set[str], other: Any) -> None:
-    failed_pages(env).update(failed_pages(other) & set(docnames))
-
-
-def _outdated_pages(app: Sphinx, env: Any, added: set[str], changed: set[str], removed: set[str]) -> list[str]:
-    return sorted((failed_pages(env) & env.found_docs) - added - changed - removed)
 
 
 def _add_static_path(app: Sphinx) -> None:
@@ -158,19 +84,19 @@ def setup(app: Sphinx) -> dict[str, Any]:
     for name, default, help in ModelvisConfig.settings():
         extra: dict[str, Any] = {"description": help} if described else {}
         app.add_config_value(f"modelvis_{name}", default, "env", types=_types(hints[name]), **extra)
-    app.connect("config-inited", _check_config)
+    figures = ExtensionState()
+    app.connect("config-inited", figures.check_config)
     app.add_directive("modelvis", ModelvisDirective)
     register_nodes(app)
     app.connect("builder-inited", _add_static_path)
     app.add_css_file("modelvis.css")
-    figures = _Figures()
     app.add_event(RUNNER_EVENT)
     app.connect(RUNNER_EVENT, figures.runner)
     app.connect("env-before-read-docs", figures.before_reading)
     app.connect("doctree-read", figures.end_page)
-    app.connect("env-purge-doc", _purge_page)
-    app.connect("env-merge-info", _merge_pages)
-    app.connect("env-get-outdated", _outdated_pages)
+    app.connect("env-purge-doc", purge_page)
+    app.connect("env-merge-info", merge_pages)
+    app.connect("env-get-outdated", outdated_pages)
     app.connect("build-finished", figures.close)
     return {
         "version": __version__,

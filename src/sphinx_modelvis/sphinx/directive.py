@@ -9,12 +9,10 @@ from docutils import nodes
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
-from ..capture import Capture
-from ..compare import compare_named, figure_key
 from ..config import OPTION_SPEC, FigureOptions, resolve_figure_options
-from ..errors import ConfigError, ModelvisError
-from ..execution.session import FAILURE_TITLES, FigureFailure, Snippet
-from . import ModelvisBuildError, failed_pages, modelvis_config, runner_for
+from ..errors import ConfigError
+from ..execution.session import FigureFailure, Snippet
+from .build import ModelvisBuildError, failed_pages, runner_for
 from .nodes import modelvis_details, modelvis_figure, modelvis_summary
 
 __all__ = ["ModelvisDirective"]
@@ -32,33 +30,27 @@ class ModelvisDirective(SphinxDirective):
 
     def run(self) -> list[nodes.Node]:
         """Run the snippet (or take it from the cache) and return the code block and the figure."""
-        config = modelvis_config(self.config)
+        runner = runner_for(self.env)
         try:
-            options = resolve_figure_options(self.arguments[0] if self.arguments else None, self.options, config)
+            options = resolve_figure_options(self.arguments[0] if self.arguments else None, self.options, runner.config)
         except ConfigError as exc:
             raise self.error(f"modelvis: {exc}") from None
         source, line = self._code_position()
         code = "\n".join(self.content) + "\n" if self.content else ""
         snippet = Snippet(code, self._display_name(source), line, expr_line=self.lineno)
-        runner = runner_for(self.env)
         cwd = os.path.dirname(source) if os.path.isfile(source) else str(self.env.srcdir)
         result = runner.page(self.env.docname, cwd=cwd).run(snippet, options)
 
         output: nodes.Element
+        if result.failure is not None and result.failure.kind == "options":  # the markup is wrong: nothing ran
+            raise self.error(f"modelvis: {result.failure.message}")
         if result.failure is not None:
             output = self._report(result.failure, source, snippet)
         else:
             assert result.capture is not None
-            capture = result.capture
-            # Figures named so far on this page, for a later :compare: (Sphinx reads a page's directives in order).
-            named: dict[str, Capture] = self.env.temp_data.setdefault("modelvis_named", {})  # type: ignore[assignment]
-            if options.compare:
-                capture = self._compared(capture, named, options)
-            if options.name:
-                named[figure_key(options.name)] = result.capture
             output = modelvis_figure(
                 "",
-                capture=capture.to_json(),
+                capture=result.capture.to_json(),
                 theme=options.theme,
                 format=options.format,
                 columns=options.columns,
@@ -76,14 +68,6 @@ class ModelvisDirective(SphinxDirective):
             shown.append(block)
         shown.append(self._wrap(output, options))
         return shown
-
-    def _compared(self, capture: Capture, named: dict[str, Capture], options: FigureOptions) -> Capture:
-        """``capture`` marked against the earlier figure ``:compare:`` names; an error at the directive if none."""
-        assert options.compare is not None
-        try:
-            return compare_named(capture, named, options.compare, changes_only=options.changes_only)
-        except ModelvisError as exc:
-            raise self.error(f"modelvis: :compare: {exc}") from None
 
     def _code_position(self) -> tuple[str, int]:
         """The source file of the content and the line of its first line there (includes resolved)."""
@@ -135,11 +119,11 @@ class ModelvisDirective(SphinxDirective):
         """Warn (or stop the build) at the failing line, and return the error box shown instead of the figure."""
         line = failure.line or snippet.line
         location = f"{source}:{line}"
-        if modelvis_config(self.config).on_error == "raise":
+        if runner_for(self.env).config.on_error == "raise":
             raise ModelvisBuildError(f"{location}: {failure.report()}")
         logger.warning("modelvis: %s", failure.report(), location=location, type="modelvis", subtype=failure.kind)
         failed_pages(self.env).add(self.env.docname)
-        title = FAILURE_TITLES.get(failure.kind, "This figure failed")
+        title = failure.title
         box = nodes.admonition("", classes=["error", "modelvis-error"])
         box += nodes.title(title, title)
         message = f"{snippet.filename}:{line}: {failure.message}"

@@ -1,272 +1,360 @@
-/* sphinx-modelvis: the interactive figure. Hover or focus a module: its key. Click or Enter: copy it;
-   shift: the regex. Click a folded range, or Space: unfold; a member's index: fold back. Markers and
-   arrow keys collapse and expand. A filter above long figures. No framework, no request.
-   Each module is a div.i (data-l: level, data-path, data-r: regex, data-s: its folded names' part of the
-   regex, data-m: those names when not indices, data-k: has children) holding its lines (div.l), whose
-   guide cells are <i> elements (P │, B ├──, E └──, S blank; data-c: cells left out of a deep line). */
-(function () {
+/* sphinx-modelvis: the interactive figure (docs/guides/interactive.md says what a reader can do with it).
+   It reads the markup rendering/interactive.py writes, which shows the whole tree without this script;
+   the markup's names are short because a figure repeats them on every line:
+     div.i    a module: data-l its level, data-path its key, data-r the regex of a key with a folded
+              group ({0-11}), data-s the part of data-r for the group's own names, data-m those names
+              when they are not indices, data-k present when the module has children
+     div.l    one of its lines, the first its own (data-c: guide cells a deep line leaves out)
+     i        a guide cell: P │, B ├──, E └──, S blank
+     span.f   a folded range */
+(() => {
+  "use strict";
+  // Each notebook output carries a copy: the first one does the work.
   if (window.modelvisFigures) return window.modelvisFigures.scan();
-  var tip, live, noted, groups = 0, NO = "false", EXP = "aria-expanded", D = document;
-  function all(root, css) { return [].slice.call(root.querySelectorAll(css)); }
-  function has(el, name) { return el.classList.contains(name); }
-  function kids(el) { return el.hasAttribute("data-k"); }
-  function make(tag, name) { var el = D.createElement(tag); el.className = name; return el; }
-  function lv(el) { return +el.dataset.l; }
-  function hd(el) { return el.firstElementChild; }
-  function esc(text) { return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"); }
-  function regex(el) { return el.dataset.r || esc(el.dataset.path); }
-  function shut(el) { return el.getAttribute(EXP) === NO; }
-  function html(text) { return text.replace(/&/g, "&amp;").replace(/</g, "&lt;"); }
 
-  function scan() { all(D, ".mv[data-mv]:not(.mv-on)").forEach(init); }
+  const NOTE_MILLISECONDS = 1500; // then the line's key comes back
+  const FILTER_ABOVE_LINES = 40;
+  const EXPANDED = "aria-expanded";
+  // One of each for the page's figures, made on first use.
+  let tooltip = null;
+  let liveRegion = null;
+  let notedModule = null;
+  let noteTimer = 0;
+  let unfoldings = 0; // numbers them, to find their members when folding back
 
-  function init(fig) {
-    fig.classList.add("mv-on");
-    var open = fig.dataset.open ? +fig.dataset.open : 1e9, lines = 0;
-    all(fig, ".T").forEach(function (tree, t) {
+  const elements = (root, selector) => [...root.querySelectorAll(selector)];
+  const levelOf = (module) => Number(module.dataset.l);
+  const hasChildren = (module) => module.hasAttribute("data-k");
+  const isCollapsed = (module) => module.getAttribute(EXPANDED) === "false";
+  const ownLine = (module) => module.firstElementChild;
+  const escapeRegex = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  // A key without a folded group has no data-r: it matches itself.
+  const regexOf = (module) => module.dataset.r || escapeRegex(module.dataset.path);
+  const escapeHtml = (text) => text.replace(/&/g, "&amp;").replace(/</g, "&lt;");
+
+  function element(tag, className) {
+    const made = document.createElement(tag);
+    made.className = className;
+    return made;
+  }
+
+  function scan() {
+    elements(document, ".mv[data-mv]:not(.mv-on)").forEach(setUp);
+  }
+
+  function setUp(figure) {
+    figure.classList.add("mv-on");
+    const openDepth = figure.dataset.open ? Number(figure.dataset.open) : Infinity;
+    let lineCount = 0;
+    elements(figure, ".T").forEach((tree, treeIndex) => {
       tree.setAttribute("role", "tree");
-      lines += all(tree, ".l").length;
-      all(tree, ".i").forEach(function (el, i) {
-        if (kids(el) && lv(el) >= open) el.setAttribute(EXP, NO);
-        prep(el, !t && !i);
+      lineCount += elements(tree, ".l").length;
+      elements(tree, ".i").forEach((module, index) => {
+        if (hasChildren(module) && levelOf(module) >= openDepth) module.setAttribute(EXPANDED, "false");
+        // One Tab stop per figure; arrow keys move on from there.
+        makeTreeItem(module, treeIndex === 0 && index === 0);
       });
-      redo(tree);
+      hideCollapsed(tree);
     });
-    if (lines > 40) finder(fig);
-    fig.addEventListener("click", click);
-    fig.addEventListener("keydown", key);
-    fig.addEventListener("mouseover", function (e) { show(e.target.closest(".i"), e.target); });
-    fig.addEventListener("mouseleave", hide);
-    fig.addEventListener("focusin", function (e) { show(e.target.closest(".i")); });
-    fig.addEventListener("focusout", hide);
+    if (lineCount > FILTER_ABOVE_LINES) addFilter(figure);
+    // On the figure, not on each of its (maybe thousands of) lines.
+    figure.addEventListener("click", onClick);
+    figure.addEventListener("keydown", onKeyDown);
+    figure.addEventListener("mouseover", (event) => showTip(event.target.closest(".i"), event.target));
+    figure.addEventListener("mouseleave", hideTip);
+    figure.addEventListener("focusin", (event) => showTip(event.target.closest(".i")));
+    figure.addEventListener("focusout", hideTip);
   }
 
-  // An el as a tree el, with a marker on its connector when it has children.
-  function prep(el, first) {
-    el.setAttribute("role", "treeitem");
-    el.setAttribute("aria-level", lv(el) + 1);
-    el.tabIndex = first ? 0 : -1;
-    if (!kids(el)) return;
-    if (!el.hasAttribute(EXP)) el.setAttribute(EXP, "true");
-    var cell = all(hd(el), "i").pop();
-    if (cell && !cell.firstChild) {
-      var b = make("button", "K");
-      b.tabIndex = -1;
-      b.setAttribute("aria-hidden", "true");
-      cell.appendChild(b);
+  function makeTreeItem(module, tabStop) {
+    module.setAttribute("role", "treeitem");
+    module.setAttribute("aria-level", levelOf(module) + 1);
+    module.tabIndex = tabStop ? 0 : -1;
+    if (!hasChildren(module)) return;
+    if (!module.hasAttribute(EXPANDED)) module.setAttribute(EXPANDED, "true");
+    const connector = elements(ownLine(module), "i").pop();
+    if (connector && !connector.firstChild) {
+      const marker = element("button", "mv-marker");
+      // The item says aria-expanded and arrow keys toggle it: no stop for the keyboard here.
+      marker.tabIndex = -1;
+      marker.setAttribute("aria-hidden", "true");
+      connector.appendChild(marker);
     }
-    mark(el);
+    updateMarker(module);
   }
 
-  function mark(el) {
-    var b = hd(el).querySelector(".K");
-    if (b) b.textContent = shut(el) ? "\u25b8" : "\u25be";
+  function updateMarker(module) {
+    const marker = ownLine(module).querySelector(".mv-marker");
+    if (marker) marker.textContent = isCollapsed(module) ? "\u25b8" : "\u25be";
   }
 
-  // Hide what collapsed modules hold, and groups shown unfolded.
-  function redo(tree) {
-    var closed = 1e9;
-    all(tree, ".i").forEach(function (el) {
-      var l = lv(el);
-      if (l <= closed) closed = 1e9;
-      el.hidden = l > closed || has(el, "gone");
-      if (!el.hidden && shut(el)) closed = l;
-    });
+  // A tree's modules are siblings in document order: those after a collapsed one, deeper, are inside it.
+  function hideCollapsed(tree) {
+    let collapsedLevel = Infinity;
+    for (const module of elements(tree, ".i")) {
+      const level = levelOf(module);
+      if (level <= collapsedLevel) collapsedLevel = Infinity;
+      module.hidden = level > collapsedLevel || module.classList.contains("mv-unfolded");
+      if (!module.hidden && isCollapsed(module)) collapsedLevel = level;
+    }
   }
 
-  function toggle(el, open) {
-    if (!kids(el)) return;
-    el.setAttribute(EXP, open === undefined ? shut(el) : open);
-    mark(el);
-    redo(el.parentNode);
+  function setExpanded(module, expand = isCollapsed(module)) {
+    if (!hasChildren(module)) return;
+    module.setAttribute(EXPANDED, String(expand));
+    updateMarker(module);
+    hideCollapsed(module.parentNode);
   }
 
-  function block(el) {
-    var items = [el], n = el.nextElementSibling;
-    for (; n && lv(n) > lv(el); n = n.nextElementSibling) items.push(n);
-    return items;
+  function subtree(module) {
+    const modules = [module];
+    for (let next = module.nextElementSibling; next && levelOf(next) > levelOf(module); next = next.nextElementSibling) {
+      modules.push(next);
+    }
+    return modules;
   }
 
-  function members(el) {
-    if (el.dataset.m) return JSON.parse(el.dataset.m);
-    var names = [];
-    hd(el).querySelector(".f").textContent.split(",").forEach(function (run) {
-      var ends = run.split("-");
-      for (var i = +ends[0]; i <= +ends[ends.length - 1]; i++) names.push("" + i);
-    });
+  // data-m, else the label's ranges ("0-3,5"), which the markup does not repeat.
+  function memberNames(group) {
+    if (group.dataset.m) return JSON.parse(group.dataset.m);
+    const names = [];
+    for (const range of ownLine(group).querySelector(".f").textContent.split(",")) {
+      const ends = range.split("-");
+      for (let index = Number(ends[0]); index <= Number(ends[ends.length - 1]); index++) names.push(String(index));
+    }
     return names;
   }
 
-  // A folded group as its members: its lines again for each, with the member's name, paths and regexes.
-  function unfold(el) {
-    var items = block(el), d = lv(el) - 1, path = el.dataset.path, r = el.dataset.r;
-    var stem = r.slice(0, r.length - el.dataset.s.length), id = "g" + (++groups), after = items[items.length - 1];
-    var names = members(el);
-    el.dataset.o = id;
-    names.forEach(function (name, n) {
-      var at = path.slice(0, path.lastIndexOf("{")) + name;
-      items.forEach(function (old) {
-        var c = old.cloneNode(true), s = c.dataset;
-        s.path = at + s.path.slice(path.length);
-        if (s.path.indexOf("{") < 0) delete s.r; else s.r = stem + esc(name) + s.r.slice(r.length);
-        s.g = id;
-        delete s.o;
-        all(c, ".K").forEach(function (b) { b.remove(); });
-        if (old === el) {
-          var label = hd(c).querySelector(".f");
+  // The group's lines again for each member; its own stay, hidden, to fold back to.
+  function unfold(group) {
+    const groupModules = subtree(group);
+    const cellIndex = levelOf(group) - 1; // the guide cell of the group's level
+    const groupPath = group.dataset.path;
+    const groupRegex = group.dataset.r;
+    // The regex ends with the group's names (data-s): a member's, with its name.
+    const regexStem = groupRegex.slice(0, groupRegex.length - group.dataset.s.length);
+    const unfolding = `u${++unfoldings}`;
+    const names = memberNames(group);
+    let last = groupModules[groupModules.length - 1];
+    group.dataset.unfoldedAs = unfolding;
+    names.forEach((name, memberIndex) => {
+      const memberPath = groupPath.slice(0, groupPath.lastIndexOf("{")) + name;
+      for (const original of groupModules) {
+        const copy = original.cloneNode(true);
+        const data = copy.dataset;
+        data.path = memberPath + data.path.slice(groupPath.length);
+        if (!data.path.includes("{")) delete data.r;
+        else data.r = regexStem + escapeRegex(name) + data.r.slice(groupRegex.length);
+        data.memberOf = unfolding;
+        delete data.unfoldedAs;
+        elements(copy, ".mv-marker").forEach((marker) => marker.remove());
+        if (original === group) {
+          const label = ownLine(copy).querySelector(".f");
           label.textContent = name;
-          label.className = "n m";
-          delete s.m;
-          delete s.s;
+          label.className = "n mv-member";
+          delete data.m;
+          delete data.s;
         }
-        // All members but the last have a sibling below: their guide goes on down.
-        if (n < names.length - 1) all(c, ".l").forEach(function (line, row) {
-          var cell = all(line, "i")[d - (+line.dataset.c || 0)];
-          if (cell) cell.className = old === el && !row ? "B" : "P";
-        });
-        after.after(c);
-        prep(after = c);
-      });
+        // All members but the last have a sibling below: ├── and │ where the group had └── and blanks.
+        if (memberIndex < names.length - 1) {
+          elements(copy, ".l").forEach((line, row) => {
+            const cell = elements(line, "i")[cellIndex - (Number(line.dataset.c) || 0)];
+            if (cell) cell.className = original === group && row === 0 ? "B" : "P";
+          });
+        }
+        last.after(copy);
+        last = copy;
+        makeTreeItem(copy, false);
+      }
     });
-    items.forEach(function (old) { old.classList.add("gone"); old.tabIndex = -1; });
-    redo(el.parentNode);
+    for (const original of groupModules) {
+      original.classList.add("mv-unfolded");
+      original.tabIndex = -1;
+    }
+    hideCollapsed(group.parentNode);
   }
 
-  function fold(member) {
-    var tree = member.parentNode, id = member.dataset.g, el = tree.querySelector('[data-o="' + id + '"]');
-    all(tree, '[data-g="' + id + '"]').forEach(function (c) { c.remove(); });
-    block(el).forEach(function (old) { old.classList.remove("gone"); });
-    redo(tree);
-    el.tabIndex = 0;
-    el.focus();
+  function foldBack(member) {
+    const tree = member.parentNode;
+    const unfolding = member.dataset.memberOf;
+    const group = tree.querySelector(`[data-unfolded-as="${unfolding}"]`);
+    elements(tree, `[data-member-of="${unfolding}"]`).forEach((copy) => copy.remove());
+    subtree(group).forEach((original) => original.classList.remove("mv-unfolded"));
+    hideCollapsed(tree);
+    group.tabIndex = 0;
+    group.focus();
   }
 
-  function click(e) {
-    var t = e.target, el = t.closest(".i");
-    if (!el) return;
-    if (t.closest(".K")) return toggle(el);
-    if (t.closest(".l") !== hd(el)) return;
-    if (t.closest(".f")) return unfold(el);
-    if (t.closest(".m")) return fold(el);
-    copy(el, e.shiftKey);
+  function onClick(event) {
+    const target = event.target;
+    const module = target.closest(".i");
+    if (!module) return;
+    if (target.closest(".mv-marker")) return setExpanded(module);
+    if (target.closest(".l") !== ownLine(module)) return; // its parameters' lines
+    if (target.closest(".f")) return unfold(module);
+    if (target.closest(".mv-member")) return foldBack(module);
+    copy(module, event.shiftKey);
   }
 
-  function step(el, by) {
-    do el = by > 0 ? el.nextElementSibling : el.previousElementSibling; while (el && el.hidden);
-    return el;
+  function visibleNeighbour(module, direction) {
+    do module = direction > 0 ? module.nextElementSibling : module.previousElementSibling;
+    while (module && module.hidden);
+    return module;
   }
 
-  function key(e) {
-    var el = e.target, next = null, k = e.key;
-    if (!has(el, "i")) return;
-    if (k === "ArrowDown") next = step(el, 1);
-    else if (k === "ArrowUp") next = step(el, -1);
-    else if (k === "Home" || k === "End") next = all(el.parentNode, ".i:not([hidden])")[k === "Home" ? "shift" : "pop"]();
-    else if (k === "ArrowRight") { if (shut(el)) toggle(el, true); else next = step(el, 1); }
-    else if (k === "ArrowLeft") {
-      if (kids(el) && !shut(el)) toggle(el, false);
-      else for (next = el; next && lv(next) >= lv(el);) next = next.previousElementSibling;
-    } else if (k === "Enter") copy(el, e.shiftKey);
-    else if (k === " ") {
-      if (hd(el).querySelector(".f")) { unfold(el); next = step(el, 1); }
-      else if (el.dataset.g) fold(el);
-    } else return;
-    e.preventDefault();
-    if (next) { el.tabIndex = -1; next.tabIndex = 0; next.focus(); }
+  function parentOf(module) {
+    let above = module.previousElementSibling;
+    while (above && levelOf(above) >= levelOf(module)) above = above.previousElementSibling;
+    return above;
   }
 
-  function copy(el, asRegex) {
-    var text = asRegex ? regex(el) : el.dataset.path;
-    function done() { say(el, (asRegex ? "regex" : "key") + " copied: " + (text || "(the root: an empty key)")); }
-    function fallback() {
-      var area = D.body.appendChild(make("textarea", "mv-live"));
+  // An ARIA tree view's keys, each returning the module to move to, if any.
+  const KEYS = {
+    ArrowDown: (module) => visibleNeighbour(module, 1),
+    ArrowUp: (module) => visibleNeighbour(module, -1),
+    Home: (module) => elements(module.parentNode, ".i:not([hidden])").shift(),
+    End: (module) => elements(module.parentNode, ".i:not([hidden])").pop(),
+    ArrowRight: (module) => (isCollapsed(module) ? setExpanded(module, true) : visibleNeighbour(module, 1)),
+    ArrowLeft: (module) =>
+      hasChildren(module) && !isCollapsed(module) ? setExpanded(module, false) : parentOf(module),
+    Enter: (module, event) => copy(module, event.shiftKey),
+    " ": (module) => {
+      if (ownLine(module).querySelector(".f")) {
+        unfold(module);
+        return visibleNeighbour(module, 1);
+      }
+      if (module.dataset.memberOf) foldBack(module);
+    },
+  };
+
+  function onKeyDown(event) {
+    const module = event.target;
+    // Keys typed in the filter are not the tree's.
+    if (!module.classList.contains("i") || !Object.hasOwn(KEYS, event.key)) return;
+    event.preventDefault();
+    const next = KEYS[event.key](module, event);
+    if (next) {
+      // A roving tabindex: the focused module is the Tab stop.
+      module.tabIndex = -1;
+      next.tabIndex = 0;
+      next.focus();
+    }
+  }
+
+  function copy(module, asRegex) {
+    const text = asRegex ? regexOf(module) : module.dataset.path;
+    const copied = () => announce(module, `${asRegex ? "regex" : "key"} copied: ${text || "(the root: an empty key)"}`);
+    // The clipboard API needs a secure context (https, localhost): elsewhere, the older way.
+    function copyBySelection() {
+      const area = document.body.appendChild(element("textarea", "mv-visually-hidden"));
       area.value = text;
       area.select();
-      try { D.execCommand("copy"); done(); } catch (x) { say(el, "could not copy"); }
+      try {
+        document.execCommand("copy");
+        copied();
+      } catch (error) {
+        announce(module, "could not copy");
+      }
       area.remove();
-      el.focus();
+      module.focus();
     }
-    if (navigator.clipboard && window.isSecureContext) navigator.clipboard.writeText(text).then(done, fallback);
-    else fallback();
+    if (navigator.clipboard && window.isSecureContext) navigator.clipboard.writeText(text).then(copied, copyBySelection);
+    else copyBySelection();
   }
 
-  function say(el, note) {
-    if (!live) {
-      live = D.body.appendChild(make("div", "mv-live"));
-      live.setAttribute("aria-live", "polite");
+  function announce(module, note) {
+    if (!liveRegion) {
+      liveRegion = document.body.appendChild(element("div", "mv-visually-hidden"));
+      liveRegion.setAttribute("aria-live", "polite");
     }
-    live.textContent = note;
-    show(el, 0, note);
-    noted = el;
-    clearTimeout(say.t);
-    say.t = setTimeout(function () { noted = null; show(el); }, 1500);
+    liveRegion.textContent = note;
+    showTip(module, null, note);
+    notedModule = module;
+    clearTimeout(noteTimer);
+    noteTimer = setTimeout(() => {
+      notedModule = null;
+      showTip(module);
+    }, NOTE_MILLISECONDS);
   }
 
-  // The key of the module under the pointer (or focus), and what a click does with it.
-  // A note ("key copied") stays 1.5 s over its line, then the key again, unless the reader has moved on.
-  function show(el, target, note) {
+  // target: what the pointer is over. Moving within a note's line keeps the note; moving on drops its
+  // timer, which would put the old line's key over the new one.
+  function showTip(module, target, note) {
+    const offOwnLine = Boolean(module && target && target.closest(".l") !== ownLine(module));
     if (!note) {
-      if (el && el === noted && !(target && target.closest(".l") !== hd(el))) return;
-      clearTimeout(say.t);
-      noted = null;
+      if (module && module === notedModule && !offOwnLine) return;
+      clearTimeout(noteTimer);
+      notedModule = null;
     }
-    if (!el || el.hidden || (target && target.closest(".l") !== hd(el))) return hide();
-    if (!tip) {
-      tip = D.body.appendChild(make("div", "mv-tip"));
-      tip.id = "mv-tip";
-      tip.setAttribute("role", "tooltip");
+    if (!module || module.hidden || offOwnLine) return hideTip();
+    if (!tooltip) {
+      tooltip = document.body.appendChild(element("div", "mv-tip"));
+      tooltip.id = "mv-tip";
+      tooltip.setAttribute("role", "tooltip");
     }
-    var path = el.dataset.path, r = el.dataset.r, text = "<b>" + html(note || path || "the root module") + "</b>";
-    if (!note && r) text += "\n<em>regex for PEFT's target_modules:</em> " + html(r);
-    if (!note && path) text += "\n<em>click: copy the key" + (r ? ", shift+click: the regex" : "") + "</em>";
-    tip.innerHTML = text;
-    tip.hidden = false;
-    var box = hd(el).getBoundingClientRect(), cell = all(hd(el), "i").pop(), top = box.bottom + 4;
-    if (top + tip.offsetHeight > innerHeight) top = box.top - tip.offsetHeight - 4;
-    tip.style.top = top + "px";
-    tip.style.left = Math.max(4, Math.min(cell ? cell.getBoundingClientRect().right : box.left,
-      innerWidth - tip.offsetWidth - 4)) + "px";
-    el.setAttribute("aria-describedby", "mv-tip");
+    const path = module.dataset.path;
+    const regex = module.dataset.r;
+    let html = `<b>${escapeHtml(note || path || "the root module")}</b>`;
+    if (!note && regex) html += `\n<em>regex for PEFT's target_modules:</em> ${escapeHtml(regex)}`;
+    if (!note && path) html += `\n<em>click: copy the key${regex ? ", shift+click: the regex" : ""}</em>`;
+    tooltip.innerHTML = html;
+    tooltip.hidden = false;
+    // Under the name (past the guides), within the window.
+    const line = ownLine(module).getBoundingClientRect();
+    const connector = elements(ownLine(module), "i").pop();
+    let top = line.bottom + 4;
+    if (top + tooltip.offsetHeight > innerHeight) top = line.top - tooltip.offsetHeight - 4;
+    const left = connector ? connector.getBoundingClientRect().right : line.left;
+    tooltip.style.top = `${top}px`;
+    tooltip.style.left = `${Math.max(4, Math.min(left, innerWidth - tooltip.offsetWidth - 4))}px`;
+    module.setAttribute("aria-describedby", "mv-tip");
   }
 
-  function hide() { clearTimeout(say.t); noted = null; if (tip) tip.hidden = true; }
+  function hideTip() {
+    clearTimeout(noteTimer);
+    notedModule = null;
+    if (tooltip) tooltip.hidden = true;
+  }
 
-  // Lines matching what is typed, and the modules above them, stand out; the rest dims.
-  function finder(fig) {
-    var bar = make("div", ""), input = make("input", "mv-find"), count = make("span", "mv-count");
+  // Matches stand out with their ancestors (opened, so that the match shows); the rest dims.
+  function addFilter(figure) {
+    const bar = element("div", "");
+    const input = element("input", "mv-find");
+    const count = element("span", "mv-count");
     input.type = "search";
     input.placeholder = "find a module";
     input.setAttribute("aria-label", "Find in this figure");
     bar.append(input, count);
-    fig.prepend(bar);
-    input.addEventListener("input", function () {
-      var q = input.value.trim().toLowerCase(), hits = 0;
-      fig.classList.toggle("q", !!q);
-      all(fig, ".T").forEach(function (tree) {
-        var items = all(tree, ".i");
-        items.forEach(function (el, i) {
-          el.classList.remove("hit", "anc");
-          if (!q || has(el, "gone") ||
-            (el.textContent + " " + el.dataset.path).toLowerCase().indexOf(q) < 0) return;
-          el.classList.add("hit");
-          hits++;
-          for (var l = lv(el), j = i - 1; j >= 0 && l; j--) {
-            var up = items[j];
-            if (lv(up) < l && !has(up, "gone")) {
-              up.classList.add("anc");
-              up.setAttribute(EXP, "true");
-              mark(up);
-              l = lv(up);
+    figure.prepend(bar);
+    input.addEventListener("input", () => {
+      const query = input.value.trim().toLowerCase();
+      let matches = 0;
+      figure.classList.toggle("mv-filtering", Boolean(query));
+      for (const tree of elements(figure, ".T")) {
+        const modules = elements(tree, ".i");
+        modules.forEach((module, index) => {
+          module.classList.remove("mv-match", "mv-ancestor");
+          if (!query || module.classList.contains("mv-unfolded")) return;
+          if (!`${module.textContent} ${module.dataset.path}`.toLowerCase().includes(query)) return;
+          module.classList.add("mv-match");
+          matches++;
+          for (let level = levelOf(module), above = index - 1; above >= 0 && level; above--) {
+            const up = modules[above];
+            if (levelOf(up) < level && !up.classList.contains("mv-unfolded")) {
+              up.classList.add("mv-ancestor");
+              up.setAttribute(EXPANDED, "true");
+              updateMarker(up);
+              level = levelOf(up);
             }
           }
         });
-        redo(tree);
-      });
-      count.textContent = q ? hits + (hits === 1 ? " match" : " matches") : "";
+        hideCollapsed(tree);
+      }
+      count.textContent = query ? `${matches} match${matches === 1 ? "" : "es"}` : "";
     });
   }
 
-  window.modelvisFigures = {scan: scan};
-  if (D.readyState === "loading") D.addEventListener("DOMContentLoaded", scan);
+  window.modelvisFigures = { scan, noteMilliseconds: NOTE_MILLISECONDS };
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", scan);
   else scan();
 })();

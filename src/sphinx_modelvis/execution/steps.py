@@ -1,0 +1,255 @@
+"""Running a page's snippets in the worker: bringing its namespace up to a figure, then running the figure.
+
+The worker client knows which page namespace its worker holds and how many of its steps it has run, so
+bringing it to a figure is: a new namespace (and ``pre_code``) if it holds another, then the page's steps it
+has not run yet (replayed: run for their effect only), then the figure. Timeouts and crashes become
+failures at the page's line; a step that caused one leaves the page's history, as replaying it would
+cause it again.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..capture import Capture
+from ..config import FigureOptions, ModelvisConfig
+from .client import WorkerClient, WorkerCrashed, WorkerTimeout, frames_in
+from .preload import preload_statements
+from .results import FigureFailure, Snippet
+from .wire import Reply, RunRequest
+
+__all__ = ["PageHistory", "RunnerStats", "Step", "StepRunner"]
+
+PRE_CODE_FILENAME = "<pre_code>"
+#: A worker start that waited this long for its template, in seconds, says so in the log.
+WAIT_NOTED = 0.05
+
+
+@dataclass(slots=True)
+class RunnerStats:
+    """Counts over a runner's life (in this process): worker starts, snippets run, replayed, cache hits, failures.
+
+    ``start_seconds`` holds how long each worker start took (a fork from the template takes milliseconds,
+    once the template has imported what the snippets import).
+    """
+
+    worker_starts: int = 0
+    executed: int = 0
+    replayed: int = 0
+    cached: int = 0
+    failed: int = 0
+    start_seconds: list[float] = field(default_factory=list)
+
+
+def _run_request(snippet: Snippet, options: FigureOptions, *, replay: bool) -> RunRequest:
+    return RunRequest(
+        code=snippet.code,
+        filename=snippet.filename,
+        first_line=snippet.line,
+        expr=options.expr,
+        expr_line=snippet.expr_line,
+        settings=options.tree,
+        device=options.device,
+        columns=options.columns,
+        max_lines=options.max_lines,
+        replay=replay,
+    )
+
+
+@dataclass(slots=True)
+class Step:
+    """One figure of a page: its snippet and its options."""
+
+    snippet: Snippet
+    options: FigureOptions
+
+
+@dataclass(slots=True)
+class PageHistory:
+    """One namespace of a page: its name for the worker client, its folder, and the steps it holds, in page order.
+
+    Every step a figure of the page added is here (cached ones too: a later figure needs their effects), except
+    one whose run timed out or crashed the worker.
+    """
+
+    page: str
+    cwd: str | None
+    namespace: tuple[int, int]
+    steps: list[Step] = field(default_factory=list)
+
+
+class StepRunner:
+    """Runs steps of pages in one worker process, started (or forked from the template) when first needed."""
+
+    def __init__(
+        self,
+        client: WorkerClient,
+        config: ModelvisConfig,
+        *,
+        stats: RunnerStats,
+        progress: Callable[[str], None],
+    ) -> None:
+        self.client = client
+        self.config = config
+        self.stats = stats
+        self.progress = progress
+        client.preload_statements.update(dict.fromkeys(preload_statements(config.pre_code)))
+
+    def run(self, history: PageHistory) -> tuple[Capture | None, FigureFailure | None, float]:
+        """Run the last step of ``history`` after the ones before it: its capture or failure, and its seconds."""
+        step = history.steps[-1]
+        failure = self._prepare(history, history.steps[:-1])
+        if failure is not None:
+            return None, failure, failure.seconds
+        self.stats.executed += 1
+        return self._run(history, step, replay=False)
+
+    def _ensure_worker(self) -> None:
+        client = self.client
+        forks = client.forks
+        started = time.perf_counter()
+        if not client.ensure_started():
+            return
+        seconds = time.perf_counter() - started
+        self.stats.worker_starts += 1
+        self.stats.start_seconds.append(seconds)
+        if forks and not client.forks:
+            self.progress(
+                f"modelvis: no template process to fork workers from ({client.template_failure}); "
+                "each worker is started as a new process"
+            )
+        if client.forks:
+            # The first workers of a build wait for the template to import torch & co.; the others only fork.
+            waited = client.waited
+            note = f" ({waited:.2f} s of it waiting for the template to import)" if waited >= WAIT_NOTED else ""
+            self.progress(f"modelvis: forked a worker process (pid {client.pid}) in {seconds:.2f} s{note}")
+        else:
+            self.progress(f"modelvis: started a worker process (pid {client.pid}) in {seconds:.2f} s")
+
+    def _prepare(self, history: PageHistory, before: list[Step]) -> FigureFailure | None:
+        """Bring the worker to just before this figure: the page's namespace, with what it has not run yet run."""
+        client = self.client
+        # What the template should import before it forks this page's worker: what its snippets import.
+        for step in history.steps:
+            client.preload_statements.update(dict.fromkeys(preload_statements(step.snippet.code)))
+        try:
+            self._ensure_worker()
+        except (WorkerCrashed, WorkerTimeout) as exc:
+            return self._lost_worker(exc, None, "starting the worker process")
+        if client.namespace != history.namespace or client.position > len(before):
+            failure = self._fresh_namespace(history)
+            if failure is not None:
+                return failure
+        for previous in before[client.position :]:
+            _capture, failure, seconds = self._run(history, previous, replay=True)
+            self.stats.replayed += 1
+            self.progress(f"modelvis: {previous.snippet.location} ... {seconds:.1f} s (replayed)")
+            if failure is not None and failure.kind in ("timeout", "crash"):
+                return failure
+        return None
+
+    def _fresh_namespace(self, history: PageHistory) -> FigureFailure | None:
+        """The page's namespace, new: in a new worker when this one ran code (and workers fork), then pre_code."""
+        client = self.client
+        try:
+            if client.forks and client.used:
+                # A new namespace in a new worker, forked in milliseconds: nothing a page did (to modules,
+                # to torch's settings) reaches the next, however Sphinx shares pages out among processes.
+                client.close()
+                self._ensure_worker()
+            client.reset(history.namespace, cwd=history.cwd)
+        except (WorkerCrashed, WorkerTimeout) as exc:
+            return self._lost_worker(exc, None, "starting a new namespace")
+        pre_code = self.config.pre_code
+        if not pre_code.strip():
+            return None
+        snippet = Snippet(pre_code, PRE_CODE_FILENAME, 1)
+        # With the site's settings (device, columns, timeout), as a figure that sets none runs.
+        request = _run_request(snippet, FigureOptions.of_site(self.config), replay=True)
+        started = time.perf_counter()
+        failure: FigureFailure | None = None
+        try:
+            reply = client.run(request, timeout=self.config.timeout, prelude=True)
+        except (WorkerCrashed, WorkerTimeout) as exc:
+            what = f"replaying the earlier snippet at {snippet.location}"
+            failure = self._lost_worker(exc, snippet, what, seconds=time.perf_counter() - started)
+        else:
+            failure = None if reply.ok else self._failure(reply, snippet, replay=True)
+        seconds = failure.seconds if failure is not None else reply.seconds
+        self.progress(f"modelvis: pre_code for {history.page} ... {seconds:.1f} s")
+        if failure is None:
+            return None
+        message = f"pre_code failed, so this page's figures cannot run: {failure.message}"
+        return FigureFailure("pre-code", message, 0, failure.traceback, failure.seconds)
+
+    def _run(
+        self, history: PageHistory, step: Step, *, replay: bool
+    ) -> tuple[Capture | None, FigureFailure | None, float]:
+        """Run one snippet in the worker's namespace: its capture (none for a replay), its failure, its seconds.
+
+        A timeout or a crash is a failure too, and takes the step out of the page's history.
+        """
+        snippet = step.snippet
+        started = time.perf_counter()
+        try:
+            reply = self.client.run(_run_request(snippet, step.options, replay=replay), timeout=step.options.timeout)
+        except (WorkerCrashed, WorkerTimeout) as exc:
+            history.steps.remove(step)
+            what = "replaying the earlier snippet at " + snippet.location if replay else "running the snippet"
+            failure = self._lost_worker(exc, snippet, what, seconds=time.perf_counter() - started)
+            return None, failure, failure.seconds
+        if not replay:
+            self.progress(f"modelvis: {snippet.location} ... {reply.seconds:.1f} s")
+        self.client.preload_modules.update(dict.fromkeys(reply.imported))
+        if not reply.ok:
+            return None, self._failure(reply, snippet, replay=replay), reply.seconds
+        capture = None if replay or reply.capture is None else Capture.from_json(reply.capture)
+        return capture, None, reply.seconds
+
+    @staticmethod
+    def _failure(reply: Reply, snippet: Snippet, *, replay: bool) -> FigureFailure:
+        """The failure a worker reported, worded for the page."""
+        kind, message = reply.kind, reply.message
+        if kind == "snippet":
+            message = f"the snippet raised {message}"
+        elif kind == "internal":
+            message = f"sphinx-modelvis failed while running the snippet (please report this): {message}"
+        if replay and kind != "internal":
+            message = f"replaying the earlier snippet at {snippet.location}: {message}"
+        return FigureFailure(kind, message, int(reply.line or snippet.line), reply.traceback, reply.seconds)
+
+    def _lost_worker(
+        self, exc: WorkerCrashed | WorkerTimeout, snippet: Snippet | None, what: str, *, seconds: float = 0.0
+    ) -> FigureFailure:
+        """A failure for a worker that timed out or died while doing ``what``, at the line it was running."""
+        frames = frames_in(exc.output, snippet.filename) if snippet is not None else []
+        line = frames[0] if frames else (snippet.line if snippet is not None else 0)
+        if isinstance(exc, WorkerTimeout):
+            message = (
+                f"{what}: {exc}; raise the figure's :timeout: (or the timeout setting) if it needs longer; "
+                "the rest of the page runs in a new worker"
+            )
+            kind = "timeout"
+        else:
+            message = f"{what}: {exc}; the rest of the page runs in a new worker"
+            kind = "crash"
+        if snippet is not None:
+            self.progress(f"modelvis: {snippet.location} ... {kind}")
+        return FigureFailure(kind, message, line, _last_words(exc.output), seconds)
+
+
+_MACHINERY = (os.sep + os.path.join("sphinx_modelvis", "execution") + os.sep, '"<frozen runpy>"')
+
+
+def _last_words(output: str) -> str:
+    """The end of what a worker wrote to stderr (a fault dump, a fatal error), without our own frames."""
+    lines = [
+        line
+        for line in output.strip().splitlines()
+        if not (line.lstrip().startswith("File ") and any(part in line for part in _MACHINERY))
+        and not line.startswith("Extension modules:")
+    ]
+    return "\n".join(lines[-40:]).strip()

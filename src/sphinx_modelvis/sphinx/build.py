@@ -1,0 +1,124 @@
+"""The extension's side of one Sphinx build: its configuration (validated once), its figure runner, the pages
+with a failed figure, and the errors that end a build. The directive and ``setup`` both import it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sphinx.application import Sphinx
+from sphinx.config import Config
+from sphinx.errors import ConfigError as SphinxConfigError
+from sphinx.errors import SphinxError
+from sphinx.util import logging
+
+from ..config import ModelvisConfig
+from ..errors import ConfigError, ModelvisError
+from ..execution.cache import cache_folder
+from ..execution.session import FigureRunner
+
+__all__ = [
+    "RUNNER_EVENT",
+    "ExtensionState",
+    "ModelvisBuildError",
+    "ModelvisConfigError",
+    "failed_pages",
+    "merge_pages",
+    "modelvis_config",
+    "outdated_pages",
+    "purge_page",
+    "runner_for",
+]
+
+#: The event that hands out the application's figure runner (directives reach it through ``env.events``).
+RUNNER_EVENT = "modelvis-runner"
+
+logger = logging.getLogger(__name__)
+
+
+class ModelvisConfigError(ConfigError, SphinxConfigError):
+    """An invalid ``modelvis_*`` value, reported by Sphinx as a configuration error."""
+
+
+class ModelvisBuildError(ModelvisError, SphinxError):
+    """A figure failed and ``modelvis_on_error = "raise"``: the build stops."""
+
+    category = "modelvis error"
+
+
+def modelvis_config(config: Config) -> ModelvisConfig:
+    """The ``modelvis_*`` values of a Sphinx configuration, validated: the one way the extension reads them."""
+    values = {f"modelvis_{name}": getattr(config, f"modelvis_{name}") for name, _, _ in ModelvisConfig.settings()}
+    try:
+        return ModelvisConfig.from_mapping(values, prefix="modelvis_")
+    except ConfigError as exc:
+        raise ModelvisConfigError(str(exc)) from None
+
+
+class ExtensionState:
+    """The site configuration of one Sphinx application, validated once, and its figure runner, made on first use."""
+
+    def __init__(self) -> None:
+        self._config: ModelvisConfig | None = None
+        self._runner: FigureRunner | None = None
+
+    def check_config(self, app: Sphinx, config: Config) -> None:
+        """Validate the ``modelvis_*`` values once, when Sphinx has read ``conf.py`` and the command line."""
+        self._config = modelvis_config(config)
+
+    def runner(self, app: Sphinx) -> FigureRunner:
+        if self._runner is None:
+            config = self._config
+            assert config is not None, "config-inited comes first"
+            cache = cache_folder(config.cache_dir, config_dir=app.confdir, host="sphinx")
+            self._runner = FigureRunner(config, cache_dir=cache, progress=logger.info, warn=_warn_cache)
+        return self._runner
+
+    def before_reading(self, app: Sphinx, env: Any, docnames: list[str]) -> None:
+        # Made here, before Sphinx forks its readers (-j): they all share the runner's template process.
+        self.runner(app)
+
+    def end_page(self, app: Sphinx, doctree: Any) -> None:
+        if self._runner is not None:
+            self._runner.end_page(app.env.docname)
+
+    def close(self, app: Sphinx, exception: BaseException | None) -> None:
+        if self._runner is not None:
+            self._runner.close()
+
+
+def _warn_cache(message: str) -> None:
+    logger.warning(message, type="modelvis", subtype="cache")
+
+
+def runner_for(app: Sphinx | Any) -> FigureRunner:
+    """The figure runner of a Sphinx application (``app``, or anything with its ``events``, like ``env``)."""
+    runner = app.events.emit_firstresult(RUNNER_EVENT)
+    assert isinstance(runner, FigureRunner)
+    return runner
+
+
+def failed_pages(env: Any) -> set[str]:
+    """The pages of ``env`` with a failed figure: read again by every build until they pass.
+
+    A failure is not cached, so without this an incremental build would keep the error box without a
+    warning (and ``-W`` would pass).
+    """
+    if not hasattr(env, "modelvis_failed_docs"):
+        env.modelvis_failed_docs = set()  # pickled with the environment
+    failed: set[str] = env.modelvis_failed_docs
+    return failed
+
+
+def purge_page(app: Sphinx, env: Any, docname: str) -> None:
+    """``env-purge-doc``: a page read again starts with no failed figure."""
+    failed_pages(env).discard(docname)
+
+
+def merge_pages(app: Sphinx, env: Any, docnames: set[str], other: Any) -> None:
+    """``env-merge-info``: the failed pages a parallel reader found."""
+    failed_pages(env).update(failed_pages(other) & set(docnames))
+
+
+def outdated_pages(app: Sphinx, env: Any, added: set[str], changed: set[str], removed: set[str]) -> list[str]:
+    """``env-get-outdated``: the pages with a failed figure are read again."""
+    return sorted((failed_pages(env) & env.found_docs) - added - changed - removed)
