@@ -80,3 +80,20 @@ def test_classes_that_share_a_name_are_told_apart_by_the_package_they_are_import
     assert labels[peft.LoraConfig] == "peft.LoraConfig"
     assert labels[LoraConfig] == "test_introspect_paths.LoraConfig"
     assert type_labels([nn.Linear]) == {nn.Linear: "Linear"}, "PyTorch's own class alone keeps its bare name"
+
+
+class Linear(nn.Module):
+    """A module named like PyTorch's ``nn.Linear``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(2))
+
+
+def test_modules_of_classes_sharing_a_name_are_labelled_and_keep_their_class_path() -> None:
+    # A class met once (LayerNorm, Sequential) does not stop the labelling of those that share a name.
+    tree = build_tree(nn.Sequential(nn.Linear(2, 2), Linear(), nn.LayerNorm(2)))
+    theirs, ours, norm = tree.root.children
+    assert (norm.type_label, norm.type_path) == ("", "")
+    assert (theirs.type_label, theirs.type_path) == ("", "torch.nn.modules.linear.Linear"), "PyTorch's keeps its name"
+    assert (ours.type_label, ours.type_path) == ("test_introspect_paths.Linear", "test_introspect_paths.Linear")
