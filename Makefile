@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv docs pdf test lint check-figures compat snapshots system-deps clean
+.PHONY: venv docs pdf test lint check-figures compat snapshots mutation system-deps clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -48,9 +48,17 @@ compat: venv
 test: venv system-deps lint check-figures pdf compat
 	$(PY) -m pytest -n 2 --dist loadfile
 
+# Mutation testing of the core modules against their fast tests ([tool.mutmut] in pyproject.toml lists both); not part
+# of `make test`. Resumes where it stopped (state under mutants/); `make clean` starts it over. One thread per torch
+# process, so two mutants at a time use two cores.
+mutation: venv
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[mutation]'
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m mutmut run --max-children $(or $(MUTATION_JOBS),2)
+	$(PY) -m mutmut results
+
 # Rewrites the expected outputs under tests/snapshots/ from the current code; review the diff before committing.
 snapshots: venv
 	MODELVIS_UPDATE_SNAPSHOTS=1 $(PY) -m pytest -n 2 tests -k snapshot
 
 clean:
-	rm -rf docs/_build .pytest_cache .mypy_cache .ruff_cache .modelvis_cache .nox
+	rm -rf docs/_build .pytest_cache .mypy_cache .ruff_cache .modelvis_cache .nox mutants

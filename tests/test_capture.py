@@ -1,15 +1,12 @@
-"""Printed output: captured in time linear in its size, capped to its first and last lines (no torch here)."""
+"""Printed output: captured with work linear in its size, capped to its first and last lines (no torch here)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import pytest
 
-from sphinx_modelvis.capture import CUT_MARK, Capture, TextBlock, TreeBlock
+from sphinx_modelvis.capture import CUT_MARK, Capture, PrintedText, TextBlock, TreeBlock
 from sphinx_modelvis.execution.snippet import captured_output
-from sphinx_modelvis.rendering import build_figure, render
+from sphinx_modelvis.rendering import render
 from sphinx_modelvis.tree import ModelTree, ModuleNode, ParamInfo
 
 
@@ -22,32 +19,55 @@ def flood(lines: int, *, max_lines: int) -> Capture:
     return capture
 
 
-def fastest(*runs: Callable[[], object], repeat: int = 5) -> list[float]:
-    """The best time of each of ``runs``, taken in turns so that a busy moment of the machine (other tests,
-    a browser) slows them alike."""
-    times: list[list[float]] = [[] for _ in runs]
-    for _ in range(repeat):
-        for run, taken in zip(runs, times, strict=True):
-            start = time.perf_counter()
-            run()
-            taken.append(time.perf_counter() - start)
-    return [min(taken) for taken in times]
+class CountedText(PrintedText):
+    """The collector of printed text, counting its work: its compactions and the characters each one joins."""
+
+    def __init__(self, **options: int) -> None:
+        self.compactions = 0
+        self.joined = 0
+        super().__init__(**options)
+
+    def _compact(self) -> int:
+        self.compactions += 1
+        self.joined += sum(len(part) for part in self._parts)
+        return super()._compact()
 
 
-@pytest.mark.parametrize("max_lines", [1000, 0], ids=["capped", "everything"])
-def test_printing_costs_time_linear_in_its_size(max_lines: int) -> None:
-    """Four times the output takes about four times as long (joined onto one string, it took sixteen)."""
+def print_into(printed: PrintedText, lines: int) -> TextBlock | None:
+    """What ``print`` of ``lines`` lines of 100 characters writes (the line, then its newline), and the block."""
+    line = "x" * 99
+    for _ in range(lines):
+        printed.write(line)
+        printed.write("\n")
+    return printed.block()
 
-    def through_the_figure(lines: int) -> Callable[[], object]:
-        def run() -> object:
-            capture = Capture.from_json(flood(lines, max_lines=max_lines).to_json())
-            # Drawn only when capped: 200,000 lines of drawing measure rich, not the capture.
-            return build_figure(capture) if max_lines else capture
 
-        return run
+# How the time of a flood grows with its size is measured by bench/print_capture.py; these check the work done.
 
-    small, large = fastest(through_the_figure(50_000), through_the_figure(200_000))
-    assert large / small < 8, f"{small:.3f} s for 50,000 lines, {large:.3f} s for 200,000"
+
+@pytest.mark.parametrize("lines", [50_000, 200_000])
+def test_a_capped_flood_joins_each_character_once_and_the_kept_lines_once_a_chunk(lines: int) -> None:
+    printed = CountedText(max_lines=1000)
+    block = print_into(printed, lines)
+    # A compaction each CHUNK of writes (a write weighs its length and WRITE_WEIGHT), and one at the end.
+    weighed = lines * (100 + 2 * PrintedText.WRITE_WEIGHT)
+    assert printed.compactions <= weighed // PrintedText.CHUNK + 1
+    # Each joins what was written since the one before and what the cap kept (the last 500 lines, and the line
+    # being written): work linear in the size (joined onto one string write by write, it was quadratic).
+    assert printed.joined <= 100 * lines + printed.compactions * 501 * 100
+    assert block is not None and block.omitted == lines - 1000
+
+
+def test_uncapped_output_is_appended_write_by_write_and_joined_once_at_the_end() -> None:
+    printed = CountedText(max_lines=0)
+    line = "x" * 99
+    for _ in range(10_000):
+        printed.write(line)
+        printed.write("\n")
+    assert printed.compactions == 0
+    assert len(printed._parts) == 20_000, "each write kept as it came: nothing joined while the snippet prints"
+    block = printed.block()
+    assert block is not None and block.ansi == (line + "\n") * 10_000
 
 
 def test_a_flood_keeps_its_first_and_last_lines_and_says_how_many_are_left_out() -> None:

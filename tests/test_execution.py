@@ -160,7 +160,7 @@ def test_a_syntax_error_reports_its_line(runner: FigureRunner) -> None:
     assert result.failure is not None
     assert result.failure.kind == "snippet"
     assert "SyntaxError" in result.failure.message
-    assert result.failure.line in (41, 42)
+    assert result.failure.line == 41, "the line of the bracket that is never closed"
 
 
 def test_a_timeout_kills_the_worker_and_what_it_started_then_the_page_goes_on(
@@ -179,16 +179,16 @@ def test_a_timeout_kills_the_worker_and_what_it_started_then_the_page_goes_on(
         "    time.sleep(60)\n"
         "wait()\n"
     )
-    started = time.monotonic()
     result = page.run(Snippet(code, "t.md", 10), FigureOptions(timeout=1.0))
-    assert time.monotonic() - started < 10
+    # Stopped, not waited for: the worker is killed and reaped before run() returns (how soon after the timeout
+    # is measured by bench/timeout_stop.py).
+    assert not alive(first_worker), "the worker is gone when run() returns"
     failure = result.failure
     assert failure is not None
     assert failure.kind == "timeout"
     assert "ran for more than 1 s and was stopped" in failure.message
     assert failure.line == 14, "the line it was stuck on (inside wait())"
     assert 'File "t.md", line 14 in wait' in failure.traceback
-    assert wait_until_gone(first_worker)
     assert wait_until_gone(int(pid_file.read_text())), "the snippet's own child process is killed too"
     after = page.run(Snippet("print(value)\n", "t.md", 20), FAST)
     assert text(after.capture) == "7\n", "earlier snippets are replayed in the new worker"
@@ -381,10 +381,16 @@ def test_keys_chain_over_the_page_and_start_from_versions_and_pre_code() -> None
     start = page_key("", versions)
     assert start != page_key("import torch", versions)
     assert start != page_key("", {**versions, "torch": "0.0"})
-    first = chain_key(start, "a = 1\n", FAST.execution_key())
-    assert chain_key(first, "print(a)\n", {}) != chain_key(chain_key(start, "a = 2\n", {}), "print(a)\n", {})
-    assert chain_key(start, "x", FigureOptions(device="meta").execution_key()) != chain_key(
-        start, "x", FigureOptions().execution_key()
+    options = FAST.execution_key()
+    first = chain_key(start, "a = 1\n", options)
+    assert first == chain_key(start, "a = 1\n", dict(options)), "the same snippet in the same place, the same key"
+    # Each input alone changes the key: the code, the options, the key before it.
+    assert first != chain_key(start, "a = 2\n", options)
+    assert first != chain_key(start, "a = 1\n", FigureOptions(timeout=20.0, device="meta").execution_key())
+    assert first != chain_key(page_key("import torch", versions), "a = 1\n", options)
+    # Over the page: a later snippet's key changes with an earlier snippet's code, its own unchanged.
+    assert chain_key(first, "print(a)\n", options) != chain_key(
+        chain_key(start, "a = 2\n", options), "print(a)\n", options
     )
 
 

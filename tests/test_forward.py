@@ -113,17 +113,14 @@ def test_a_module_never_called_and_tuple_inputs() -> None:
         def forward(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             return self.left(a), self.right(b).to(torch.float16)
 
-    lines = forward_text(Pair(), (torch.ones(1, 4), torch.ones(1, 3))).splitlines()
-    assert (
-        lines[1:]
-        == [
-            "├── left (Linear) weight:[2, 4] bias:[2] → [1, 2]",
-            "├── right (Linear) weight:[2, 3] bias:[2] → [1, 2]",
-            "└── unused (Linear) weight:[2, 2] bias:[2] (never called)",
-            "parameters: 24 total, 24 tunable (100.00%), 0 frozen, 0 delta",
-            "forward: ([1, 4], [1, 3]) -> ([1, 2], [1, 2] f16)",
-        ][: len(lines) - 1]
-    )
+    assert forward_text(Pair(), (torch.ones(1, 4), torch.ones(1, 3))).splitlines() == [
+        "root → ([1, 2], [1, 2] f16)",
+        "├── left (Linear) weight:[2, 4] bias:[2] → [1, 2]",
+        "├── right (Linear) weight:[2, 3] bias:[2] → [1, 2]",
+        "└── unused (Linear) weight:[2, 2] bias:[2] (never called)",
+        "parameters: 24 total, 24 tunable (100.00%), 0 frozen, 0 delta",
+        "forward: ([1, 4], [1, 3]) -> ([1, 2], [1, 2] f16)",
+    ]
 
 
 def test_the_forward_view_is_data() -> None:

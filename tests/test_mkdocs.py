@@ -23,7 +23,7 @@ from bs4 import BeautifulSoup, Tag
 from mkdocs.commands.build import build
 from mkdocs.config import load_config
 from mkdocs.exceptions import Abort
-from sphinx_html import figure_lines
+from sphinx_html import figure_lines, roles_of
 
 from sphinx_modelvis.mkdocs.fences import find_fences
 
@@ -249,9 +249,12 @@ def test_collapse_makes_closed_details(tutorial: Built) -> None:
 
 
 def test_blocks_share_the_page_namespace(tutorial: Built) -> None:
-    text = figure_text(tutorial.figure("bert-delta"))
+    figure = tutorial.figure("bert-delta")
+    text = figure_text(figure)
     assert "lora_A" in text and "base_layer" in text, "the backbone built two blocks earlier, adapted"
-    assert "delta" in text
+    # The adapters get_peft_model added are delta parameters, drawn and counted as such.
+    assert roles_of(figure, "weight:[4, 64]") == {"d"}
+    assert text.splitlines()[-1] == "parameters: 112.8K total, 18.7K tunable (16.57%), 94.1K frozen, 2.0K delta"
     assert "lora_A" in figure_text(tutorial.figure("keep-non-params")), "get_peft_model changed the backbone"
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 from snapshot import assert_snapshot
+from sphinx_html import colors_of
 
 from sphinx_modelvis import build_tree
 from sphinx_modelvis.folding import summarize
@@ -70,9 +71,9 @@ def test_peft_lora_bert_snapshot() -> None:
     assert isinstance(svg, str)
     from sphinx_modelvis.theme import DARK
 
-    delta_class = svg.split(f"fill: {DARK.delta.color}")[0].rsplit(".", 1)[-1].strip(" {")
-    frozen_class = svg.split(f"fill: {DARK.frozen.color}")[0].rsplit(".", 1)[-1].strip(" {")
-    assert f'class="{delta_class}"' in svg and f'class="{frozen_class}"' in svg
+    assert colors_of(svg, "weight:[8, 768]") == {DARK.delta.color}  # lora_A
+    assert colors_of(svg, "weight:[768, 8]") == {DARK.delta.color}  # lora_B
+    assert colors_of(svg, "weight:[768, 768]") == {DARK.frozen.color}  # query, key, value, ...
 
 
 SMALL_BERT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)

@@ -14,8 +14,14 @@ from test_cli import TWICE_COMPARED
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Build:
-    return build_sphinx("compare", tmp_path_factory.mktemp("compare") / "src", "html")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The figure cache of the file's builds, named so a second build in another folder reads the first one's."""
+    return tmp_path_factory.mktemp("compare-cache")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, cache: Path) -> Build:
+    return build_sphinx("compare", tmp_path_factory.mktemp("compare") / "src", "html", modelvis_cache_dir=str(cache))
 
 
 # Tree guides read as spaces (they are drawn, not written): a mark, a space, then four columns per level.
@@ -73,10 +79,17 @@ def test_the_marks_carry_their_roles_in_the_interactive_figure(built: Build) -> 
     assert marks == {"~": "y", "+": "p"}
 
 
-def test_a_figure_can_compare_with_a_cached_one(built: Build, tmp_path: Path) -> None:
-    # Built again from the cache: no snippet runs, the comparison is made from the cached trees.
-    again = build_sphinx("compare", Path(built.app.srcdir), "html")
+def all_figure_lines(build: Build, page: str) -> list[list[str]]:
+    return [figure_lines(figure) for figure in build.soup(page).select("div.modelvis-figure")]
+
+
+def test_a_figure_can_compare_with_a_cached_one(built: Build, cache: Path, tmp_path: Path) -> None:
+    # The first build's figures, read before anything else is built; the second build goes to a folder of its own.
+    first = {page: all_figure_lines(built, page) for page in ("index", "page")}
+    assert "+     head (Linear) weight:[2, 2] bias:[2]" in first["index"][1], "the first build marked its comparison"
+    # Built again from the cache: no snippet runs, the comparisons are made from the cached trees.
+    again = build_sphinx("compare", tmp_path / "src", "html", modelvis_cache_dir=str(cache))
+    assert again.outdir != built.outdir
     assert again.stats.worker_starts == 0
-    assert figure_lines(figure_by_name(again.soup("index"), "after")) == figure_lines(
-        figure_by_name(built.soup("index"), "after")
-    )
+    assert again.stats.cached > 0
+    assert {page: all_figure_lines(again, page) for page in ("index", "page")} == first

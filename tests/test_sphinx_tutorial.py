@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -113,15 +114,32 @@ def test_cross_references_to_named_figures(html: Build) -> None:
     assert targets["tutorial_md.html#md-bertdelta-vis"].startswith("Fig. ")
 
 
+def text_blocks(text: str) -> list[str]:
+    """The blocks of a page written by the text builder (code, a figure, a caption, a paragraph), dedented."""
+    return [textwrap.dedent(block).strip("\n") for block in re.split(r"\n[ \t]*\n", text)]
+
+
+def block_after(blocks: list[str], code_line: str) -> str:
+    """The block after the code block that has ``code_line``: the figure of that snippet."""
+    (index,) = [index for index, block in enumerate(blocks) if code_line in block.splitlines()]
+    return blocks[index + 1]
+
+
 def test_text_builder_writes_the_plain_tree(tmp_path: Path) -> None:
     build = build_sphinx("tutorial", tmp_path / "src", "text")
     assert build.warnings == ""
     text = build.page("tutorial_md", ".txt")
     assert "\x1b[" not in text
-    assert "BertForMaskedLM(" in text
-    assert re.search(r"^ +[│├└─ ]*0-1 \(BertLayer\)", text, flags=re.M)
     assert "Click to view output" not in text  # collapsed figures are simply shown
-    assert "Fig. 2: BERT before adaptation" in text or "BERT before adaptation" in text
+    # Searched inside each figure: the code above it and the prose hold the same words.
+    blocks = text_blocks(text)
+    printed = block_after(blocks, "print(backbone_model)")
+    assert printed.startswith("BertForMaskedLM(\n  (bert): BertModel(\n")
+    tree = block_after(blocks, "model_vis.structure_graph()")
+    assert tree.startswith("root\n├── bert (BertModel)\n")
+    assert re.search(r"^[│ ]*└── 0-1 \(BertLayer\)$", tree, flags=re.M)
+    assert tree.splitlines()[-1].startswith("parameters: ")
+    assert blocks[blocks.index(tree) + 1] == "BERT before adaptation", "the caption under its figure"
 
 
 @pytest.mark.parametrize("builder", ["dirhtml", "singlehtml", "epub", "man", "texinfo"])

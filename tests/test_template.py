@@ -55,7 +55,9 @@ def test_pages_are_forked_from_one_template_that_imported_what_snippets_import()
         assert first[0] != second[0], "each page has a worker of its own"
         assert second[2], "torch is imported before the page's own code runs: the template imported it"
         assert gone(first[0]), "the worker of a finished page goes away"
-        assert runner.stats.start_seconds[1] < runner.stats.start_seconds[0]
+        # The second start was a fork of a warm template: torch is loaded in the template itself (imported for the
+        # first page), so the second worker has it without importing it. (bench/parallel_build.py times the starts.)
+        assert "/libtorch" in Path(f"/proc/{template.pid()}/maps").read_text()
     finally:
         runner.close()
     assert template.pid() is None and not template.folder.exists(), "closing the runner ends the template"
