@@ -19,6 +19,7 @@ from typing import Any
 
 from ..capture import Capture
 from ..tree import TREE_FORMAT_VERSION
+from .validate import well_formed
 
 __all__ = [
     "CACHE_FORMAT",
@@ -100,7 +101,7 @@ class CacheEntry:
 class FigureCache:
     """Captures stored as ``<directory>/<key[:2]>/<key>.json``.
 
-    A missing, truncated or otherwise unreadable entry reads as a miss, and the next
+    A missing, truncated, otherwise unreadable or ill-formed entry reads as a miss, and the next
     :meth:`put` replaces it. Writes go to a temporary file renamed into place, so parallel
     builds sharing the folder never see half an entry.
     """
@@ -123,9 +124,14 @@ class FigureCache:
             data = json.loads(self.path(key).read_text(encoding="utf-8"))
             if data["format"] != CACHE_FORMAT or data["key"] != key:
                 return None
-            return CacheEntry(Capture.from_json(data["capture"]), dict(data.get("depends") or {}))
+            capture = Capture.from_json(data["capture"])
+            depends = data.get("depends") or {}
+            # Valid JSON may still be wrong (a string where a shape belongs): checked here, not met in a figure.
+            if not well_formed(capture) or not isinstance(depends, dict):
+                return None
         except Exception:  # unreadable, truncated or foreign: a miss, rebuilt by the next put
             return None
+        return CacheEntry(capture, dict(depends))
 
     def put(self, key: str, capture: Capture, depends: Mapping[str, Any] | None = None) -> Path:
         """Store ``capture`` under ``key`` with its dependency manifest, atomically; returns the file."""

@@ -229,7 +229,7 @@ class StepRunner:
     def _failure(reply: Reply, snippet: Snippet, *, replay: bool) -> FigureFailure:
         """The failure a worker reported, worded for the page."""
         kind, message = reply.kind, reply.message
-        if kind == "snippet":
+        if kind == "snippet" and not message.startswith("the snippet called sys.exit("):
             message = f"the snippet raised {message}"
         elif kind == "internal":
             message = f"sphinx-modelvis failed while running the snippet (please report this): {message}"

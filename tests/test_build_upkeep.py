@@ -1,0 +1,98 @@
+"""What a build does around its snippets, in real Sphinx and MkDocs builds: progress while a snippet runs, the
+snippet's children ended with its page, ``sys.exit`` reported as such, ill-formed cache entries rebuilt, and the
+figure cache's size and pruning."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from conftest import Build, build_sphinx
+from sphinx_html import figure_lines
+
+CONF = 'extensions = ["sphinx_modelvis"]\nproject = "upkeep"\nexclude_patterns = ["_build"]\n'
+
+
+def _project(tmp_path: Path, page: str, conf: str = "") -> Path:
+    src = tmp_path / "src"
+    src.mkdir(parents=True)
+    (src / "conf.py").write_text(CONF + conf, encoding="utf-8")
+    (src / "index.rst").write_text("Upkeep\n======\n\n" + page, encoding="utf-8")
+    return src
+
+
+def test_sys_exit_is_reported_as_the_call_at_its_line(tmp_path: Path) -> None:
+    page = ".. modelvis::\n\n   import sys\n   x = 1\n   sys.exit(0)\n"
+    build = build_sphinx("errors", _project(tmp_path, page))
+    warnings = [line for line in build.warnings.splitlines() if "WARNING: modelvis:" in line]
+    assert len(warnings) == 1, build.warnings
+    assert warnings[0].endswith("index.rst:8: WARNING: modelvis: the snippet called sys.exit(0) [modelvis.snippet]")
+    assert "raised" not in build.warnings
+
+
+def _entries(cache: Path) -> list[Path]:
+    return sorted(path for path in cache.glob("??/*.json"))
+
+
+def _first_shape(entry: dict[str, object]) -> dict[str, object]:
+    """The first parameter of the first tree block's nodes, in a cache entry's capture."""
+    capture = json.loads(str(entry["capture"]))
+    for block in capture["blocks"]:
+        if block["kind"] == "tree":
+            for node in block["tree"]["root"]:
+                for param in node.get("params", ()):
+                    return {"capture": capture, "param": param}
+    raise AssertionError("no parameter in the entry")
+
+
+def test_an_entry_that_parses_but_is_wrong_is_a_miss_that_is_rebuilt(tmp_path: Path) -> None:
+    page = ".. modelvis:: net\n\n   from torch import nn\n   net = nn.Linear(3, 4)\n"
+    src = _project(tmp_path, page, 'modelvis_cache_dir = "cache"\n')
+    first = build_sphinx("errors", src)
+    assert first.stats.executed == 1
+    (entry_file,) = _entries(src / "cache")
+    entry = json.loads(entry_file.read_text(encoding="utf-8"))
+    found = _first_shape(entry)
+    assert found["param"]["shape"] == [4, 3]  # type: ignore[index]
+    found["param"]["shape"] = "[4, 3]"  # type: ignore[index]
+    entry["capture"] = json.dumps(found["capture"])
+    entry_file.write_text(json.dumps(entry), encoding="utf-8")
+
+    again = build_sphinx("errors", src)
+    assert again.warnings.strip() == "", again.warnings
+    assert again.stats.executed == 1 and again.stats.cached == 0
+    lines = figure_lines(again.soup("index").select_one("div.modelvis-figure"))
+    assert any("[4, 3]" in line for line in lines), lines
+    rewritten = json.loads(entry_file.read_text(encoding="utf-8"))
+    assert _first_shape(rewritten)["param"]["shape"] == [4, 3]  # type: ignore[index]
+
+    third = build_sphinx("errors", src)
+    assert third.stats.cached == 1 and third.stats.executed == 0
+
+
+def _status_lines(build: Build, text: str) -> list[str]:
+    return [line for line in build.status.splitlines() if text in line]
+
+
+def _gone(pid: int, within: float = 30.0) -> bool:
+    """Whether process ``pid`` is gone (or a zombie) within ``within`` seconds, polling."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        status = Path(f"/proc/{pid}/status")
+        try:
+            if "State:\tZ" in status.read_text():
+                return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
