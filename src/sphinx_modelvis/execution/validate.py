@@ -63,7 +63,7 @@ def _matches(item: Any, hint: Any) -> list[tuple[Any, Any]] | None:
             return [] if isinstance(item, int | float) and not isinstance(item, bool) else None
         if hint is int:
             return [] if isinstance(item, int) and not isinstance(item, bool) else None
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             return [(item, hint)] if isinstance(item, hint) else None
         return [] if isinstance(item, hint) else None
     args = typing.get_args(hint)
