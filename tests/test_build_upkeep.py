@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -96,3 +99,62 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+CHILD = (
+    ".. modelvis::\n\n"
+    "   import pathlib, subprocess\n"
+    '   child = subprocess.Popen(["sleep", "60"])\n'
+    '   pathlib.Path("{pid_file}").write_text(str(child.pid))\n'
+    "   print('started')\n"
+)
+#: A later page's snippet: whether the first page's child ended with its page (polled, at most 30 s).
+LATER = """\
+.. modelvis::
+
+   import os, pathlib, time
+   first = int(pathlib.Path("child.pid").read_text())
+   deadline = time.monotonic() + 30
+   def running(pid):
+       try:
+           return "State:\\tZ" not in pathlib.Path(f"/proc/{pid}/status").read_text()
+       except FileNotFoundError:
+           return False
+   while running(first) and time.monotonic() < deadline:
+       time.sleep(0.05)
+   print("first page's child running" if running(first) else "first page's child ended")
+"""
+
+
+def test_a_snippet_s_child_ends_with_its_page_and_build(tmp_path: Path) -> None:
+    src = _project(tmp_path, CHILD.format(pid_file="child.pid") + "\n.. toctree::\n\n   second\n")
+    second = "Second\n======\n\n" + LATER + "\n" + CHILD.format(pid_file="second.pid")
+    (src / "second.rst").write_text(second, encoding="utf-8")
+    build = build_sphinx("errors", src)
+    assert build.warnings.strip() == "", build.warnings
+    figures = build.soup("second").select("div.modelvis-figure")
+    assert figure_lines(figures[0]) == ["first page's child ended"]
+    for name in ("child.pid", "second.pid"):
+        pid = int((src / name).read_text())
+        assert _gone(pid), f"the snippet's child {pid} outlived the build"
+
+
+def test_a_snippet_s_child_ends_when_the_build_is_interrupted(tmp_path: Path) -> None:
+    page = CHILD.format(pid_file="child.pid") + "   import time\n   time.sleep(120)\n"
+    src = _project(tmp_path, page)
+    command = [sys.executable, "-m", "sphinx", "-q", "-b", "html", str(src), str(tmp_path / "out")]
+    build = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not (src / "child.pid").exists() or not (src / "child.pid").read_text():
+            assert build.poll() is None and time.monotonic() < deadline, build.communicate()
+            time.sleep(0.05)
+        pid = int((src / "child.pid").read_text())
+        assert _alive(pid)
+        build.send_signal(signal.SIGINT)  # what Ctrl-C sends to the build
+        build.communicate(timeout=60)
+    finally:
+        if build.poll() is None:
+            build.kill()
+            build.communicate()
+    assert _gone(pid), f"the snippet's child {pid} outlived the interrupted build"

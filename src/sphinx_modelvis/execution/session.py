@@ -245,8 +245,16 @@ class FigureRunner:
         return session
 
     def end_page(self, page: str) -> None:
-        """Forget ``page``'s session: the next :meth:`page` call for it starts a fresh namespace."""
-        self._pages.pop(page, None)
+        """Forget ``page``'s session: the next :meth:`page` call for it starts a fresh namespace.
+
+        A worker forked for the page ends with it, and with it whatever its snippets started (a server, a
+        ``sleep``): the next page gets a new one in milliseconds anyway. A worker started as a new process is
+        kept for the next page (it takes seconds to start); it and its children end with the build.
+        """
+        session = self._pages.pop(page, None)
+        client = self._client
+        if session is not None and client.forks and client.namespace == session.history.namespace:
+            client.close()
 
     def store(self, key: str, capture: Capture, depends: Mapping[str, Any] | None = None) -> None:
         """Put ``capture`` in the cache with its dependency manifest; a cache that cannot be written is warned

@@ -9,6 +9,7 @@ either way it ends when its client is gone.
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import os
 import select
@@ -145,6 +146,7 @@ def _exit_when_orphaned(requests: int) -> None:
     while True:
         for _fd, events in poller.poll():
             if events & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
+                _end_group()
                 os._exit(0)
 
 
@@ -165,8 +167,21 @@ def _report_exits() -> None:
 _EXIT = os._exit
 
 
+def _end_group() -> None:
+    """End what the snippets started (``subprocess.Popen``, a forked child), and the worker with it.
+
+    The worker leads a process group of its own (started in a new session, or ``setsid`` after the fork), which
+    its snippets' children join: killing the group ends them all, however the build ends (the page done, the
+    build over, Ctrl-C: the client gone). A child that made a session of its own is out of reach. A worker
+    that leads no group (run by hand) leaves its group alone.
+    """
+    if os.getpgrp() == os.getpid():
+        with contextlib.suppress(OSError):
+            os.killpg(os.getpid(), signal.SIGKILL)
+
+
 def _leave() -> typing.NoReturn:
-    """End the worker at once, with status 0, skipping the interpreter's clean-up.
+    """End the worker at once, skipping the interpreter's clean-up, and the processes its snippets started.
 
     With torch, a model and its libraries loaded, that clean-up (module teardown, freeing every
     object one by one) takes a second or more, which a build would spend waiting at its end. The
@@ -175,6 +190,7 @@ def _leave() -> typing.NoReturn:
     """
     sys.stdout.flush()
     sys.stderr.flush()
+    _end_group()
     _EXIT(0)
 
 
