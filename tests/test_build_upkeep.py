@@ -5,10 +5,13 @@ figure cache's size and pruning."""
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -158,3 +161,65 @@ def test_a_snippet_s_child_ends_when_the_build_is_interrupted(tmp_path: Path) ->
             build.kill()
             build.communicate()
     assert _gone(pid), f"the snippet's child {pid} outlived the interrupted build"
+
+
+SLOW = "import time\ntime.sleep(1.5)\nprint('slow done')\n"
+
+
+def _progress(lines: list[str], location: str) -> list[str]:
+    """The progress lines about ``location``, each reduced to what it says (``running``, ``still``, ``done``)."""
+    said = []
+    for line in lines:
+        if f"modelvis: {location} running (timeout 60 s)" in line:
+            said.append("running")
+        elif re.search(rf"modelvis: {re.escape(location)} still running after [\d.]+ s \(timeout 60 s\)", line):
+            said.append("still")
+        elif re.search(rf"modelvis: {re.escape(location)} \.\.\. \d+\.\d s$", line):
+            said.append("done")
+    return said
+
+
+def _said_while_running(said: list[str]) -> None:
+    assert said[0] == "running" and said[-1] == "done" and len(said) >= 3, said
+    assert set(said[1:-1]) == {"still"}, said
+
+
+def test_a_slow_snippet_says_it_started_and_is_still_running_in_sphinx_s_log(tmp_path: Path) -> None:
+    page = ".. modelvis::\n\n" + textwrap.indent(SLOW, "   ")
+    src = _project(tmp_path, page, "modelvis_timeout = 60\nmodelvis_progress_interval = 0.3\n")
+    build = build_sphinx("errors", src)
+    assert build.warnings.strip() == "", build.warnings
+    _said_while_running(_progress(build.status.splitlines(), "index.rst:6"))
+
+
+def test_a_slow_snippet_says_it_started_and_is_still_running_in_mkdocs_log(tmp_path: Path) -> None:
+    from mkdocs.commands.build import build
+    from mkdocs.config import load_config
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "mkdocs.yml").write_text(
+        "site_name: slow\nplugins:\n  - modelvis:\n      timeout: 60\n      progress_interval: 0.3\n", encoding="utf-8"
+    )
+    (tmp_path / "docs" / "index.md").write_text(f"# Slow\n\n```{{modelvis}}\n{SLOW}```\n", encoding="utf-8")
+    records = _Records()
+    mkdocs_logger = logging.getLogger("mkdocs")
+    level = mkdocs_logger.level
+    mkdocs_logger.addHandler(records)
+    mkdocs_logger.setLevel(logging.INFO)  # as `mkdocs build` does
+    try:
+        build(load_config(str(tmp_path / "mkdocs.yml"), site_dir=str(tmp_path / "site")))
+    finally:
+        mkdocs_logger.removeHandler(records)
+        mkdocs_logger.setLevel(level)
+    _said_while_running(_progress(records.lines, "index.md:4"))
+
+
+class _Records(logging.Handler):
+    """What MkDocs and its plugins log, as lines."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())

@@ -189,8 +189,9 @@ class FigureRunner:
     """Runs the figures of one build: page sessions, one worker process (started when first needed), the cache.
 
     ``cache_dir`` ``None`` means no cache. ``progress`` receives one line per snippet that ran
-    (``modelvis: page.rst:12 ... 4.2 s``). A build whose figures are all cached starts no worker and
-    never imports torch in this process.
+    (``modelvis: page.rst:12 ... 4.2 s``); ``live`` (by default ``progress``) the lines said while one runs:
+    its start, and ``still running`` every ``progress_interval`` seconds. A build whose figures are all cached
+    starts no worker and never imports torch in this process.
     """
 
     def __init__(
@@ -201,6 +202,7 @@ class FigureRunner:
         progress: Callable[[str], None] | None = None,
         warn: Callable[[str], None] | None = None,
         explain: Callable[[str], None] | None = None,
+        live: Callable[[str], None] | None = None,
         root: str | os.PathLike[str] | None = None,
         python: str | None = None,
     ) -> None:
@@ -218,7 +220,14 @@ class FigureRunner:
         template = TemplateLink(python=python) if config.fork_workers and forking_supported() else None
         self._client = WorkerClient(python=python, template=template)
         #: Runs the snippets that the cache does not answer for, in the worker.
-        self.steps = StepRunner(self._client, config, stats=RunnerStats(), progress=lambda line: self.progress(line))
+        self.live: Callable[[str], None] = live or (lambda message: self.progress(message))
+        self.steps = StepRunner(
+            self._client,
+            config,
+            stats=RunnerStats(),
+            progress=lambda line: self.progress(line),
+            live=lambda line: self.live(line),
+        )
         self._pages: dict[str, PageSession] = {}
         self._serials = itertools.count(1)
 
