@@ -223,3 +223,72 @@ class _Records(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append(record.getMessage())
+
+
+def _age(path: Path, days: float) -> None:
+    """Make ``path`` look last used ``days`` days ago."""
+    when = time.time() - days * 86400
+    os.utime(path, (when, when))
+
+
+PAGES = {
+    "index": "Kept\n====\n\n.. toctree::\n\n   dropped\n\n.. modelvis::\n\n   print('kept')\n",
+    "dropped": "Dropped\n=======\n\n.. modelvis::\n\n   print('dropped')\n",
+}
+
+
+def test_a_build_prunes_entries_unused_for_the_max_age_and_says_the_cache_s_size(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "conf.py").write_text(CONF + 'modelvis_cache_dir = "cache"\nmodelvis_cache_max_age = 10\n', encoding="utf-8")
+    for name, text in PAGES.items():
+        (src / f"{name}.rst").write_text(text, encoding="utf-8")
+    first = build_sphinx("errors", src)
+    entries = _entries(src / "cache")
+    assert len(entries) == 2
+    summary = [line for line in first.status.splitlines() if "figure(s) from the cache" in line]
+    assert summary == [
+        f"modelvis: 0 figure(s) from the cache, 2 ran, 0 failed; cache: 2 entries, "
+        f"{_size(src / 'cache')} in {src / 'cache'}"
+    ], first.status
+    # Both entries last used 11 days ago; then the page that uses the first is the only one left.
+    for entry in entries:
+        _age(entry, 11)
+    (src / "dropped.rst").unlink()
+    (src / "index.rst").write_text(PAGES["index"].replace("   dropped\n", ""), encoding="utf-8")
+    again = build_sphinx("errors", src)
+    assert again.stats.cached == 1 and again.stats.executed == 0
+    kept = _entries(src / "cache")
+    assert len(kept) == 1 and time.time() - kept[0].stat().st_mtime < 86400  # its use recorded
+    assert "; removed 1 entry" in again.status and "unused for 10 days" in again.status
+
+
+def _size(folder: Path) -> str:
+    from sphinx_modelvis.execution.cache import format_size
+
+    return format_size(sum(path.stat().st_size for path in folder.rglob("*") if path.is_file()))
+
+
+def test_modelvis_cache_prune_removes_entries_older_than_max_age_and_keeps_used_ones(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "conf.py").write_text(CONF + 'modelvis_cache_dir = "cache"\n', encoding="utf-8")
+    for name, text in PAGES.items():
+        (src / f"{name}.rst").write_text(text, encoding="utf-8")
+    build_sphinx("errors", src)
+    old, recent = _entries(src / "cache")
+    _age(old, 40)
+    _age(recent, 5)
+    command = [sys.executable, "-m", "sphinx_modelvis"]
+    size = subprocess.run([*command, "cache", "size", str(src / "cache")], capture_output=True, text=True)
+    assert size.returncode == 0 and size.stdout.startswith(f"{src / 'cache'}: 2 entries, "), size
+    pruned = subprocess.run(
+        [*command, "cache", "prune", "--max-age", "30", str(src / "cache")], capture_output=True, text=True
+    )
+    assert pruned.returncode == 0, pruned.stderr
+    assert not old.exists() and recent.exists()
+    assert pruned.stdout.startswith(f"{src / 'cache'}: removed 1 entry"), pruned.stdout
+    assert "1 entry" in pruned.stdout.splitlines()[-1]
+    # Without --max-age, the command prunes what the settings' default does (30 days): nothing left to remove.
+    again = subprocess.run([*command, "cache", "prune", str(src / "cache")], capture_output=True, text=True)
+    assert again.returncode == 0 and "removed 0 entries" in again.stdout and recent.exists()

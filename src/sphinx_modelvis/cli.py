@@ -254,8 +254,17 @@ def _figures(args: argparse.Namespace) -> list[argparse.Namespace]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (with several figures, the worst of theirs)."""
-    args = _parser().parse_args(argv)
+    """Run the command line; returns the exit status (with several figures, the worst of theirs).
+
+    ``modelvis cache ...`` looks after a figure cache (see :mod:`~sphinx_modelvis.cache_command`); a snippet file
+    named ``cache`` is drawn as ``modelvis ./cache``.
+    """
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given[:1] == ["cache"]:
+        from .cache_command import cache_main
+
+        return cache_main(given[1:])
+    args = _parser().parse_args(given)
     try:
         figures = _figures(args)
     except ModelvisError as exc:

@@ -112,6 +112,7 @@ class PageSession:
                 changed, moved = checker.changed(entry.depends)
                 if changed is None:
                     runner.stats.cached += 1
+                    runner.cache.touch(key)  # used: a prune keeps it
                     if moved:  # same contents, new mtimes (a fresh checkout): the next build need not digest
                         runner.store(key, entry.capture, checker.refreshed(entry.depends))
                     files = tuple(checker.local_files(entry.depends))
@@ -285,6 +286,19 @@ class FigureRunner:
                 "this build goes on without it: set the cache_dir setting to a writable folder"
             )
             self.cache = None
+
+    def tidy_cache(self) -> str:
+        """At the end of a build: remove the cache entries no build used for ``cache_max_age`` days (0: none),
+        and say what the cache holds (``cache: 12 entries, 3.4 MB in ...; removed ...``); empty without a cache."""
+        cache = self.cache
+        if cache is None:
+            return ""
+        max_age = self.config.cache_max_age
+        removed = cache.prune(max_age) if max_age > 0 else None
+        note = f"cache: {cache.usage()} in {cache.directory}"
+        if removed is not None and removed.size:
+            note += f"; removed {removed}, unused for {max_age:g} days"
+        return note
 
     def close(self) -> None:
         """Stop the worker and the template process, if any."""

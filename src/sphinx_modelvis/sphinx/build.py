@@ -96,13 +96,13 @@ class ExtensionState:
     def close(self, app: Sphinx, exception: BaseException | None) -> None:
         if self._runner is not None:
             stats = self._runner.stats
-            if stats.executed or stats.cached or stats.failed:  # counted in this process (not -j's readers)
-                logger.info(
-                    "modelvis: %d figure(s) from the cache, %d ran, %d failed",
-                    stats.cached,
-                    stats.executed,
-                    stats.failed,
-                )
+            # Counted in this process (not -j's readers); the cache is what they all used.
+            counts = f"{stats.cached} figure(s) from the cache, {stats.executed} ran, {stats.failed} failed"
+            tidied = self._runner.tidy_cache()
+            if stats.executed or stats.cached or stats.failed:
+                logger.info("modelvis: %s%s", counts, f"; {tidied}" if tidied else "")
+            elif tidied:
+                logger.info("modelvis: %s", tidied)
             self._runner.close()
 
 
