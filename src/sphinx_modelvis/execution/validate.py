@@ -12,69 +12,80 @@ import dataclasses
 import sys
 import types
 import typing
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
 __all__ = ["well_formed"]
 
 
+#: A compiled check: whether a value matches its hint; data class instances in it are added to the list to walk.
+Check = Callable[[Any, list[Any]], bool]
+
+
 @cache
-def _hints(cls: type) -> tuple[tuple[str, Any], ...]:
-    """The fields of the data class ``cls`` that hold data, with their resolved type hints."""
+def _fields(cls: Any) -> tuple[tuple[str, Check], ...]:
+    """The fields of the data class ``cls`` that hold data, each with the check of its resolved type hint."""
     module = sys.modules[cls.__module__]
     hints = typing.get_type_hints(cls, vars(module))
-    return tuple((item.name, hints[item.name]) for item in dataclasses.fields(cls) if item.compare)
+    return tuple((item.name, _check(hints[item.name])) for item in dataclasses.fields(cls) if item.compare)
 
 
 def well_formed(value: Any) -> bool:
     """Whether ``value`` (a data class instance, as a capture is) and everything in it match their type hints."""
-    pending: list[tuple[Any, Any]] = [(value, type(value))]
+    pending: list[Any] = [value]
     seen: set[int] = set()
     while pending:
-        item, hint = pending.pop()
-        if dataclasses.is_dataclass(item) and not isinstance(item, type):
-            if id(item) in seen:
-                continue
-            seen.add(id(item))
-            pending.extend((getattr(item, name), field_hint) for name, field_hint in _hints(type(item)))
+        item = pending.pop()
+        if id(item) in seen:
             continue
-        inner = _matches(item, hint)
-        if inner is None:
-            return False
-        pending.extend(inner)
+        seen.add(id(item))
+        for name, check in _fields(type(item)):
+            if not check(getattr(item, name), pending):
+                return False
     return True
 
 
-def _matches(item: Any, hint: Any) -> list[tuple[Any, Any]] | None:
-    """``None`` if ``item`` does not match ``hint``; else the parts of it still to check, with their hints."""
-    if hint is Any:
-        return []
+@cache
+def _check(hint: Any) -> Check:
+    """The check of ``hint``, made once per hint (the walk calls it for every field of every node)."""
     origin = typing.get_origin(hint)
-    if origin is typing.Union or origin is types.UnionType:
-        for option in typing.get_args(hint):
-            inner = _matches(item, option)
-            if inner is not None:
-                return inner
-        return None
-    if hint is None or hint is type(None):
-        return [] if item is None else None
-    if origin is None:
-        if hint is float:
-            return [] if isinstance(item, int | float) and not isinstance(item, bool) else None
-        if hint is int:
-            return [] if isinstance(item, int) and not isinstance(item, bool) else None
-        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-            return [(item, hint)] if isinstance(item, hint) else None
-        return [] if isinstance(item, hint) else None
     args = typing.get_args(hint)
-    if not isinstance(item, origin):
-        return None
-    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
-        return [(element, args[0]) for element in item]
+    if hint is Any:
+        return lambda item, pending: True
+    if origin is typing.Union or origin is types.UnionType:
+        options = tuple(_check(option) for option in args)
+        return lambda item, pending: any(option(item, pending) for option in options)
+    if hint is None or hint is type(None):
+        return lambda item, pending: item is None
+    if hint is int:
+        return lambda item, pending: type(item) is int or (isinstance(item, int) and not isinstance(item, bool))
+    if hint is float:
+        return lambda item, pending: isinstance(item, int | float) and not isinstance(item, bool)
+    if origin is None and isinstance(hint, type) and dataclasses.is_dataclass(hint):
+
+        def instance(item: Any, pending: list[Any]) -> bool:
+            if not isinstance(item, hint):
+                return False
+            pending.append(item)
+            return True
+
+        return instance
+    if origin is None:
+        return lambda item, pending: isinstance(item, hint)
+    if origin in (tuple, list) and (origin is list or (len(args) == 2 and args[1] is Ellipsis)):
+        element = _check(args[0])
+        return lambda item, pending: isinstance(item, origin) and all(element(part, pending) for part in item)
     if origin is tuple:
-        return [(element, arg) for element, arg in zip(item, args, strict=True)] if len(item) == len(args) else None
-    if origin is list:
-        return [(element, args[0]) for element in item]
+        parts = tuple(_check(arg) for arg in args)
+        return lambda item, pending: (
+            isinstance(item, tuple)
+            and len(item) == len(parts)
+            and all(check(part, pending) for check, part in zip(parts, item, strict=True))
+        )
     if origin is dict:
-        return [part for key, element in item.items() for part in ((key, args[0]), (element, args[1]))]
-    return []
+        keys, values = _check(args[0]), _check(args[1])
+        return lambda item, pending: (
+            isinstance(item, dict) and all(keys(key, pending) and values(value, pending) for key, value in item.items())
+        )
+    return lambda item, pending: isinstance(item, origin)
