@@ -23,12 +23,17 @@ __all__ = ["well_formed"]
 Check = Callable[[Any, list[Any]], bool]
 
 
-@cache
-def _fields(cls: Any) -> tuple[tuple[str, Check], ...]:
+_FIELDS: dict[type, tuple[tuple[str, Check], ...]] = {}
+
+
+def _fields(cls: type) -> tuple[tuple[str, Check], ...]:
     """The fields of the data class ``cls`` that hold data, each with the check of its resolved type hint."""
-    module = sys.modules[cls.__module__]
-    hints = typing.get_type_hints(cls, vars(module))
-    return tuple((item.name, _check(hints[item.name])) for item in dataclasses.fields(cls) if item.compare)
+    known = _FIELDS.get(cls)
+    if known is None:
+        hints = typing.get_type_hints(cls, vars(sys.modules[cls.__module__]))
+        fields = dataclasses.fields(cls)  # type: ignore[arg-type]  # only data classes reach here
+        known = _FIELDS[cls] = tuple((item.name, _check(hints[item.name])) for item in fields if item.compare)
+    return known
 
 
 def well_formed(value: Any) -> bool:
