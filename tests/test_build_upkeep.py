@@ -15,6 +15,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 from conftest import Build, build_sphinx
 from sphinx_html import figure_lines
 
@@ -129,8 +130,10 @@ LATER = """\
 """
 
 
-def test_a_snippet_s_child_ends_with_its_page_and_build(tmp_path: Path) -> None:
-    src = _project(tmp_path, CHILD.format(pid_file="child.pid") + "\n.. toctree::\n\n   second\n")
+@pytest.mark.parametrize("fork", [True, False], ids=["forked-workers", "one-worker"])
+def test_a_snippet_s_child_ends_with_its_page_and_build(tmp_path: Path, fork: bool) -> None:
+    conf = f"modelvis_fork_workers = {fork}\n"
+    src = _project(tmp_path, CHILD.format(pid_file="child.pid") + "\n.. toctree::\n\n   second\n", conf)
     second = "Second\n======\n\n" + LATER + "\n" + CHILD.format(pid_file="second.pid")
     (src / "second.rst").write_text(second, encoding="utf-8")
     build = build_sphinx("errors", src)

@@ -259,7 +259,8 @@ class FigureRunner:
 
         A worker forked for the page ends with it, and with it whatever its snippets started (a server, a
         ``sleep``): the next page gets a new one in milliseconds anyway. A worker started as a new process is
-        kept for the next page (it takes seconds to start); it and its children end with the build.
+        kept for the next page (it takes seconds to start): it ends what the snippets started when it starts
+        the next page's namespace.
         """
         session = self._pages.pop(page, None)
         client = self._client

@@ -21,6 +21,7 @@ import traceback
 import typing
 from dataclasses import replace
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from ..errors import ForwardError, NotAModule, SnippetError
@@ -48,6 +49,7 @@ class Worker:
             sys.path[:0] = missing
             return Reply(pid=os.getpid())
         if isinstance(request, ResetRequest):
+            _end_children()  # what the last page's snippets started ends with that page
             self.namespace = {"__name__": "__main__"}
             self.tracker.start()
             if request.cwd:
@@ -178,6 +180,30 @@ def _end_group() -> None:
     if os.getpgrp() == os.getpid():
         with contextlib.suppress(OSError):
             os.killpg(os.getpid(), signal.SIGKILL)
+
+
+def _end_children() -> None:
+    """Kill the other processes of the worker's group (what earlier snippets started), keeping the worker.
+
+    Read from ``/proc`` (Linux); elsewhere they end with the worker (:func:`_end_group`).
+    """
+    me = os.getpid()
+    if os.getpgrp() != me:
+        return
+    try:
+        names = [name for name in os.listdir("/proc") if name.isdigit() and int(name) != me]
+    except OSError:
+        return
+    for name in names:
+        try:
+            stat = Path("/proc", name, "stat").read_text().rsplit(")", 1)[1].split()
+            if int(stat[2]) != me:  # its process group
+                continue
+            os.kill(int(name), signal.SIGKILL)
+            if int(stat[1]) == me:  # our child: reaped here, not left a zombie
+                os.waitpid(int(name), 0)
+        except (OSError, IndexError, ValueError, ChildProcessError):
+            continue
 
 
 def _leave() -> typing.NoReturn:
