@@ -295,3 +295,19 @@ def test_modelvis_cache_prune_removes_entries_older_than_max_age_and_keeps_used_
     # Without --max-age, the command prunes what the settings' default does (30 days): nothing left to remove.
     again = subprocess.run([*command, "cache", "prune", str(src / "cache")], capture_output=True, text=True)
     assert again.returncode == 0 and "removed 0 entries" in again.stdout and recent.exists()
+
+
+def test_modelvis_cache_is_a_subcommand_and_a_snippet_still_draws(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "sphinx_modelvis"]
+    helped = subprocess.run([*command, "--help"], capture_output=True, text=True)
+    assert "modelvis cache size|prune" in " ".join(helped.stdout.split())
+    nowhere = subprocess.run([*command, "cache", "size"], capture_output=True, text=True, cwd=tmp_path)
+    assert nowhere.returncode == 2 and "give the cache folder" in nowhere.stderr
+    (tmp_path / ".modelvis-cache").mkdir()
+    here = subprocess.run([*command, "cache", "size"], capture_output=True, text=True, cwd=tmp_path)
+    assert here.returncode == 0 and here.stdout == ".modelvis-cache: 0 entries, 0 B\n", here
+    bad = subprocess.run([*command, "cache", "prune", "--max-age", "-1"], capture_output=True, text=True, cwd=tmp_path)
+    assert bad.returncode == 2 and "0 or more" in bad.stderr
+    (tmp_path / "cache").write_text("from torch import nn\nnamed_cache = nn.Linear(2, 3)\n", encoding="utf-8")
+    drawn = subprocess.run([*command, "./cache", "--format", "text"], capture_output=True, text=True, cwd=tmp_path)
+    assert drawn.returncode == 0 and "weight:[3, 2]" in drawn.stdout, drawn

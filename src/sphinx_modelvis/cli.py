@@ -58,7 +58,9 @@ def _parser(kind: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> ar
             "Run a Python snippet that builds a PyTorch model and render the model's folded tree "
             "(SVG, PNG, HTML, text or ANSI). With --check, compare with an existing file instead of writing it."
         ),
-        epilog="exit status: 0 ok (or up to date), 1 --check found a difference, 2 the snippet or the arguments failed",
+        epilog="exit status: 0 ok (or up to date), 1 --check found a difference, 2 the snippet or the arguments "
+        "failed. `modelvis cache size|prune [--max-age DAYS] [FOLDER]` looks after a figure cache (see "
+        "`modelvis cache --help`).",
     )
     parser.add_argument(
         "snippet",
