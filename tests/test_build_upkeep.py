@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from bs4 import BeautifulSoup
 from conftest import Build, build_sphinx
 from sphinx_html import figure_lines
 
@@ -311,3 +312,42 @@ def test_modelvis_cache_is_a_subcommand_and_a_snippet_still_draws(tmp_path: Path
     (tmp_path / "cache").write_text("from torch import nn\nnamed_cache = nn.Linear(2, 3)\n", encoding="utf-8")
     drawn = subprocess.run([*command, "./cache", "--format", "text"], capture_output=True, text=True, cwd=tmp_path)
     assert drawn.returncode == 0 and "weight:[3, 2]" in drawn.stdout, drawn
+
+
+#: A snippet that runs until the test has seen it said "still running" in the build's output (at most 30 s).
+WAITING = """\
+import pathlib, time
+deadline = time.monotonic() + 30
+while not pathlib.Path("go").exists() and time.monotonic() < deadline:
+    time.sleep(0.05)
+print("went on when told" if pathlib.Path("go").exists() else "never told")
+"""
+
+
+def test_under_j_progress_is_written_while_the_snippets_run_naming_their_page(tmp_path: Path) -> None:
+    pages = [f"page{number}" for number in range(6)]
+    toctree = "\n.. toctree::\n\n" + "".join(f"   {name}\n" for name in pages)
+    src = _project(tmp_path, toctree, "modelvis_timeout = 60\nmodelvis_progress_interval = 0.3\n")
+    for name in pages:
+        snippet = WAITING + f"print({name!r})\n"
+        (src / f"{name}.rst").write_text(f"{name}\n=====\n\n.. modelvis::\n\n" + textwrap.indent(snippet, "   "))
+    command = [sys.executable, "-m", "sphinx", "-j", "2", "-b", "html", str(src), str(tmp_path / "out")]
+    build = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    try:
+        assert build.stdout is not None
+        for line in build.stdout:  # as the build writes it: Sphinx holds a -j reader's log back until it is done
+            lines.append(line.rstrip("\n"))
+            if re.search(r"modelvis: page\d\.rst:6 still running after", line):
+                (src / "go").touch()
+        stderr = build.stderr.read() if build.stderr is not None else ""
+    finally:
+        if build.poll() is None:
+            build.kill()
+        build.wait()
+    assert build.returncode == 0 and "WARNING" not in stderr, stderr
+    for name in pages:
+        said = _progress(lines, f"{name}.rst:6")
+        assert said[0] == "running" and said[-1] == "done", said
+        page = BeautifulSoup((tmp_path / "out" / f"{name}.html").read_text(encoding="utf-8"), "html.parser")
+        assert figure_lines(page.select_one("div.modelvis-figure")) == ["went on when told", name]
