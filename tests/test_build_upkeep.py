@@ -196,26 +196,55 @@ def test_a_slow_snippet_says_it_started_and_is_still_running_in_sphinx_s_log(tmp
     _said_while_running(_progress(build.status.splitlines(), "index.rst:6"))
 
 
-def test_a_slow_snippet_says_it_started_and_is_still_running_in_mkdocs_log(tmp_path: Path) -> None:
+def _mkdocs_build(project: Path) -> list[str]:
+    """Build ``project/mkdocs.yml`` as ``mkdocs build`` does; what MkDocs and the plugin logged."""
     from mkdocs.commands.build import build
     from mkdocs.config import load_config
 
-    (tmp_path / "docs").mkdir()
-    (tmp_path / "mkdocs.yml").write_text(
-        "site_name: slow\nplugins:\n  - modelvis:\n      timeout: 60\n      progress_interval: 0.3\n", encoding="utf-8"
-    )
-    (tmp_path / "docs" / "index.md").write_text(f"# Slow\n\n```{{modelvis}}\n{SLOW}```\n", encoding="utf-8")
     records = _Records()
     mkdocs_logger = logging.getLogger("mkdocs")
     level = mkdocs_logger.level
     mkdocs_logger.addHandler(records)
     mkdocs_logger.setLevel(logging.INFO)  # as `mkdocs build` does
     try:
-        build(load_config(str(tmp_path / "mkdocs.yml"), site_dir=str(tmp_path / "site")))
+        build(load_config(str(project / "mkdocs.yml"), site_dir=str(project / "site")))
     finally:
         mkdocs_logger.removeHandler(records)
         mkdocs_logger.setLevel(level)
-    _said_while_running(_progress(records.lines, "index.md:4"))
+    return records.lines
+
+
+def test_a_slow_snippet_says_it_started_and_is_still_running_in_mkdocs_log(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "mkdocs.yml").write_text(
+        "site_name: slow\nplugins:\n  - modelvis:\n      timeout: 60\n      progress_interval: 0.3\n", encoding="utf-8"
+    )
+    (tmp_path / "docs" / "index.md").write_text(f"# Slow\n\n```{{modelvis}}\n{SLOW}```\n", encoding="utf-8")
+    _said_while_running(_progress(_mkdocs_build(tmp_path), "index.md:4"))
+
+
+def test_an_mkdocs_build_prunes_entries_unused_for_cache_max_age_and_says_the_cache_s_size(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "mkdocs.yml").write_text(
+        "site_name: kept\nplugins:\n  - modelvis:\n      cache_max_age: 10\n", encoding="utf-8"
+    )
+    (tmp_path / "docs" / "index.md").write_text("# Kept\n\n```{modelvis}\nprint('kept')\n```\n", encoding="utf-8")
+    (tmp_path / "docs" / "gone.md").write_text("# Gone\n\n```{modelvis}\nprint('gone')\n```\n", encoding="utf-8")
+    cache = tmp_path / ".modelvis-cache"
+    first = _mkdocs_build(tmp_path)
+    entries = _entries(cache)
+    assert len(entries) == 2
+    (summary,) = [line for line in first if "worker start(s)" in line]
+    assert summary.endswith(f"; cache: 2 entries, {_size(cache)} in {cache}"), summary
+    for entry in entries:
+        _age(entry, 11)
+    (tmp_path / "docs" / "gone.md").unlink()
+    again = _mkdocs_build(tmp_path)
+    (kept,) = _entries(cache)
+    assert time.time() - kept.stat().st_mtime < 86400  # its use recorded
+    (summary,) = [line for line in again if "worker start(s)" in line]
+    assert summary.startswith("modelvis: 0 figure(s) run, 1 from the cache, 0 failed; 0 worker start(s); cache: ")
+    assert "; removed 1 entry" in summary and summary.endswith("unused for 10 days"), summary
 
 
 class _Records(logging.Handler):
