@@ -87,8 +87,9 @@ def ran(log: str) -> list[str]:
 
 
 def summary(log: str) -> str:
+    """The build's count of figures (without what it says of the cache's size)."""
     (line,) = [line for line in log.splitlines() if "figure(s) from the cache" in line]
-    return line[line.index("modelvis: ") :]
+    return line[line.index("modelvis: ") :].split("; cache: ")[0]
 
 
 # -- the seven rows of issue 17 ------------------------------------------------------------------

@@ -58,7 +58,9 @@ def _parser(kind: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> ar
             "Run a Python snippet that builds a PyTorch model and render the model's folded tree "
             "(SVG, PNG, HTML, text or ANSI). With --check, compare with an existing file instead of writing it."
         ),
-        epilog="exit status: 0 ok (or up to date), 1 --check found a difference, 2 the snippet or the arguments failed",
+        epilog="exit status: 0 ok (or up to date), 1 --check found a difference, 2 the snippet or the arguments "
+        "failed. `modelvis cache size|prune [--max-age DAYS] [FOLDER]` looks after a figure cache (see "
+        "`modelvis cache --help`).",
     )
     parser.add_argument(
         "snippet",
@@ -254,8 +256,17 @@ def _figures(args: argparse.Namespace) -> list[argparse.Namespace]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (with several figures, the worst of theirs)."""
-    args = _parser().parse_args(argv)
+    """Run the command line; returns the exit status (with several figures, the worst of theirs).
+
+    ``modelvis cache ...`` looks after a figure cache (see :mod:`~sphinx_modelvis.cache_command`); a snippet file
+    named ``cache`` is drawn as ``modelvis ./cache``.
+    """
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given[:1] == ["cache"]:
+        from .cache_command import cache_main
+
+        return cache_main(given[1:])
+    args = _parser().parse_args(given)
     try:
         figures = _figures(args)
     except ModelvisError as exc:

@@ -114,6 +114,18 @@ class ModelvisConfig:
         "start each worker as a new Python process (for a snippet that must set something before a package is "
         "first imported).",
     )
+    progress_interval: float = _setting(
+        10.0,
+        "Seconds between the log's `still running` lines of a snippet that runs long (each snippet's start and "
+        "end are logged too).",
+        POSITIVE_SECONDS,
+    )
+    cache_max_age: float = _setting(
+        30.0,
+        "Days a figure cache entry that no build has used is kept: each build removes older ones (as "
+        "`modelvis cache prune` does); 0 keeps every entry.",
+        Rule(lambda value: value >= 0, "0 or more", "a number of days, 0 or more"),
+    )
     theme: Literal["auto", "dark", "light"] = _setting(
         "auto",
         "Colors of the figures: `auto` follows the page's light or dark mode in HTML (and is light in a PDF); "

@@ -6,12 +6,14 @@ An entry keeps its capture and its dependency manifest (see :mod:`~sphinx_modelv
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import sys
 import tempfile
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -19,15 +21,18 @@ from typing import Any
 
 from ..capture import Capture
 from ..tree import TREE_FORMAT_VERSION
+from .validate import well_formed
 
 __all__ = [
     "CACHE_FORMAT",
     "DEFAULT_CACHE_DIRS",
     "CacheEntry",
+    "CacheUsage",
     "FigureCache",
     "cache_folder",
     "chain_key",
     "folder_key",
+    "format_size",
     "package_versions",
     "page_key",
 ]
@@ -90,6 +95,27 @@ def chain_key(previous: str, code: str, options: Mapping[str, Any]) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class CacheUsage:
+    """A number of cache entries and the bytes of the files counted with them."""
+
+    entries: int
+    size: int
+
+    def __str__(self) -> str:
+        return f"{self.entries} entr{'y' if self.entries == 1 else 'ies'}, {format_size(self.size)}"
+
+
+def format_size(size: int) -> str:
+    """Bytes as people read them: ``812 B``, ``3.4 kB``, ``12.0 MB``."""
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True, slots=True)
 class CacheEntry:
     """A stored figure: its capture and the manifest of what it depended on."""
 
@@ -100,7 +126,7 @@ class CacheEntry:
 class FigureCache:
     """Captures stored as ``<directory>/<key[:2]>/<key>.json``.
 
-    A missing, truncated or otherwise unreadable entry reads as a miss, and the next
+    A missing, truncated, otherwise unreadable or ill-formed entry reads as a miss, and the next
     :meth:`put` replaces it. Writes go to a temporary file renamed into place, so parallel
     builds sharing the folder never see half an entry.
     """
@@ -123,9 +149,68 @@ class FigureCache:
             data = json.loads(self.path(key).read_text(encoding="utf-8"))
             if data["format"] != CACHE_FORMAT or data["key"] != key:
                 return None
-            return CacheEntry(Capture.from_json(data["capture"]), dict(data.get("depends") or {}))
+            capture = Capture.from_json(data["capture"])
+            depends = data.get("depends") or {}
+            # Valid JSON may still be wrong (a string where a shape belongs): checked here, not met in a figure.
+            if not well_formed(capture) or not isinstance(depends, dict):
+                return None
         except Exception:  # unreadable, truncated or foreign: a miss, rebuilt by the next put
             return None
+        return CacheEntry(capture, dict(depends))
+
+    def touch(self, key: str) -> None:
+        """Record that a build used the entry of ``key`` (its file's time), so that :meth:`prune` keeps it.
+
+        A cache that cannot be written (a read-only copy) keeps its old times: a later prune may drop the entry.
+        """
+        with contextlib.suppress(OSError):
+            os.utime(self.path(key))
+
+    def files(self) -> Iterator[os.DirEntry[str]]:
+        """Every file the cache holds: entries, what figures last ran with, and temporary files left behind."""
+        try:
+            folders = [item for item in os.scandir(self.directory) if item.is_dir(follow_symlinks=False)]
+        except OSError:  # no cache yet
+            return
+        for folder in folders:
+            if not (len(folder.name) == 2 or folder.name == "figures"):
+                continue  # not ours
+            with contextlib.suppress(OSError), os.scandir(folder.path) as items:
+                yield from (item for item in items if item.is_file(follow_symlinks=False))
+
+    def usage(self) -> CacheUsage:
+        """How many entries the cache holds, and the bytes of all its files."""
+        entries = size = 0
+        for item in self.files():
+            with contextlib.suppress(OSError):
+                size += item.stat(follow_symlinks=False).st_size
+                entries += item.name.endswith(".json") and not item.name.startswith(".tmp-")
+        return CacheUsage(entries, size)
+
+    def prune(self, max_age_days: float, *, now: float | None = None) -> CacheUsage:
+        """Remove the files no build has used (written or read) for ``max_age_days`` days; what was removed.
+
+        An entry used since is kept: every hit records its use (:meth:`touch`). A figure whose entry was removed
+        runs again when a build next needs it, and is stored again.
+        """
+        cutoff = (time.time() if now is None else now) - max_age_days * 86400
+        entries = size = 0
+        for item in list(self.files()):
+            try:
+                stat = item.stat(follow_symlinks=False)
+                if stat.st_mtime >= cutoff:
+                    continue
+                os.unlink(item.path)
+            except OSError:  # gone meanwhile (another build pruned it), or not ours to remove
+                continue
+            size += stat.st_size
+            entries += item.name.endswith(".json") and not item.name.startswith(".tmp-")
+        with contextlib.suppress(OSError), os.scandir(self.directory) as folders:
+            for folder in folders:
+                if len(folder.name) == 2 and folder.is_dir(follow_symlinks=False):
+                    with contextlib.suppress(OSError):
+                        os.rmdir(folder.path)  # only when empty
+        return CacheUsage(entries, size)
 
     def put(self, key: str, capture: Capture, depends: Mapping[str, Any] | None = None) -> Path:
         """Store ``capture`` under ``key`` with its dependency manifest, atomically; returns the file."""

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from multiprocessing.connection import Connection
 from typing import IO
 
@@ -49,6 +49,8 @@ POLL_INTERVAL = 0.2
 TEMPLATE_TIMEOUT = 300.0
 #: How long requests that run no user code (the setup, a new namespace) may take, in seconds.
 HOUSEKEEPING_TIMEOUT = 60.0
+#: What a waiting request reports: every ``interval`` seconds, ``report(seconds it has run)``.
+Waiting = tuple[float, Callable[[float], None]]
 _FRAME = re.compile(r'File "(?P<file>.+)", line (?P<line>\d+)')
 
 
@@ -219,16 +221,19 @@ class WorkerClient:
         self._request(ResetRequest(cwd), timeout=HOUSEKEEPING_TIMEOUT)
         self._namespace, self._position = namespace, 0
 
-    def run(self, request: RunRequest, *, timeout: float, prelude: bool = False) -> Reply:
+    def run(
+        self, request: RunRequest, *, timeout: float, prelude: bool = False, waiting: Waiting | None = None
+    ) -> Reply:
         """Run one snippet in the worker's namespace and return the reply, within ``timeout`` seconds.
 
         A snippet that ran (or raised) has its effects in the namespace: :attr:`position` moves past it.
         A ``prelude`` (``pre_code``) is part of the namespace's start, not one of its snippets: the
         position stays, and if it fails the worker holds no namespace (the next :meth:`reset` runs it again).
         Raises :class:`WorkerTimeout` (the worker is killed) or :class:`WorkerCrashed` (it died); either
-        way the worker then holds no namespace, and the next request starts a new one.
+        way the worker then holds no namespace, and the next request starts a new one. ``waiting``, if given,
+        is ``(interval, report)``: ``report(seconds)`` is called every ``interval`` seconds the snippet runs.
         """
-        reply = self._request(request, timeout=timeout)
+        reply = self._request(request, timeout=timeout, waiting=waiting)
         self._used = True
         if prelude and not reply.ok:
             self._namespace = None
@@ -236,7 +241,9 @@ class WorkerClient:
             self._position += 1
         return reply
 
-    def _request(self, message: SetupRequest | ResetRequest | RunRequest, *, timeout: float) -> Reply:
+    def _request(
+        self, message: SetupRequest | ResetRequest | RunRequest, *, timeout: float, waiting: Waiting | None = None
+    ) -> Reply:
         """Send one request and wait for its reply, at most ``timeout`` seconds (see :meth:`run`)."""
         if not self.running:
             self.ensure_started()
@@ -244,7 +251,7 @@ class WorkerClient:
         mark = self._log.seek(0, os.SEEK_END)
         try:
             self._requests.send_bytes(encode(message))
-            if not self._wait_for_reply(timeout):
+            if not self._wait_for_reply(timeout, waiting):
                 self._dump_stack()
                 output = self._output_since(mark)
                 self._kill()
@@ -261,22 +268,30 @@ class WorkerClient:
             raise WorkerCrashed(f"the worker process answered {reply!r}", output=self._output_since(mark))
         return reply
 
-    def _wait_for_reply(self, timeout: float) -> bool:
+    def _wait_for_reply(self, timeout: float, waiting: Waiting | None = None) -> bool:
         """Whether a reply came within ``timeout``; raises ``EOFError`` as soon as the worker is dead.
 
         The reply pipe alone would not tell: a child the snippet forked holds it open after the worker died.
+        ``waiting`` reports how long the request has run, at its interval (see :meth:`run`).
         """
         assert self._responses is not None and self._process is not None
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
+        interval, report = waiting if waiting is not None else (float("inf"), None)
+        next_report = started + interval
         while True:
-            remaining = deadline - time.monotonic()
-            if self._responses.poll(max(0.0, min(remaining, POLL_INTERVAL))):
+            now = time.monotonic()
+            if report is not None and now >= next_report:
+                report(now - started)
+                next_report += interval * max(1, int((now - next_report) // interval) + 1)
+            remaining = deadline - now
+            if self._responses.poll(max(0.0, min(remaining, POLL_INTERVAL, next_report - now))):
                 return True
             if self._process.poll() is not None:
                 if self._responses.poll(0):
                     return True
                 raise EOFError("the worker process ended")
-            if remaining <= POLL_INTERVAL:
+            if time.monotonic() >= deadline:
                 return False
 
     def _dump_stack(self) -> None:

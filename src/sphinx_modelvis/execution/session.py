@@ -112,6 +112,7 @@ class PageSession:
                 changed, moved = checker.changed(entry.depends)
                 if changed is None:
                     runner.stats.cached += 1
+                    runner.cache.touch(key)  # used: a prune keeps it
                     if moved:  # same contents, new mtimes (a fresh checkout): the next build need not digest
                         runner.store(key, entry.capture, checker.refreshed(entry.depends))
                     files = tuple(checker.local_files(entry.depends))
@@ -189,8 +190,9 @@ class FigureRunner:
     """Runs the figures of one build: page sessions, one worker process (started when first needed), the cache.
 
     ``cache_dir`` ``None`` means no cache. ``progress`` receives one line per snippet that ran
-    (``modelvis: page.rst:12 ... 4.2 s``). A build whose figures are all cached starts no worker and
-    never imports torch in this process.
+    (``modelvis: page.rst:12 ... 4.2 s``); ``live`` (by default ``progress``) the lines said while one runs:
+    its start, and ``still running`` every ``progress_interval`` seconds. A build whose figures are all cached
+    starts no worker and never imports torch in this process.
     """
 
     def __init__(
@@ -201,6 +203,7 @@ class FigureRunner:
         progress: Callable[[str], None] | None = None,
         warn: Callable[[str], None] | None = None,
         explain: Callable[[str], None] | None = None,
+        live: Callable[[str], None] | None = None,
         root: str | os.PathLike[str] | None = None,
         python: str | None = None,
     ) -> None:
@@ -218,7 +221,14 @@ class FigureRunner:
         template = TemplateLink(python=python) if config.fork_workers and forking_supported() else None
         self._client = WorkerClient(python=python, template=template)
         #: Runs the snippets that the cache does not answer for, in the worker.
-        self.steps = StepRunner(self._client, config, stats=RunnerStats(), progress=lambda line: self.progress(line))
+        self.live: Callable[[str], None] = live or (lambda message: self.progress(message))
+        self.steps = StepRunner(
+            self._client,
+            config,
+            stats=RunnerStats(),
+            progress=lambda line: self.progress(line),
+            live=lambda line: self.live(line),
+        )
         self._pages: dict[str, PageSession] = {}
         self._serials = itertools.count(1)
 
@@ -245,8 +255,17 @@ class FigureRunner:
         return session
 
     def end_page(self, page: str) -> None:
-        """Forget ``page``'s session: the next :meth:`page` call for it starts a fresh namespace."""
-        self._pages.pop(page, None)
+        """Forget ``page``'s session: the next :meth:`page` call for it starts a fresh namespace.
+
+        A worker forked for the page ends with it, and with it whatever its snippets started (a server, a
+        ``sleep``): the next page gets a new one in milliseconds anyway. A worker started as a new process is
+        kept for the next page (it takes seconds to start): it ends what the snippets started when it starts
+        the next page's namespace.
+        """
+        session = self._pages.pop(page, None)
+        client = self._client
+        if session is not None and client.forks and client.namespace == session.history.namespace:
+            client.close()
 
     def store(self, key: str, capture: Capture, depends: Mapping[str, Any] | None = None) -> None:
         """Put ``capture`` in the cache with its dependency manifest; a cache that cannot be written is warned
@@ -268,6 +287,19 @@ class FigureRunner:
                 "this build goes on without it: set the cache_dir setting to a writable folder"
             )
             self.cache = None
+
+    def tidy_cache(self) -> str:
+        """At the end of a build: remove the cache entries no build used for ``cache_max_age`` days (0: none),
+        and say what the cache holds (``cache: 12 entries, 3.4 MB in ...; removed ...``); empty without a cache."""
+        cache = self.cache
+        if cache is None:
+            return ""
+        max_age = self.config.cache_max_age
+        removed = cache.prune(max_age) if max_age > 0 else None
+        note = f"cache: {cache.usage()} in {cache.directory}"
+        if removed is not None and removed.size:
+            note += f"; removed {removed}, unused for {max_age:g} days"
+        return note
 
     def close(self) -> None:
         """Stop the worker and the template process, if any."""

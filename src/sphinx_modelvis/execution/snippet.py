@@ -166,8 +166,10 @@ def run_snippet(
         with _device(device):
             exec(compiled, namespace)
     except SystemExit as exc:
+        # Not an error the snippet raised: say what it did, at the line of the call (the innermost snippet frame).
+        line = _snippet_error(exc, filename).line
         raise SnippetError(
-            f"the snippet called sys.exit({exc.code!r})", filename=filename, line=None, traceback=""
+            f"the snippet called sys.exit({exc.code!r})", filename=filename, line=line, traceback=""
         ) from None
     except BaseException as exc:  # KeyboardInterrupt and the like, raised by the snippet, are its errors too
         raise _snippet_error(exc, filename) from None

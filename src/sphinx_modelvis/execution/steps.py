@@ -17,7 +17,7 @@ from typing import Any
 
 from ..capture import Capture
 from ..config import FigureOptions, ModelvisConfig
-from .client import WorkerClient, WorkerCrashed, WorkerTimeout, frames_in
+from .client import Waiting, WorkerClient, WorkerCrashed, WorkerTimeout, frames_in
 from .preload import preload_statements
 from .results import FigureFailure, Snippet
 from .wire import Reply, RunRequest
@@ -104,11 +104,14 @@ class StepRunner:
         *,
         stats: RunnerStats,
         progress: Callable[[str], None],
+        live: Callable[[str], None] | None = None,
     ) -> None:
         self.client = client
         self.config = config
         self.stats = stats
         self.progress = progress
+        #: Receives the lines said while a snippet runs (its start, ``still running``): ``progress`` by default.
+        self.live = live or progress
         client.preload_statements.update(dict.fromkeys(preload_statements(config.pre_code)))
 
     def run(self, history: PageHistory) -> Ran:
@@ -187,8 +190,9 @@ class StepRunner:
         request = _run_request(snippet, FigureOptions.of_site(self.config), replay=True)
         started = time.perf_counter()
         failure: FigureFailure | None = None
+        waiting = self._announce(f"pre_code for {history.page}", "running", self.config.timeout)
         try:
-            reply = client.run(request, timeout=self.config.timeout, prelude=True)
+            reply = client.run(request, timeout=self.config.timeout, prelude=True, waiting=waiting)
         except (WorkerCrashed, WorkerTimeout) as exc:
             what = f"replaying the earlier snippet at {snippet.location}"
             failure = self._lost_worker(exc, snippet, what, seconds=time.perf_counter() - started)
@@ -210,8 +214,11 @@ class StepRunner:
         """
         snippet = step.snippet
         started = time.perf_counter()
+        timeout = step.options.timeout
+        waiting = self._announce(snippet.location, "replaying" if replay else "running", timeout)
         try:
-            reply = self.client.run(_run_request(snippet, step.options, replay=replay), timeout=step.options.timeout)
+            request = _run_request(snippet, step.options, replay=replay)
+            reply = self.client.run(request, timeout=timeout, waiting=waiting)
         except (WorkerCrashed, WorkerTimeout) as exc:
             history.steps.remove(step)
             what = "replaying the earlier snippet at " + snippet.location if replay else "running the snippet"
@@ -225,11 +232,24 @@ class StepRunner:
         capture = None if replay or reply.capture is None else Capture.from_json(reply.capture)
         return capture, None, reply.seconds, reply
 
+    def _announce(self, what: str, doing: str, timeout: float) -> Waiting:
+        """Say that ``what`` starts (so a slow snippet does not look like a hung build); what the client then
+        reports while it runs: a line every ``progress_interval`` seconds, with how long it ran and its timeout."""
+        self.live(f"modelvis: {what} {doing} (timeout {timeout:g} s)")
+
+        interval = self.config.progress_interval
+        digits = 0 if interval >= 1 else 1
+
+        def still(seconds: float) -> None:
+            self.live(f"modelvis: {what} still {doing} after {seconds:.{digits}f} s (timeout {timeout:g} s)")
+
+        return interval, still
+
     @staticmethod
     def _failure(reply: Reply, snippet: Snippet, *, replay: bool) -> FigureFailure:
         """The failure a worker reported, worded for the page."""
         kind, message = reply.kind, reply.message
-        if kind == "snippet":
+        if kind == "snippet" and not message.startswith("the snippet called sys.exit("):
             message = f"the snippet raised {message}"
         elif kind == "internal":
             message = f"sphinx-modelvis failed while running the snippet (please report this): {message}"

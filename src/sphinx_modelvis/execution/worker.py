@@ -9,6 +9,7 @@ either way it ends when its client is gone.
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import os
 import select
@@ -20,6 +21,7 @@ import traceback
 import typing
 from dataclasses import replace
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from ..errors import ForwardError, NotAModule, SnippetError
@@ -47,6 +49,7 @@ class Worker:
             sys.path[:0] = missing
             return Reply(pid=os.getpid())
         if isinstance(request, ResetRequest):
+            _end_children()  # what the last page's snippets started ends with that page
             self.namespace = {"__name__": "__main__"}
             self.tracker.start()
             if request.cwd:
@@ -145,6 +148,7 @@ def _exit_when_orphaned(requests: int) -> None:
     while True:
         for _fd, events in poller.poll():
             if events & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
+                _end_group()
                 os._exit(0)
 
 
@@ -165,8 +169,45 @@ def _report_exits() -> None:
 _EXIT = os._exit
 
 
+def _end_group() -> None:
+    """End what the snippets started (``subprocess.Popen``, a forked child), and the worker with it.
+
+    The worker leads a process group of its own (started in a new session, or ``setsid`` after the fork), which
+    its snippets' children join: killing the group ends them all, however the build ends (the page done, the
+    build over, Ctrl-C: the client gone). A child that made a session of its own is out of reach. A worker
+    that leads no group (run by hand) leaves its group alone.
+    """
+    if os.getpgrp() == os.getpid():
+        with contextlib.suppress(OSError):
+            os.killpg(os.getpid(), signal.SIGKILL)
+
+
+def _end_children() -> None:
+    """Kill the other processes of the worker's group (what earlier snippets started), keeping the worker.
+
+    Read from ``/proc`` (Linux); elsewhere they end with the worker (:func:`_end_group`).
+    """
+    me = os.getpid()
+    if os.getpgrp() != me:
+        return
+    try:
+        names = [name for name in os.listdir("/proc") if name.isdigit() and int(name) != me]
+    except OSError:
+        return
+    for name in names:
+        try:
+            stat = Path("/proc", name, "stat").read_text().rsplit(")", 1)[1].split()
+            if int(stat[2]) != me:  # its process group
+                continue
+            os.kill(int(name), signal.SIGKILL)
+            if int(stat[1]) == me:  # our child: reaped here, not left a zombie
+                os.waitpid(int(name), 0)
+        except (OSError, IndexError, ValueError, ChildProcessError):
+            continue
+
+
 def _leave() -> typing.NoReturn:
-    """End the worker at once, with status 0, skipping the interpreter's clean-up.
+    """End the worker at once, skipping the interpreter's clean-up, and the processes its snippets started.
 
     With torch, a model and its libraries loaded, that clean-up (module teardown, freeing every
     object one by one) takes a second or more, which a build would spend waiting at its end. The
@@ -175,6 +216,7 @@ def _leave() -> typing.NoReturn:
     """
     sys.stdout.flush()
     sys.stderr.flush()
+    _end_group()
     _EXIT(0)
 
 

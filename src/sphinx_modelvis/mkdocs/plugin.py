@@ -146,13 +146,15 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
         Path(config.site_dir, JS_PATH).write_text(figure_js, encoding="utf-8")
         self._watch()
         stats = self.stats
+        tidied = self.runner.tidy_cache() if self.runner is not None else ""
         if stats.executed or stats.cached or stats.failed:
             log.info(
-                "modelvis: %d figure(s) run, %d from the cache, %d failed; %d worker start(s)",
+                "modelvis: %d figure(s) run, %d from the cache, %d failed; %d worker start(s)%s",
                 stats.executed,
                 stats.cached,
                 stats.failed,
                 stats.worker_starts,
+                f"; {tidied}" if tidied else "",
             )
         self._close()
 

@@ -3,6 +3,8 @@ with a failed figure, and the errors that end a build. The directive and ``setup
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -78,6 +80,7 @@ class ExtensionState:
                 progress=logger.info,
                 warn=_warn_cache,
                 explain=logger.verbose,  # -v: why each figure ran
+                live=_LiveLines(app),
                 root=app.confdir,
             )
         return self._runner
@@ -93,14 +96,33 @@ class ExtensionState:
     def close(self, app: Sphinx, exception: BaseException | None) -> None:
         if self._runner is not None:
             stats = self._runner.stats
-            if stats.executed or stats.cached or stats.failed:  # counted in this process (not -j's readers)
-                logger.info(
-                    "modelvis: %d figure(s) from the cache, %d ran, %d failed",
-                    stats.cached,
-                    stats.executed,
-                    stats.failed,
-                )
+            # Counted in this process (not -j's readers); the cache is what they all used.
+            counts = f"{stats.cached} figure(s) from the cache, {stats.executed} ran, {stats.failed} failed"
+            tidied = self._runner.tidy_cache()
+            if stats.executed or stats.cached or stats.failed:
+                logger.info("modelvis: %s%s", counts, f"; {tidied}" if tidied else "")
+            elif tidied:
+                logger.info("modelvis: %s", tidied)
             self._runner.close()
+
+
+class _LiveLines:
+    """Where the lines said while a snippet runs go: Sphinx's log, or, in a reader process of a ``-j`` build
+    (whose log Sphinx holds back until the reader's pages are done), straight to the build's status stream."""
+
+    def __init__(self, app: Sphinx) -> None:
+        self.app = app
+        self.pid = os.getpid()
+
+    def __call__(self, line: str) -> None:
+        if os.getpid() == self.pid:
+            logger.info(line)
+            return
+        status = getattr(self.app, "_status", None)  # None under -q, like Sphinx's own progress
+        if status is not None:
+            with contextlib.suppress(OSError, ValueError):
+                status.write(line + "\n")
+                status.flush()
 
 
 def _warn_cache(message: str) -> None:
