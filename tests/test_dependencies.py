@@ -223,6 +223,20 @@ def test_nothing_changed_every_figure_is_a_hit_and_no_worker_starts(tmp_path: Pa
     assert all(entry["depends"]["distributions"]["torch"] for entry in entries)
 
 
+def test_the_build_s_count_takes_in_the_figures_of_parallel_readers(tmp_path: Path) -> None:
+    """Under ``-j`` the pages are read in forked processes; the summary counts their figures too."""
+    pages = "".join(f"   page{number}\n" for number in range(6))
+    docs = sphinx_project(tmp_path, f"Model\n=====\n\n.. toctree::\n\n{pages}")
+    for number in range(6):
+        page = PAGE.replace("Model\n=====", f"Page {number}\n======").replace("Net()", f"Net()  # page {number}")
+        write(docs / f"page{number}.rst", page)
+    first = sphinx(docs, tmp_path / "out", "-j", "2")
+    assert "reading sources... [ 33%] index .. page1" in first, "the pages were read in parallel, in chunks"
+    assert summary(first) == "modelvis: 0 figure(s) from the cache, 6 ran, 0 failed"
+    again = sphinx(docs, tmp_path / "out", "-j", "2", "-E")
+    assert summary(again) == "modelvis: 6 figure(s) from the cache, 0 ran, 0 failed"
+
+
 def test_a_page_edit_says_the_code_changed(tmp_path: Path) -> None:
     docs = sphinx_project(tmp_path)
     sphinx(docs, tmp_path / "out")

@@ -64,6 +64,7 @@ class ExtensionState:
     def __init__(self) -> None:
         self._config: ModelvisConfig | None = None
         self._runner: FigureRunner | None = None
+        self._counted: tuple[int, int, int] = (0, 0, 0)
 
     def check_config(self, app: Sphinx, config: Config) -> None:
         """Validate the ``modelvis_*`` values once, when Sphinx has read ``conf.py`` and the command line."""
@@ -87,19 +88,28 @@ class ExtensionState:
 
     def before_reading(self, app: Sphinx, env: Any, docnames: list[str]) -> None:
         # Made here, before Sphinx forks its readers (-j): they all share the runner's template process.
-        self.runner(app)
+        runner = self.runner(app)
+        env.modelvis_counts = {}  # this build's figures, per page: filled by whichever process reads the page
+        self._counted = _counts(runner)
 
     def end_page(self, app: Sphinx, doctree: Any) -> None:
         if self._runner is not None:
             self._runner.end_page(app.env.docname)
+            # Pages are read one after another in a process, so what the counts gained is this page's.
+            now = _counts(self._runner)
+            page = tuple(after - before for after, before in zip(now, self._counted, strict=True))
+            self._counted = now
+            if any(page):
+                build_counts(app.env)[app.env.docname] = page
 
     def close(self, app: Sphinx, exception: BaseException | None) -> None:
         if self._runner is not None:
-            stats = self._runner.stats
-            # Counted in this process (not -j's readers); the cache is what they all used.
-            counts = f"{stats.cached} figure(s) from the cache, {stats.executed} ran, {stats.failed} failed"
+            # Summed over the pages this build read, in this process or in -j's readers (merged into the env).
+            pages = build_counts(app.env).values()
+            cached, executed, failed = (sum(column) for column in zip((0, 0, 0), *pages, strict=True))
+            counts = f"{cached} figure(s) from the cache, {executed} ran, {failed} failed"
             tidied = self._runner.tidy_cache()
-            if stats.executed or stats.cached or stats.failed:
+            if executed or cached or failed:
                 logger.info("modelvis: %s%s", counts, f"; {tidied}" if tidied else "")
             elif tidied:
                 logger.info("modelvis: %s", tidied)
@@ -123,6 +133,19 @@ class _LiveLines:
             with contextlib.suppress(OSError, ValueError):
                 status.write(line + "\n")
                 status.flush()
+
+
+def _counts(runner: FigureRunner) -> tuple[int, int, int]:
+    """The runner's figures so far, in this process: from the cache, ran, failed."""
+    return (runner.stats.cached, runner.stats.executed, runner.stats.failed)
+
+
+def build_counts(env: Any) -> dict[str, tuple[int, int, int]]:
+    """Per page read by this build: its figures from the cache, ran and failed (see :func:`merge_pages`)."""
+    if not hasattr(env, "modelvis_counts"):
+        env.modelvis_counts = {}
+    counts: dict[str, tuple[int, int, int]] = env.modelvis_counts
+    return counts
 
 
 def _warn_cache(message: str) -> None:
@@ -172,8 +195,10 @@ def purge_page(app: Sphinx, env: Any, docname: str) -> None:
 
 
 def merge_pages(app: Sphinx, env: Any, docnames: set[str], other: Any) -> None:
-    """``env-merge-info``: the failed pages and the conditions a parallel reader found."""
+    """``env-merge-info``: the failed pages, the conditions and the figure counts a parallel reader found."""
     failed_pages(env).update(failed_pages(other) & set(docnames))
+    theirs_counted = build_counts(other)
+    build_counts(env).update({docname: theirs_counted[docname] for docname in docnames if docname in theirs_counted})
     theirs = page_conditions(other)
     page_conditions(env).update({docname: theirs[docname] for docname in docnames if docname in theirs})
 
