@@ -97,7 +97,8 @@ class ExtensionState:
             self._runner.end_page(app.env.docname)
             # Pages are read one after another in a process, so what the counts gained is this page's.
             now = _counts(self._runner)
-            page = tuple(after - before for after, before in zip(now, self._counted, strict=True))
+            before = self._counted
+            page = (now[0] - before[0], now[1] - before[1], now[2] - before[2])
             self._counted = now
             if any(page):
                 build_counts(app.env)[app.env.docname] = page
