@@ -3,6 +3,7 @@ only plain parameters and lazy ones were ever built)."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -85,3 +86,28 @@ def test_a_parameter_of_a_subclass_inside_an_adapter_is_a_delta_weight() -> None
     tree = build_tree(model)
     plain, inside = tree.root.children[0], tree.root.children[1].children[0]
     assert (plain.params[0].state, inside.params[0].state) == ("tunable", "delta")
+
+
+@pytest.mark.parametrize(("wide", "narrow"), [(torch.float16, torch.float32), (torch.float32, torch.float16)])
+def test_the_dominant_dtype_is_the_one_of_most_elements_between_two(wide: torch.dtype, narrow: torch.dtype) -> None:
+    model = nn.Sequential(nn.Linear(8, 8).to(wide), nn.Linear(1, 1).to(narrow))
+    assert build_tree(model).dominant_dtype == str(wide).removeprefix("torch.")
+
+
+def test_a_model_without_parameters_is_float32() -> None:
+    assert build_tree(nn.ReLU(), keep_non_params=True).dominant_dtype == "float32"
+
+
+class MarkedAdapter(nn.Module):
+    """An adapter class that marks itself delta for all its instances (a class attribute, not an instance's)."""
+
+    _is_delta = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = nn.Linear(4, 2)
+
+
+def test_an_adapter_class_marked_delta_holds_delta_weights() -> None:
+    model = nn.Sequential(nn.Linear(4, 4), MarkedAdapter())
+    assert summarize(build_tree(model)).delta == 4 * 2 + 2
