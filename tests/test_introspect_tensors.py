@@ -111,3 +111,9 @@ class MarkedAdapter(nn.Module):
 def test_an_adapter_class_marked_delta_holds_delta_weights() -> None:
     model = nn.Sequential(nn.Linear(4, 4), MarkedAdapter())
     assert summarize(build_tree(model)).delta == 4 * 2 + 2
+
+
+def test_a_parameter_free_first_child_is_left_out_and_a_parameter_free_root_stays() -> None:
+    assert [child.name for child in build_tree(nn.Sequential(nn.ReLU(), nn.Linear(2, 2))).root.children] == ["1"]
+    root = build_tree(nn.Sequential(nn.ReLU())).root
+    assert (root.type_name, root.children) == ("Sequential", [])
