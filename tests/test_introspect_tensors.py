@@ -9,6 +9,7 @@ from torch import nn
 
 from sphinx_modelvis import build_tree
 from sphinx_modelvis.folding import summarize
+from sphinx_modelvis.tree import ParamInfo
 
 
 class TaggedParameter(nn.Parameter):
@@ -117,3 +118,21 @@ def test_a_parameter_free_first_child_is_left_out_and_a_parameter_free_root_stay
     assert [child.name for child in build_tree(nn.Sequential(nn.ReLU(), nn.Linear(2, 2))).root.children] == ["1"]
     root = build_tree(nn.Sequential(nn.ReLU())).root
     assert (root.type_name, root.children) == ("Sequential", [])
+
+
+def test_a_buffer_is_never_tunable_nor_delta_even_inside_an_adapter() -> None:
+    """A buffer's JSON carries no parameter flags, whatever marks the module it sits in (found by the mutation run)."""
+    adapter = MarkedAdapter()
+    adapter.register_buffer("scale", torch.ones(2))
+    tree = build_tree(adapter, show_buffers=True, delta=lambda name, tensor: True)
+    (scale,) = [param for param in tree.root.params if param.name == "scale"]
+    assert (scale.buffer, scale.requires_grad, scale.delta, scale.state) == (True, False, False, "buffer")
+    assert scale.to_json() == ParamInfo("scale", (2,), buffer=True, requires_grad=False).to_json()
+
+
+def test_buffers_and_tied_weights_do_not_decide_the_dominant_dtype() -> None:
+    """Only the weights a model counts decide its common dtype: a big float64 buffer or a tied copy does not."""
+    model = nn.Sequential(nn.Embedding(4, 2).half(), nn.Linear(2, 4, bias=False).half())
+    model[1].weight = model[0].weight  # tied: counted once, at its first place
+    model.register_buffer("table", torch.zeros(1000, dtype=torch.float64))
+    assert build_tree(model, show_buffers=True).dominant_dtype == "float16"
