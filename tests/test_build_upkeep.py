@@ -13,12 +13,15 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from bs4 import BeautifulSoup
 from conftest import Build, build_sphinx
 from sphinx_html import figure_lines
+
+from sphinx_modelvis.execution.processes import alive
 
 CONF = 'extensions = ["sphinx_modelvis"]\nproject = "upkeep"\nexclude_patterns = ["_build"]\n'
 
@@ -84,26 +87,23 @@ def _status_lines(build: Build, text: str) -> list[str]:
     return [line for line in build.status.splitlines() if text in line]
 
 
-def _gone(pid: int, within: float = 30.0) -> bool:
-    """Whether process ``pid`` is gone (or a zombie) within ``within`` seconds, polling."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        status = Path(f"/proc/{pid}/status")
-        try:
-            if "State:\tZ" in status.read_text():
-                return True
-        except FileNotFoundError:
+#: How often a test polls for something another process does (every 0.05 s, so at most two minutes): a bound
+#: on a wait that would otherwise hang the suite, not a measure of speed.
+POLLS = 2400
+
+
+def _eventually(condition: Callable[[], bool]) -> bool:
+    """Whether ``condition`` holds within :data:`POLLS` polls."""
+    for _ in range(POLLS):
+        if condition():
             return True
         time.sleep(0.05)
     return False
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+def _gone(pid: int) -> bool:
+    """Whether process ``pid`` ends (or is a zombie: exited, not yet reaped), polling."""
+    return _eventually(lambda: not alive(pid))
 
 
 CHILD = (
@@ -152,12 +152,11 @@ def test_a_snippet_s_child_ends_when_the_build_is_interrupted(tmp_path: Path) ->
     command = [sys.executable, "-m", "sphinx", "-q", "-b", "html", str(src), str(tmp_path / "out")]
     build = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 120
-        while not (src / "child.pid").exists() or not (src / "child.pid").read_text():
-            assert build.poll() is None and time.monotonic() < deadline, build.communicate()
-            time.sleep(0.05)
-        pid = int((src / "child.pid").read_text())
-        assert _alive(pid)
+        pid_file = src / "child.pid"
+        started = _eventually(lambda: build.poll() is not None or (pid_file.exists() and bool(pid_file.read_text())))
+        assert started and build.poll() is None, build.communicate()
+        pid = int(pid_file.read_text())
+        assert alive(pid)
         build.send_signal(signal.SIGINT)  # what Ctrl-C sends to the build
         build.communicate(timeout=60)
     finally:
