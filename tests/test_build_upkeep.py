@@ -269,12 +269,18 @@ PAGES = {
 }
 
 
-def test_a_build_prunes_entries_unused_for_the_max_age_and_says_the_cache_s_size(tmp_path: Path) -> None:
+def _pages_project(tmp_path: Path, conf: str = "") -> Path:
+    """A project of :data:`PAGES` whose cache is the folder ``cache`` in its source folder."""
     src = tmp_path / "src"
     src.mkdir()
-    (src / "conf.py").write_text(CONF + 'modelvis_cache_dir = "cache"\nmodelvis_cache_max_age = 10\n', encoding="utf-8")
+    (src / "conf.py").write_text(CONF + 'modelvis_cache_dir = "cache"\n' + conf, encoding="utf-8")
     for name, text in PAGES.items():
         (src / f"{name}.rst").write_text(text, encoding="utf-8")
+    return src
+
+
+def test_a_build_prunes_entries_unused_for_the_max_age_and_says_the_cache_s_size(tmp_path: Path) -> None:
+    src = _pages_project(tmp_path, "modelvis_cache_max_age = 10\n")
     first = build_sphinx("errors", src)
     entries = _entries(src / "cache")
     assert len(entries) == 2
@@ -302,11 +308,7 @@ def _size(folder: Path) -> str:
 
 
 def test_modelvis_cache_prune_removes_entries_older_than_max_age_and_keeps_used_ones(tmp_path: Path) -> None:
-    src = tmp_path / "src"
-    src.mkdir()
-    (src / "conf.py").write_text(CONF + 'modelvis_cache_dir = "cache"\n', encoding="utf-8")
-    for name, text in PAGES.items():
-        (src / f"{name}.rst").write_text(text, encoding="utf-8")
+    src = _pages_project(tmp_path)
     build_sphinx("errors", src)
     old, recent = _entries(src / "cache")
     _age(old, 40)
