@@ -74,7 +74,7 @@ def sphinx(docs: Path, out: Path, *options: str, environment: dict[str, str] | N
     """Build ``docs`` into ``out`` with ``sphinx-build -v``; its whole log."""
     script = docs.parent / "build.py"
     script.write_text(BUILD, encoding="utf-8")
-    command = [sys.executable, str(script), "-v", "-b", "html", *options, str(docs), str(out)]
+    command = [sys.executable, str(script), "-v", "--no-color", "-b", "html", *options, str(docs), str(out)]
     env = _environment(environment)
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=docs.parent, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
