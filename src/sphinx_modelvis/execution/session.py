@@ -58,10 +58,10 @@ class PageSession:
         self.page = page
         self.cwd = cwd
         self.serial = serial
-        self.history = PageHistory(page, cwd, (serial, 0))
         self.named: dict[str, Capture] = {}
         # The folder is part of every key: the same code in two folders may import two different modules.
         self._start = folder_key(runner.page_key, None if cwd is None else runner.checker.stored_path(cwd))
+        self.history = PageHistory(page, cwd, (serial, 0), start=self._start)
         self._key = self._start
         self._figures = 0
 
@@ -74,7 +74,7 @@ class PageSession:
         """
         if options.reset:
             generation = self.history.namespace[1] + 1
-            self.history = PageHistory(self.page, self.cwd, (self.serial, generation))
+            self.history = PageHistory(self.page, self.cwd, (self.serial, generation), start=self._start)
             self._key = self._start
         previous = self._key
         self._key = chain_key(previous, snippet.code, options.execution_key())
@@ -191,8 +191,9 @@ class FigureRunner:
 
     ``cache_dir`` ``None`` means no cache. ``progress`` receives one line per snippet that ran
     (``modelvis: page.rst:12 ... 4.2 s``); ``live`` (by default ``progress``) the lines said while one runs:
-    its start, and ``still running`` every ``progress_interval`` seconds. A build whose figures are all cached
-    starts no worker and never imports torch in this process.
+    its start, and ``still running`` every ``progress_interval`` seconds. ``template``, if given, is the template
+    link to fork workers from (one kept warm between builds: :meth:`close` leaves it running, and its workers keep
+    checkpoints). A build whose figures are all cached starts no worker and never imports torch in this process.
     """
 
     def __init__(
@@ -206,6 +207,7 @@ class FigureRunner:
         live: Callable[[str], None] | None = None,
         root: str | os.PathLike[str] | None = None,
         python: str | None = None,
+        template: TemplateLink | None = None,
     ) -> None:
         self.config = config
         self.cache = FigureCache(cache_dir) if cache_dir is not None else None
@@ -218,7 +220,8 @@ class FigureRunner:
         #: The site's declared dependencies (``depends``), made absolute.
         self.declared = declared_dependencies(site_dependencies(config.depends), self.checker.root)
         self.page_key = page_key(config.pre_code, package_versions(), site_dependencies(config.depends))
-        template = TemplateLink(python=python) if config.fork_workers and forking_supported() else None
+        if template is None or not config.fork_workers or not forking_supported():
+            template = TemplateLink(python=python) if config.fork_workers and forking_supported() else None
         self._client = WorkerClient(python=python, template=template)
         #: Runs the snippets that the cache does not answer for, in the worker.
         self.live: Callable[[str], None] = live or (lambda message: self.progress(message))
@@ -228,6 +231,8 @@ class FigureRunner:
             stats=RunnerStats(),
             progress=lambda line: self.progress(line),
             live=lambda line: self.live(line),
+            checker=self.checker,
+            declared=self.declared,
         )
         self._pages: dict[str, PageSession] = {}
         self._serials = itertools.count(1)
@@ -302,7 +307,7 @@ class FigureRunner:
         return note
 
     def close(self) -> None:
-        """Stop the worker and the template process, if any."""
+        """Stop the worker and the template process, if any (a kept-warm template is left to whoever keeps it)."""
         self._client.close()
-        if self._client.template is not None:
+        if self._client.template is not None and not self._client.template.kept:
             self._client.template.stop()

@@ -37,6 +37,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from .checkpoints import end_checkpoints
 from .dependencies import warm_distributions, warm_modules
 from .processes import alive, python_environment
 from .wire import Forked, ForkFailed, ForkRequest, WorkerExited, receive, send
@@ -67,15 +68,24 @@ class TemplateLink:
     Nothing runs until :meth:`connect` is first called; that starts the template if no process did yet
     (a lock file keeps two processes from starting two). :meth:`stop` (by the process that made the link)
     ends the template and removes the folder.
+
+    ``kept``: the template outlives one build (an author's edit loop); its page workers then keep checkpoints
+    (see :mod:`~sphinx_modelvis.execution.checkpoints`).
     """
 
-    def __init__(self, *, python: str | None = None) -> None:
+    def __init__(self, *, python: str | None = None, kept: bool = False) -> None:
         self.python = python or sys.executable
+        self._kept = kept
         # Named now (the processes a build forks inherit the name), made when first needed: a build whose
         # figures all come from the cache leaves nothing behind. The random part keeps the name unguessable.
         self.folder = Path(tempfile.gettempdir(), f"modelvis-template-{uuid.uuid4().hex}")
         self.owner = os.getpid()
         self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def kept(self) -> bool:
+        """Whether the template is kept warm between builds."""
+        return self._kept
 
     @property
     def socket_path(self) -> Path:
@@ -185,6 +195,7 @@ class _Template:
         self.stopping = False
 
     def serve(self) -> None:
+        _adopt_orphans()
         signal.set_wakeup_fd(self.wake_write.fileno())
         signal.signal(signal.SIGCHLD, lambda number, frame: None)  # wakes the selector through the fd above
         signal.signal(signal.SIGTERM, self._stop)
@@ -205,7 +216,11 @@ class _Template:
         self._end_workers()
 
     def _end_workers(self) -> None:
-        """Reap the workers still running (their clients have told them to exit); kill those that do not."""
+        """Reap the workers still running (their clients have told them to exit); kill those that do not.
+
+        Their checkpoints are ended first (they would notice the template gone, within a second).
+        """
+        end_checkpoints(self.folder)
         deadline = time.monotonic() + WORKER_GRACE
         while self.children and time.monotonic() < deadline:
             self._reap()
@@ -320,6 +335,15 @@ class _Template:
             if known is connection:
                 del self.workers[pid]  # its exit is nobody's business now; it is still reaped
         connection.close()
+
+
+def _adopt_orphans() -> None:
+    """Become the parent of the processes the template's workers leave behind (Linux), so they are reaped here:
+    a page worker's checkpoints outlive the worker that forked them."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
 
 
 def _quietly(action: Any, *args: Any) -> None:

@@ -3,8 +3,10 @@
 It reads requests and writes replies as JSON messages on two private pipes, never on stdout:
 snippets and C extensions may write to file descriptor 1 and 2 as they like (the client sends both
 to a log file it reads when the worker crashes). One namespace at a time: ``reset`` starts a new one.
-A worker is started as a new process, or forked from the build's template process (see ``template.py``);
-either way it ends when its client is gone.
+A worker is started as a new process, or forked from the build's template process (see ``template.py``), or
+from a checkpoint of a worker (see ``checkpoints.py``): after a run that asks for one, the worker forks a paused
+copy of itself that can later fork workers holding the namespace as it was then. Either way it ends when its
+client is gone.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ForwardError, NotAModule, SnippetError
+from .checkpoints import take
 from .dependencies import DependencyTracker
 from .preload import is_installed_file
 from .snippet import captured_output, run_snippet, show_snippet
@@ -41,13 +44,17 @@ class Worker:
         #: The page folder this worker put at the front of ``sys.path``, if any.
         self.page_path: str | None = None
         self.tracker = DependencyTracker()
+        #: The file descriptors of the pipes it serves on (a checkpoint closes its copies).
+        self.channels: tuple[int, int] = (-1, -1)
 
     def handle(self, request: SetupRequest | ResetRequest | RunRequest) -> Reply:
         """Answer one request (``setup``, ``reset`` or ``run``)."""
         if isinstance(request, SetupRequest):
             missing = [entry for entry in request.sys_path if entry not in sys.path]
             sys.path[:0] = missing
-            return Reply(pid=os.getpid())
+            torch = sys.modules.get("torch")
+            threads = torch.get_num_threads() if torch is not None and hasattr(torch, "get_num_threads") else None
+            return Reply(pid=os.getpid(), threads=threads)
         if isinstance(request, ResetRequest):
             _end_children()  # what the last page's snippets started ends with that page
             self.namespace = {"__name__": "__main__"}
@@ -72,12 +79,13 @@ class Worker:
 
         A reply that succeeds names the installed modules the snippet imported (``imported``): the template
         imports them too, so that the next worker starts with them. A figure's reply lists what the namespace's
-        snippets depended on so far (``files``, ``distributions``).
+        snippets depended on so far (``files``, ``distributions``); so does one that asked for a checkpoint, which
+        is then taken (a fork of this worker, its pid in the reply: see :mod:`.checkpoints`).
         """
         before = set(sys.modules)
         with self.tracker.running():
             reply = self._run(request)
-        if reply.ok and not request.replay:
+        if (reply.ok and not request.replay) or (request.checkpoint and reply.kind != "internal"):
             files, distributions = self.tracker.dependencies()
             reply = replace(reply, files=files, distributions=distributions)
         if reply.ok:
@@ -86,7 +94,17 @@ class Worker:
             imported = tuple(name for name, module in new if _installed(module))
             if imported:
                 reply = replace(reply, imported=imported)
+        if request.checkpoint and reply.kind != "internal":
+            with self.tracker.paused():
+                try:
+                    reply = replace(reply, checkpoint=take(request.checkpoint, self.channels, self._resume))
+                except OSError as error:
+                    reply = replace(reply, checkpoint_error=f"{type(error).__name__}: {error}")
         return reply
+
+    def _resume(self, requests_fd: int, responses_fd: int) -> typing.NoReturn:
+        """In a worker forked from a checkpoint of this one: serve a new client, the namespace as it was."""
+        serve(requests_fd, responses_fd, worker=self)
 
     def _run(self, request: RunRequest) -> Reply:
         started = time.perf_counter()
@@ -226,8 +244,11 @@ def main(argv: list[str] | None = None) -> int:
     serve(int(args[0]), int(args[1]))
 
 
-def serve(requests_fd: int, responses_fd: int) -> typing.NoReturn:
-    """Answer requests read from ``requests_fd`` on ``responses_fd`` until told to exit or orphaned; never returns."""
+def serve(requests_fd: int, responses_fd: int, *, worker: Worker | None = None) -> typing.NoReturn:
+    """Answer requests read from ``requests_fd`` on ``responses_fd`` until told to exit or orphaned; never returns.
+
+    ``worker`` is the state to go on from (a worker resumed from a checkpoint); by default a new one.
+    """
     requests = Connection(requests_fd, writable=False)
     responses = Connection(responses_fd, readable=False)
     # A crash or a timeout dump shows where the snippet was (the client reads stderr then).
@@ -236,7 +257,8 @@ def serve(requests_fd: int, responses_fd: int) -> typing.NoReturn:
         faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=False)
     _report_exits()
     threading.Thread(target=_exit_when_orphaned, args=(requests_fd,), daemon=True).start()
-    worker = Worker()
+    worker = worker or Worker()
+    worker.channels = (requests_fd, responses_fd)
     while True:
         try:
             request = decode(requests.recv_bytes())
