@@ -145,6 +145,7 @@ class _Keeper:
         os.close(devnull)
         self.listener = listener
         self.path = path
+        self.inode = os.stat(path).st_ino
         self.resume = resume
         try:
             self.template = int((path.parent.parent / "template.pid").read_text())
@@ -164,7 +165,7 @@ class _Keeper:
         signal.signal(signal.SIGCHLD, lambda number, frame: None)  # wakes the selector through the fd above
         for number in (signal.SIGTERM, signal.SIGINT):
             signal.signal(number, signal.SIG_DFL)
-        while self.path.exists() and alive(self.template):
+        while self._reachable() and alive(self.template):
             for key, _events in self.selector.select(timeout=POLL):
                 if key.fileobj is self.listener:
                     with contextlib.suppress(OSError):
@@ -177,6 +178,13 @@ class _Keeper:
                 else:  # its client is done with the worker
                     self._forget(key.fileobj)  # type: ignore[arg-type]
             self._reap()
+
+    def _reachable(self) -> bool:
+        """Whether hosts can still reach it: its socket is in place (not removed, nor taken by another)."""
+        try:
+            return os.stat(self.path).st_ino == self.inode
+        except OSError:
+            return False
 
     def _answer(self, connection: socket.socket) -> None:
         try:
