@@ -54,6 +54,7 @@ __all__ = [
     "hold_one_thread",
     "memory_bound",
     "private_memory",
+    "resident_memory",
     "take",
 ]
 
@@ -98,11 +99,22 @@ def private_memory(pid: int) -> int | None:
     return total
 
 
+def resident_memory(pid: int) -> int | None:
+    """The memory process ``pid`` has resident, shared or not (a cheap upper bound of its private memory), in
+    bytes; ``None`` when it cannot be read."""
+    try:
+        pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
 # -- in the worker: taking a checkpoint, keeping it, resuming from it -----------------------------------
 
 
 def take(path: str, channels: tuple[int, int], resume: Resume) -> int:
-    """Fork a checkpoint of this worker that listens on ``path``; its pid. ``OSError`` if none can be made.
+    """Fork a checkpoint of this worker that listens on ``path``; its pid (also written next to the socket, where
+    hosts read it). ``OSError`` if none can be made.
 
     ``channels`` are the worker's own request and response pipes (the checkpoint closes its copies).
     """
@@ -125,6 +137,10 @@ def take(path: str, channels: tuple[int, int], resume: Resume) -> int:
             traceback.print_exc()
         finally:
             os._exit(70)  # nothing here may go back to the worker's loop
+    # Out of the worker's process group at once (the child does the same: whichever runs first), so that the
+    # worker's end, which kills its group, cannot catch the checkpoint before it has left.
+    with contextlib.suppress(OSError):
+        os.setpgid(pid, pid)
     listener.close()
     _write(Path(path).with_suffix(".pid"), str(pid))
     return pid
@@ -134,7 +150,8 @@ class _Keeper:
     """The checkpoint process: waits for hosts that ask for a worker, forks one for each, reports its exit."""
 
     def __init__(self, listener: socket.socket, path: Path, channels: tuple[int, int], resume: Resume) -> None:
-        os.setsid()  # not in the worker's group: the worker's end (which kills its group) leaves it alone
+        with contextlib.suppress(OSError):
+            os.setpgid(0, 0)  # not in the worker's group: the worker's end (which kills its group) leaves it alone
         # A collection would touch every object, and copy-on-write would make them this process's own.
         gc.disable()
         for fd in channels:
@@ -320,21 +337,23 @@ class Checkpoints:
         pid = self._pid(name)
         return pid is not None and alive(pid) and (self.folder / f"{name}.sock").exists()
 
-    def record(self, name: str, pid: int, place: str, manifest: Mapping[str, Any]) -> None:
-        """Keep what the checkpoint ``name`` (process ``pid``, after the snippet at ``place``) depends on."""
-        _write(self.folder / f"{name}.json", json.dumps({"pid": pid, "place": place, "manifest": dict(manifest)}))
+    def record(self, name: str, place: str, manifest: Mapping[str, Any]) -> None:
+        """Keep what the checkpoint ``name`` (after the snippet at ``place``, being taken) depends on."""
+        _write(self.folder / f"{name}.json", json.dumps({"place": place, "manifest": dict(manifest)}))
 
     def find(self, name: str) -> Checkpoint | None:
         """The live checkpoint ``name`` with its record, or ``None`` (a dead one's files are removed)."""
         try:
             data = json.loads((self.folder / f"{name}.json").read_text(encoding="utf-8"))
-            found = Checkpoint(name, int(data["pid"]), str(data["place"]), dict(data["manifest"]))
+            place, manifest = str(data["place"]), dict(data["manifest"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        if found.pid != self._pid(name) or not self.live(name):
-            self.end(name)
+        pid = self._pid(name)
+        if pid is None or not self.live(name):
+            if pid is not None:
+                self.end(name)
             return None
-        return found
+        return Checkpoint(name, pid, place, manifest)
 
     def end(self, name: str) -> None:
         """End the checkpoint ``name`` (if it runs) and remove its files."""
@@ -345,8 +364,8 @@ class Checkpoints:
             with contextlib.suppress(OSError):
                 (self.folder / f"{name}{suffix}").unlink()
 
-    def usage(self) -> list[tuple[str, int]]:
-        """Each live checkpoint's name and private memory in bytes, the oldest first."""
+    def usage(self, measure: Callable[[int], int | None] = private_memory) -> list[tuple[str, int]]:
+        """Each live checkpoint's name and private memory in bytes (or what ``measure`` says), the oldest first."""
         found = []
         with contextlib.suppress(OSError), os.scandir(self.folder) as entries:
             for entry in entries:
@@ -359,11 +378,15 @@ class Checkpoints:
             if pid is None or not alive(pid):
                 self.end(name)  # gone: its files go too
                 continue
-            usage.append((name, private_memory(pid) or 0))  # no /proc here: the bound cannot be kept
+            usage.append((name, measure(pid) or 0))  # no /proc here: the bound cannot be kept
         return usage
 
     def keep_bound(self) -> list[tuple[str, int]]:
         """End the oldest checkpoints while their memory exceeds the bound; the place and size of each ended one."""
+        # Reading a process's private memory walks its page tables (milliseconds for a process holding a model);
+        # its resident memory is one counter, and no less: while the resident total keeps the bound, so do they.
+        if sum(size for _name, size in self.usage(resident_memory)) <= self.bound:
+            return []
         usage = self.usage()
         total = sum(size for _name, size in usage)
         ended = []

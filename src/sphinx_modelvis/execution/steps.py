@@ -259,21 +259,17 @@ class StepRunner:
         return None if store.live(name) else (index, name)
 
     def _keep_checkpoint(self, history: PageHistory, index: int, name: str, reply: Reply) -> None:
-        """Record the checkpoint the worker took after ``history.steps[index]``, with the dependency manifest of
-        the steps up to it; then end the oldest checkpoints while they hold more memory than the bound."""
+        """Record the checkpoint the worker takes after ``history.steps[index]`` (once it has replied), with the
+        dependency manifest of the steps up to it; then end the oldest checkpoints while they hold more memory than
+        the bound."""
         store, checker = self.checkpoints, self.checker
         assert store is not None and checker is not None
         steps = history.steps[: index + 1]
-        if reply.checkpoint is None:
-            if reply.checkpoint_error and reply.checkpoint_error != self._checkpoint_failure:
-                self._checkpoint_failure = reply.checkpoint_error  # said once, not after every snippet
-                self.progress(f"modelvis: no checkpoint after {steps[-1].snippet.location}: {reply.checkpoint_error}")
-            return
         declared = [*self.declared]
         for step in steps:
             declared.extend(declared_dependencies(step.options.depends, history.cwd))
         manifest = checker.manifest(reply.files, reply.distributions, declared)
-        store.record(name, reply.checkpoint, steps[-1].snippet.location, manifest)
+        store.record(name, steps[-1].snippet.location, manifest)
         for place, size in store.keep_bound():
             self.progress(
                 f"modelvis: ended the checkpoint after {place} ({format_size(size)}): the checkpoints held more than "
@@ -336,6 +332,9 @@ class StepRunner:
             what = "replaying the earlier snippet at " + snippet.location if replay else "running the snippet"
             failure = self._lost_worker(exc, snippet, what, seconds=time.perf_counter() - started)
             return None, failure, failure.seconds, None
+        if reply.checkpoint_error and reply.checkpoint_error != self._checkpoint_failure:
+            self._checkpoint_failure = reply.checkpoint_error  # said once, not after every snippet
+            self.progress(f"modelvis: a checkpoint could not be kept: {reply.checkpoint_error}")
         if wanted is not None:
             self._keep_checkpoint(history, *wanted, reply)
         if not replay:

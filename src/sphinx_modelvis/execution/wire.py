@@ -98,9 +98,9 @@ class Reply:
     ``distributions`` (name to version); see :mod:`~sphinx_modelvis.execution.dependencies`.
     A failure has ``ok`` false, a ``kind`` (see :data:`~sphinx_modelvis.execution.results.FAILURE_KINDS`),
     a ``message``, the snippet's own ``traceback`` and the docs ``line`` to report (``None``: the snippet's first).
-    A run that asked for a checkpoint names its process (``checkpoint``), or says why there is none
-    (``checkpoint_error``); its ``files`` and ``distributions`` are then listed for a replay too. ``threads`` is
-    torch's thread count when torch is imported (the answer to ``setup``).
+    A run that asked for a checkpoint lists ``files`` and ``distributions`` for a replay too (the checkpoint's
+    manifest; it is taken after the reply); ``checkpoint_error`` says why the last checkpoint could not be taken.
+    ``threads`` is torch's thread count when torch is imported (the answer to ``setup``).
     """
 
     op: ClassVar[str] = "reply"
@@ -115,7 +115,6 @@ class Reply:
     message: str = ""
     traceback: str = ""
     line: int | None = None
-    checkpoint: int | None = None
     checkpoint_error: str = ""
     threads: int | None = None
 

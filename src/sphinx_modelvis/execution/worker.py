@@ -46,6 +46,12 @@ class Worker:
         self.tracker = DependencyTracker()
         #: The file descriptors of the pipes it serves on (a checkpoint closes its copies).
         self.channels: tuple[int, int] = (-1, -1)
+        #: Where to take a checkpoint once the reply is sent (see :meth:`after_reply`), and why the last failed.
+        self.checkpoint = ""
+        self.checkpoint_error = ""
+        #: Held from a reply to the fork of the checkpoint that follows it: a client gone meanwhile (it may close
+        #: the pipes as soon as it has the reply) ends the worker's group after the fork, which the checkpoint left.
+        self.forking = threading.Lock()
 
     def handle(self, request: SetupRequest | ResetRequest | RunRequest) -> Reply:
         """Answer one request (``setup``, ``reset`` or ``run``)."""
@@ -80,7 +86,7 @@ class Worker:
         A reply that succeeds names the installed modules the snippet imported (``imported``): the template
         imports them too, so that the next worker starts with them. A figure's reply lists what the namespace's
         snippets depended on so far (``files``, ``distributions``); so does one that asked for a checkpoint, which
-        is then taken (a fork of this worker, its pid in the reply: see :mod:`.checkpoints`).
+        is taken once the reply is sent (:meth:`after_reply`). A reply says why the last checkpoint failed, if it did.
         """
         before = set(sys.modules)
         with self.tracker.running():
@@ -94,13 +100,23 @@ class Worker:
             imported = tuple(name for name, module in new if _installed(module))
             if imported:
                 reply = replace(reply, imported=imported)
+        if self.checkpoint_error:
+            reply, self.checkpoint_error = replace(reply, checkpoint_error=self.checkpoint_error), ""
         if request.checkpoint and reply.kind != "internal":
-            with self.tracker.paused():
-                try:
-                    reply = replace(reply, checkpoint=take(request.checkpoint, self.channels, self._resume))
-                except OSError as error:
-                    reply = replace(reply, checkpoint_error=f"{type(error).__name__}: {error}")
+            self.checkpoint = request.checkpoint
         return reply
+
+    def after_reply(self) -> None:
+        """Take the checkpoint the last run asked for: after its reply, so that forking a worker that holds a
+        model (tens of milliseconds) does not delay the figure. Called holding :attr:`forking`."""
+        path, self.checkpoint = self.checkpoint, ""
+        if not path:
+            return
+        with self.tracker.paused():
+            try:
+                take(path, self.channels, self._resume)
+            except OSError as error:
+                self.checkpoint_error = f"{type(error).__name__}: {error}"
 
     def _resume(self, requests_fd: int, responses_fd: int) -> typing.NoReturn:
         """In a worker forked from a checkpoint of this one: serve a new client, the namespace as it was."""
@@ -155,7 +171,7 @@ def _installed(module: Any) -> bool:
     return is_installed_file(getattr(module, "__file__", None))
 
 
-def _exit_when_orphaned(requests: int) -> None:
+def _exit_when_orphaned(requests: int, forking: threading.Lock) -> None:
     """End the worker once no process can send it a request: its client is gone, even while a snippet runs.
 
     A parallel Sphinx reader ends with ``os._exit``, which runs no clean-up. The requests pipe then has no
@@ -166,8 +182,9 @@ def _exit_when_orphaned(requests: int) -> None:
     while True:
         for _fd, events in poller.poll():
             if events & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
-                _end_group()
-                os._exit(0)
+                with forking:
+                    _end_group()
+                    os._exit(0)
 
 
 def _report_exits() -> None:
@@ -256,9 +273,10 @@ def serve(requests_fd: int, responses_fd: int, *, worker: Worker | None = None) 
     if hasattr(signal, "SIGUSR1"):
         faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=False)
     _report_exits()
-    threading.Thread(target=_exit_when_orphaned, args=(requests_fd,), daemon=True).start()
     worker = worker or Worker()
     worker.channels = (requests_fd, responses_fd)
+    worker.forking = threading.Lock()  # a resumed worker's copy was held (by the fork of its checkpoint)
+    threading.Thread(target=_exit_when_orphaned, args=(requests_fd, worker.forking), daemon=True).start()
     while True:
         try:
             request = decode(requests.recv_bytes())
@@ -271,7 +289,9 @@ def serve(requests_fd: int, responses_fd: int, *, worker: Worker | None = None) 
         else:
             reply = Reply(ok=False, kind="internal", message=f"unknown request {request.op!r}")
         sys.stderr.flush()
-        responses.send_bytes(encode(reply))
+        with worker.forking:
+            responses.send_bytes(encode(reply))
+            worker.after_reply()
 
 
 if __name__ == "__main__":
