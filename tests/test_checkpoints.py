@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -258,3 +259,12 @@ def test_the_checkpoints_live_in_the_templates_private_folder(link: TemplateLink
     builder(link, tmp_path)(SIX[:1])
     for folder in (link.folder, link.folder / CHECKPOINTS):
         assert os.stat(folder).st_mode & 0o077 == 0, "only its user can reach a checkpoint's socket"
+
+
+def test_checkpoints_end_when_their_template_is_gone(link: TemplateLink, tmp_path: Path) -> None:
+    builder(link, tmp_path)(SIX[:2])
+    assert eventually(lambda: len(checkpoint_pids(link)) == 2)
+    template = link.pid()
+    assert template is not None
+    os.kill(template, signal.SIGKILL)  # no clean-up: its folder stays, with the checkpoints' sockets in it
+    assert all(eventually(lambda pid=pid: not alive(pid)) for pid in checkpoint_pids(link))
