@@ -112,6 +112,9 @@ class Worker:
         path, self.checkpoint = self.checkpoint, ""
         if not path:
             return
+        if _cuda_in_use():
+            self.checkpoint_error = "CUDA is in use, and a forked process cannot use it: no checkpoints for this page"
+            return
         with self.tracker.paused():
             try:
                 take(path, self.channels, self._resume)
@@ -160,6 +163,16 @@ class Worker:
             summary = traceback.format_exception_only(type(exc), exc)[-1].strip()
             return _failure("internal", summary, traceback.format_exc(), None, started)
         return Reply(capture=capture_json, seconds=time.perf_counter() - started)
+
+
+def _cuda_in_use() -> bool:
+    """Whether torch has set CUDA up in this process (a forked child of it cannot use CUDA)."""
+    torch = sys.modules.get("torch")
+    cuda = getattr(torch, "cuda", None)
+    try:
+        return bool(cuda is not None and cuda.is_initialized())
+    except Exception:  # an odd build of torch: assume the worst
+        return True
 
 
 def _failure(kind: str, message: str, trace: str, line: int | None, started: float) -> Reply:
