@@ -12,6 +12,7 @@ from rich.text import Text
 from ..folding import LABEL_LIMIT, FoldedNode, ParamSummary, format_count
 from ..theme import Theme
 from ..tree import ModuleNode, ParamInfo, format_dtype, format_shape
+from .costs import memory_tokens
 from .marks import MARKS, common_change_note, line_mark, marked, param_change_note
 from .styled import Styles, Token, role_style, wrap
 
@@ -209,6 +210,8 @@ def tree_rows(
                 tokens.extend(_param_tokens(param, dominant_dtype, styles, change_note=common is None))
             if common is not None:
                 tokens.append(Token(common, styles.change["changed"]))
+        if item.node.memory or any(item.node.training):
+            tokens.extend(memory_tokens(item.node, styles, folded=item.folded, dominant_dtype=dominant_dtype))
         tokens.extend(_forward_tokens(item.node, styles))
         if item.node.shared_with is not None or item.hidden:
             tokens.extend(_notes(item, styles))
