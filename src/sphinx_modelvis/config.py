@@ -268,7 +268,7 @@ class TreeSettings:
             del values["inputs"]
         if not values["memory"]:  # the same
             del values["memory"]
-        if values["optimizer"] == "adam" or values.get("memory") != "training":
+        if values["optimizer"] == "adam":
             del values["optimizer"]
         return values
 
