@@ -10,9 +10,9 @@ lines of modules met a second time, which carry nothing, left out).
 Training is set beside accelerate's ``estimate_training_usage`` for the model's dtype, called as the command
 calls it (on the model's size in fp32): for float32 it counts the model, gradients of the same size and Adam's
 two states for *every* parameter (16 bytes a parameter); for a half dtype the model in fp32, gradients at 1.5x
-(fp32 and half: "weight gradient + computation") and two fp32 states (18 bytes a parameter). Ours counts gradients and states for the tunable
-parameters only (which is why a LoRA model differs), and fp32 master weights for half-precision tunable
-weights. Run with the dev environment: ``.venv/bin/python bench/memory_view.py``.
+(fp32 and half: "weight gradient + computation") and two fp32 states (18 bytes a parameter). Ours counts
+gradients and states for the tunable parameters only (which is why a LoRA model differs), and fp32 master
+weights for half-precision tunable weights. Run with the dev environment: ``.venv/bin/python bench/memory_view.py``.
 """
 
 from __future__ import annotations
@@ -110,9 +110,7 @@ def main() -> int:
         assert summary is not None
         total, _largest = calculate_maximum_sizes(model)
         sizes = compute_module_sizes(model)
-        lines = [
-            (path, node) for path, node in figure.tree.root.places() if node.shared_with is None and node.memory
-        ]
+        lines = [(path, node) for path, node in figure.tree.root.places() if node.shared_with is None and node.memory]
         equal = sum(1 for path, node in lines if sum(size for _d, size in node.memory) == sizes[path])
         dtype = next(iter(model.parameters())).dtype
         # As the command does: the model's size in fp32 (it loads every model so), then the dtype's estimate.
