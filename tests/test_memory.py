@@ -269,3 +269,16 @@ def test_a_tree_without_records_measures_nothing_and_keeps_its_shared_nodes() ->
     assert annotated.root.children[0] is annotated.root.children[1], "alike places stay one node object"
     with pytest.raises(ValueError, match="unknown optimizer"):
         annotate_memory(tree, {}, training=True, optimizer="lion")
+
+
+def test_the_memory_view_combines_with_the_forward_view() -> None:
+    model = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 2), nn.Linear(2, 2))
+    assert text(model, memory=True, inputs=torch.ones(3, 4)) == [
+        "root 256 B → [3, 2]",
+        "├── 0 (Linear) weight:[8, 4] bias:[8] 160 B → [3, 8]",
+        "├── 1 (Linear) weight:[2, 8] bias:[2] 72 B → [3, 2]",
+        "└── 2 (Linear) weight:[2, 2] bias:[2] 24 B → [3, 2]",
+        "parameters: 64 total, 64 tunable (100.00%), 0 frozen, 0 delta",
+        "forward: [3, 4] -> [3, 2]",
+        "memory: 256 B f32",
+    ]
