@@ -140,6 +140,8 @@ class ParamInfo:
     tied_to: str | None = None
     change: str = ""
     was: str = ""
+    #: A quantized tensor's scheme (``int8, torchao``); ``shape`` and ``dtype`` are then its logical ones.
+    scheme: str = ""
 
     @property
     def numel(self) -> int:
@@ -187,6 +189,7 @@ def _read_params(items: list[dict[str, Any]]) -> list[ParamInfo]:
 
 _PAIRS = JsonField(write=pairs_to_json, read=pairs_from_json)
 _INTS = JsonField(write=list, read=ints_from_json)
+_SUMMARY = JsonField(write=MemorySummary.to_json, read=MemorySummary.from_json)
 
 
 @dataclass(slots=True, eq=False)
@@ -227,9 +230,8 @@ class ModuleNode:
     #: its output, summarized (``[1, 16, 768]``, ``([1, 16, 768], [1, 12, 16, 16])``).
     calls: int = field(default=-1, kw_only=True)
     output: str = field(default="", kw_only=True)
-    #: In a memory view (:mod:`sphinx_modelvis.memory`): the subtree's bytes of parameters and buffers by dtype,
-    #: most first; under training, its bytes of gradients, optimizer state and fp32 master weights; in a compared
-    #: view, its total bytes in the earlier tree where they differ (-1: they do not).
+    #: In a memory view (:mod:`~sphinx_modelvis.memory`): the subtree's bytes by dtype, most first; under training
+    #: its gradients', optimizer state's and master weights'; compared, its earlier total where it differs (or -1).
     memory: tuple[tuple[str, int], ...] = field(default=(), kw_only=True, metadata={"json": _PAIRS})
     training: tuple[int, ...] = field(default=(), kw_only=True, metadata={"json": _INTS})
     memory_was: int = field(default=-1, kw_only=True)
@@ -392,9 +394,6 @@ class ChangeSummary:
     def from_json(cls, data: dict[str, Any]) -> ChangeSummary:
         """Read what :meth:`to_json` wrote (fields it lacks keep their defaults)."""
         return cls(**{item.name: data[item.name] for item in fields(cls) if item.name in data})
-
-
-_SUMMARY = JsonField(write=MemorySummary.to_json, read=MemorySummary.from_json)
 
 
 @dataclass(slots=True)

@@ -48,6 +48,8 @@ def _param_tokens(param: ParamInfo, dominant_dtype: str, styles: Styles, *, chan
     note = styles.note
     if param.dtype != dominant_dtype:
         text.append(f" {format_dtype(param.dtype)}", note)
+    if param.scheme:  # quantized: its shape is the logical one
+        text.append(f" ({param.scheme})", note)
     if param.was and change_note:
         return [text, Token(param_change_note(param), styles.change["changed"])]
     if param.shape is None or param.tied_to is not None:
