@@ -102,6 +102,9 @@ def test_will_it_fit_says_what_its_figures_show(site: Path) -> None:
     assert "training: 418.9 MiB weights + 1.1 MiB gradients + 2.2 MiB Adam states = 422.3 MiB" in lora
     assert "default (Linear) weight:[8, 768] 24.0 KiB + 24.0 KiB grads + 48.0 KiB states = 96.0 KiB" in lora
     assert "1.1 MiB of gradients, 2.2 MiB of Adam states) to the 418.9 MiB of weights" in prose
+    fp8 = figure_lines(figure_by_name(page, "fit_llama70b_fp8"))
+    assert fp8[-1].endswith("= 64.7 GiB (512 B in buffers)") and "about 65 GiB" in prose
+    assert fp8[-2].startswith("parameters: 69.0B total"), "as many parameters in float8 as in bf16"
 
 
 def test_the_conf_py_example_of_the_options_guide_builds(tmp_path: Path) -> None:
