@@ -140,6 +140,17 @@ def format_bytes(size: int) -> str:
     return f"{value:.1f} {unit}"
 
 
+def _tensor_cost(record: TensorRecord, training: bool, optimizer: str) -> tuple[str, int, int, int, int, int]:
+    """What one tensor costs: its dtype and bytes, of them a buffer's, and its gradient, optimizer state and fp32
+    master copy under training."""
+    if record.buffer:
+        return (record.dtype, record.nbytes, record.nbytes, 0, 0, 0)
+    if not (training and record.tunable):
+        return (record.dtype, record.nbytes, 0, 0, 0, 0)
+    master = 4 * record.numel if record.dtype in HALF_PRECISION else 0
+    return (record.dtype, record.nbytes, 0, record.nbytes, state_bytes(optimizer, record), master)
+
+
 class _Cost:
     """What one subtree costs: bytes by dtype, of them buffers', and what training adds."""
 
@@ -149,15 +160,14 @@ class _Cost:
         self.by_dtype: dict[str, int] = {}
         self.buffers = self.gradients = self.states = self.master = 0
 
-    def add_record(self, record: TensorRecord, training: bool, optimizer: str) -> None:
-        self.by_dtype[record.dtype] = self.by_dtype.get(record.dtype, 0) + record.nbytes
-        if record.buffer:
-            self.buffers += record.nbytes
-        elif training and record.tunable:
-            self.gradients += record.nbytes
-            self.states += state_bytes(optimizer, record)
-            if record.dtype in HALF_PRECISION:
-                self.master += 4 * record.numel
+    def add_record(self, cost: tuple[str, int, int, int, int, int]) -> None:
+        """Add one tensor's :func:`_tensor_cost`."""
+        dtype, size, buffers, gradients, states, master = cost
+        self.by_dtype[dtype] = self.by_dtype.get(dtype, 0) + size
+        self.buffers += buffers
+        self.gradients += gradients
+        self.states += states
+        self.master += master
 
     def add(self, other: _Cost) -> None:
         for dtype, size in other.by_dtype.items():
@@ -188,11 +198,16 @@ def annotate_memory(
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}")
     costs: dict[str, _Cost] = {}
+    # Per record object: a big model's alike tensors share one (see tensor_places), costed once.
+    known: dict[int, tuple[str, int, int, int, int, int]] = {}
     # Children before their parents: a place's path is longer than its parent's, and the parent is its prefix.
     for path in sorted(places, key=lambda item: -item.count(".") if item else 1):
         cost = costs.setdefault(path, _Cost())
         for record in places[path]:
-            cost.add_record(record, training, optimizer)
+            spent = known.get(id(record))
+            if spent is None:
+                spent = known[id(record)] = _tensor_cost(record, training, optimizer)
+            cost.add_record(spent)
         if path:
             costs.setdefault(path.rpartition(".")[0], _Cost()).add(cost)
     empty = _Cost()

@@ -152,6 +152,10 @@ def tensor_places(model: torch.nn.Module) -> dict[str, list[TensorRecord]]:
     seen_modules: set[int] = set()
     seen_tensors: set[int] = set()
     stored: set[int] = set()  # what the tensors store, inner tensors and shared statistics included
+    torch = sys.modules["torch"]
+    plain = (torch.nn.Parameter, torch.Tensor)
+    # Plain tensors alike in shape, dtype and role share one record: most of a big model's tensors are alike.
+    alike: dict[tuple[Any, ...], TensorRecord] = {}
     stack: list[tuple[str, Any]] = [("", model)]
     while stack:
         path, module = stack.pop()
@@ -165,7 +169,14 @@ def tensor_places(model: torch.nn.Module) -> dict[str, list[TensorRecord]]:
                 if tensor is None or id(tensor) in seen_tensors:
                     continue
                 seen_tensors.add(id(tensor))
-                own.append(tensor_record(tensor, buffer=is_buffer, seen=stored))
+                if type(tensor) not in plain:
+                    own.append(tensor_record(tensor, buffer=is_buffer, seen=stored))
+                    continue
+                key = (tensor.shape, tensor.dtype, tensor.requires_grad, is_buffer)
+                record = alike.get(key)
+                if record is None:
+                    record = alike[key] = tensor_record(tensor, buffer=is_buffer)
+                own.append(record)
         places[path] = own
         for key, child in reversed(module._modules.items()):
             if child is not None:
