@@ -204,10 +204,10 @@ def annotate_memory(
     for path in sorted(places, key=lambda item: -item.count(".") if item else 1):
         cost = costs.setdefault(path, _Cost())
         for record in places[path]:
-            spent = known.get(id(record))
-            if spent is None:
-                spent = known[id(record)] = _tensor_cost(record, training, optimizer)
-            cost.add_record(spent)
+            each = known.get(id(record))
+            if each is None:
+                each = known[id(record)] = _tensor_cost(record, training, optimizer)
+            cost.add_record(each)
         if path:
             costs.setdefault(path.rpartition(".")[0], _Cost()).add(cost)
     empty = _Cost()
