@@ -146,3 +146,23 @@ def test_a_scheme_is_data_it_survives_the_json_and_keeps_unlike_siblings_apart()
     assert ModelTree.from_json(tree.to_json()) == tree
     assert ModelTree.from_json(tree.to_json()).root.children[0].params[0].scheme == "int8, torchao"
     assert [group.label for group in fold_siblings(tree).children] == ["a", "b"]
+
+
+def test_8bit_adam_keeps_the_state_counted() -> None:
+    """bitsandbytes' Adam8bit, stepped on the CPU: its states (uint8 for tensors of 4,096 elements or more, with
+    fp32 absmax blocks; fp32 below) are what ``:optimizer: 8bit-adam`` counts. The two 256-entry quantization maps
+    every tensor's state points to are one pair per optimizer, not counted."""
+    bnb = _bitsandbytes()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(500, 16), nn.Linear(16, 300), nn.LayerNorm(300))
+    optimizer = bnb.optim.Adam8bit(model.parameters())  # type: ignore[attr-defined]
+    model(torch.tensor([[1, 2, 3]])).sum().backward()
+    optimizer.step()
+    kept = sum(
+        value.numel() * value.element_size()
+        for state in optimizer.state.values()
+        for key, value in state.items()
+        if isinstance(value, torch.Tensor) and value.dim() > 0 and not key.startswith("qmap")
+    )
+    tree = graph(model, memory="training", optimizer="8bit-adam")
+    assert tree.memory is not None and tree.memory.states == kept == 33208
