@@ -282,3 +282,16 @@ def test_the_memory_view_combines_with_the_forward_view() -> None:
         "forward: [3, 4] -> [3, 2]",
         "memory: 256 B f32",
     ]
+
+
+def test_the_will_it_fit_figures_snapshot() -> None:
+    """BERT with LoRA under training and Llama 70B in bf16, as text: the figures the tutorial draws."""
+    from snapshot import assert_snapshot
+
+    peft = pytest.importorskip("peft")
+    with torch.device("meta"):
+        base = transformers.BertForMaskedLM(transformers.BertConfig())
+        llama = transformers.LlamaForCausalLM._from_config(transformers.LlamaConfig(**LLAMA_70B), dtype=torch.bfloat16)
+    lora = peft.get_peft_model(base, peft.LoraConfig(r=8, target_modules=["query", "value"]))
+    assert_snapshot("bert_lora_training.txt", "\n".join(text(lora, memory="training")) + "\n")
+    assert_snapshot("llama70b_memory.txt", "\n".join(text(llama, memory=True)) + "\n")
