@@ -87,6 +87,26 @@ def test_every_page_is_built_with_its_figures(site: Path) -> None:
     assert len(summaries) >= 4 and any("70.6B total" in line for line in summaries)
 
 
+def test_will_it_fit_says_what_its_figures_show(site: Path) -> None:
+    """The "Will it fit?" tutorial's numbers are read in its live figures: Llama 70B's total and layer, and what
+    LoRA's training adds against full fine-tuning."""
+    page = BeautifulSoup((site / "tutorial" / "will-it-fit.html").read_text(), "html.parser")
+    prose = " ".join(page.select_one("article").get_text().split())
+    llama = figure_lines(figure_by_name(page, "fit_llama70b"))
+    assert llama[-1] == "memory: 128.5 GiB bf16 + 512 B f32 = 128.5 GiB (512 B in buffers)"
+    assert any(line.strip() == "0-79 (LlamaDecoderLayer) 1.6 GiB each" for line in llama)
+    assert "the weights take 128.5 GiB" in prose and "Each of the 80 decoder layers takes 1.6 GiB" in prose
+    full = " ".join(line.strip() for line in figure_lines(figure_by_name(page, "fit_bert_full")))
+    assert "training: 417.8 MiB weights + 417.8 MiB gradients + 835.5 MiB Adam states = 1.6 GiB" in full
+    lora = " ".join(line.strip() for line in figure_lines(figure_by_name(page, "fit_bert_lora")))
+    assert "training: 418.9 MiB weights + 1.1 MiB gradients + 2.2 MiB Adam states = 422.3 MiB" in lora
+    assert "default (Linear) weight:[8, 768] 24.0 KiB + 24.0 KiB grads + 48.0 KiB states = 96.0 KiB" in lora
+    assert "1.1 MiB of gradients, 2.2 MiB of Adam states) to the 418.9 MiB of weights" in prose
+    fp8 = figure_lines(figure_by_name(page, "fit_llama70b_fp8"))
+    assert fp8[-1].endswith("= 64.7 GiB (512 B in buffers)") and "about 65 GiB" in prose
+    assert fp8[-2].startswith("parameters: 69.0B total"), "as many parameters in float8 as in bf16"
+
+
 def test_the_conf_py_example_of_the_options_guide_builds(tmp_path: Path) -> None:
     """The guide's example `conf.py` block, exactly as printed, configures a working project."""
     guide = (DOCS / "guides" / "options.md").read_text()

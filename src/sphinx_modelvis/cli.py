@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .errors import ModelvisError, NotAModule, SnippetError
+from .memory import MEMORY_MODES, OPTIMIZERS
 
 if TYPE_CHECKING:
     from .capture import TreeBlock
@@ -120,6 +121,20 @@ def _parser(kind: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> ar
         help="the forward view: run the model once on EXPR (a tensor, a tuple or a dict, evaluated after the "
         "snippet, under --device) and show call order, output shapes and call counts",
     )
+    parser.add_argument(
+        "--memory",
+        nargs="?",
+        const="weights",
+        choices=MEMORY_MODES,
+        help="the memory view: each module's bytes of parameters and buffers (by dtype when mixed) and the "
+        "totals; `--memory training` adds gradients, optimizer state and fp32 master weights",
+    )
+    parser.add_argument(
+        "--optimizer",
+        choices=tuple(OPTIMIZERS),
+        default="adam",
+        help="with --memory training: the optimizer whose state is counted (default: adam)",
+    )
     return parser
 
 
@@ -171,6 +186,8 @@ def _snippet_tree(
         max_depth=args.max_depth,
         rootname=args.rootname,
         inputs=inputs,
+        memory=args.memory or "",
+        optimizer=args.optimizer,
     )
     namespace = {"__name__": "__main__", "__file__": str(snippet)}
     # As `python SNIPPET.py` would: modules next to the snippet are importable, and `sys.argv` is

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .errors import ConfigError
+from .memory import memory_mode, optimizer_name
 from .option_text import classes, dependency_list, flag, length, optional_text, parser_for
 
 __all__ = [
@@ -255,12 +256,20 @@ class TreeSettings:
     #: An expression giving the inputs of one forward pass (a tensor, a tuple of positional arguments or a dict
     #: of keyword arguments): the tree is then the forward view (see :mod:`sphinx_modelvis.forward`).
     inputs: str | None = _option(None)
+    #: The memory view (see :mod:`sphinx_modelvis.memory`): ``weights`` (``:memory:`` with no value), ``training``,
+    #: or ``""`` for none; under training, the optimizer whose state is counted.
+    memory: str = _option("", parse=memory_mode)
+    optimizer: str = _option("adam", parse=optimizer_name)
 
     def key(self) -> dict[str, Any]:
         """The settings as a cache key holds them."""
         values = dataclasses.asdict(self)
         if values["inputs"] is None:  # added after the others: keys made before it stay valid
             del values["inputs"]
+        if not values["memory"]:  # the same
+            del values["memory"]
+        if values["optimizer"] == "adam":
+            del values["optimizer"]
         return values
 
 

@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
+from .sizes import MemorySummary, ints_from_json, pairs_from_json, pairs_to_json
+
 __all__ = [
     "CHANGES",
     "DTYPE_NAMES",
@@ -138,6 +140,8 @@ class ParamInfo:
     tied_to: str | None = None
     change: str = ""
     was: str = ""
+    #: A quantized tensor's scheme (``int8, torchao``); ``shape`` and ``dtype`` are then its logical ones.
+    scheme: str = ""
 
     @property
     def numel(self) -> int:
@@ -183,6 +187,11 @@ def _read_params(items: list[dict[str, Any]]) -> list[ParamInfo]:
     return [ParamInfo.from_json(item) for item in items]
 
 
+_PAIRS = JsonField(write=pairs_to_json, read=pairs_from_json)
+_INTS = JsonField(write=list, read=ints_from_json)
+_SUMMARY = JsonField(write=MemorySummary.to_json, read=MemorySummary.from_json)
+
+
 @dataclass(slots=True, eq=False)
 class ModuleNode:
     """One module: its attribute name, class name, own parameters and children.
@@ -221,6 +230,11 @@ class ModuleNode:
     #: its output, summarized (``[1, 16, 768]``, ``([1, 16, 768], [1, 12, 16, 16])``).
     calls: int = field(default=-1, kw_only=True)
     output: str = field(default="", kw_only=True)
+    #: In a memory view (:mod:`~sphinx_modelvis.memory`): the subtree's bytes by dtype, most first; under training
+    #: its gradients', optimizer state's and master weights'; compared, its earlier total where it differs (or -1).
+    memory: tuple[tuple[str, int], ...] = field(default=(), kw_only=True, metadata={"json": _PAIRS})
+    training: tuple[int, ...] = field(default=(), kw_only=True, metadata={"json": _INTS})
+    memory_was: int = field(default=-1, kw_only=True)
 
     @property
     def shown_type(self) -> str:
@@ -403,6 +417,8 @@ class ModelTree:
     )
     #: For a forward view: the traced pass's input and output, summarized (``[1, 16] -> [1, 16, 768]``).
     forward: str = field(default="", kw_only=True)
+    #: For a memory view (:func:`~sphinx_modelvis.memory.annotate_memory`): its totals.
+    memory: MemorySummary | None = field(default=None, kw_only=True, metadata={"json": _SUMMARY})
     #: What the tree's builder already worked out, so that figures need not work it out again on a big
     #: tree; not part of the data (not compared, not written to JSON). Valid while the tree is not changed.
     known: TreeFacts | None = field(default=None, kw_only=True, compare=False, repr=False)

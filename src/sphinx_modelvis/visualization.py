@@ -193,6 +193,8 @@ class Visualization:
         compare: TreeFigure | TreeBlock | ModelTree | None = None,
         changes_only: bool = False,
         inputs: Any = None,
+        memory: bool | str = False,
+        optimizer: str = "adam",
     ) -> TreeFigure:
         """Print the folded tree to the current ``sys.stdout`` through rich (in a Jupyter kernel: show the
         interactive HTML figure), and return it.
@@ -216,6 +218,12 @@ class Visualization:
         forward view: the model runs once on them under ``torch.no_grad()`` (on the meta device, for free),
         and the tree shows children in the order they were called, each module's output shape, how many
         times it ran when more than once, and the modules never called, faint.
+
+        ``memory=True`` (or ``"weights"``) puts on each line the bytes its subtree's parameters and buffers
+        store, by dtype when mixed (``each`` on a folded line; tied and shared tensors once), and the totals by
+        dtype under the tree; on the meta device too. ``memory="training"`` adds what training costs: gradients
+        of the tunable parameters, the state of ``optimizer`` (``adam``, ``adamw``, ``sgd``, ``sgd-momentum``,
+        ``adafactor``, ``8bit-adam``) and fp32 master copies of half-precision tunable weights.
         """
         tree = build_tree(
             self.plm,
@@ -228,6 +236,12 @@ class Visualization:
             from .tracing import forward_view
 
             tree = forward_view(self.plm, tree, inputs)
+        if memory:
+            from .memory import memory_mode
+            from .precision import memory_view
+
+            mode = memory_mode(memory)
+            tree = memory_view(self.plm, tree, training=mode == "training", optimizer=optimizer)
         if compare is not None:
             from .compare import compare_trees
 

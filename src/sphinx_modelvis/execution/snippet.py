@@ -269,6 +269,10 @@ def module_block(
     )
     if settings.inputs:
         tree = _forward_view(module, tree, settings.inputs, namespace or {}, device, line)
+    if settings.memory:
+        from ..precision import memory_view
+
+        tree = memory_view(module, tree, training=settings.memory == "training", optimizer=settings.optimizer)
     return TreeBlock(tree, rootname=settings.rootname, max_depth=settings.max_depth)
 
 

@@ -12,6 +12,7 @@ from rich.text import Text
 from ..folding import LABEL_LIMIT, FoldedNode, ParamSummary, format_count
 from ..theme import Theme
 from ..tree import ModuleNode, ParamInfo, format_dtype, format_shape
+from .costs import memory_tokens
 from .marks import MARKS, common_change_note, line_mark, marked, param_change_note
 from .styled import Styles, Token, role_style, wrap
 
@@ -47,6 +48,8 @@ def _param_tokens(param: ParamInfo, dominant_dtype: str, styles: Styles, *, chan
     note = styles.note
     if param.dtype != dominant_dtype:
         text.append(f" {format_dtype(param.dtype)}", note)
+    if param.scheme:  # quantized: its shape is the logical one
+        text.append(f" ({param.scheme})", note)
     if param.was and change_note:
         return [text, Token(param_change_note(param), styles.change["changed"])]
     if param.shape is None or param.tied_to is not None:
@@ -209,6 +212,8 @@ def tree_rows(
                 tokens.extend(_param_tokens(param, dominant_dtype, styles, change_note=common is None))
             if common is not None:
                 tokens.append(Token(common, styles.change["changed"]))
+        if item.node.memory or any(item.node.training):
+            tokens.extend(memory_tokens(item.node, styles, folded=item.folded, dominant_dtype=dominant_dtype))
         tokens.extend(_forward_tokens(item.node, styles))
         if item.node.shared_with is not None or item.hidden:
             tokens.extend(_notes(item, styles))
