@@ -327,6 +327,7 @@ SAMPLES = {
     "was_type": "Linear",
     "calls": 3,
     "output": "[1, 3]",
+    "common": False,
 }
 #: What each stage that copies a tree works out itself (the others it must carry over as they are).
 MADE_BY = {"annotate_forward": {"calls", "output"}, "compare_trees": {"change", "was_type"}}

@@ -221,6 +221,9 @@ class ModuleNode:
     #: its output, summarized (``[1, 16, 768]``, ``([1, 16, 768], [1, 12, 16, 16])``).
     calls: int = field(default=-1, kw_only=True)
     output: str = field(default="", kw_only=True)
+    #: In a common structure (``structure_graph(common_structure=True, mapping=...)``): ``False`` for a module
+    #: the mapping names no common name for (its own name kept, drawn faint, as bigmodelvis draws it grey).
+    common: bool = field(default=True, kw_only=True)
 
     @property
     def shown_type(self) -> str:

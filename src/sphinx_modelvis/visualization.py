@@ -183,6 +183,9 @@ class Visualization:
         rootname: str = "root",
         expand_params: bool = False,
         keep_non_params: bool = False,
+        common_structure: bool = False,
+        mapping: Any = None,
+        only_common: bool = False,
         printTree: bool = True,  # the name tutorials use
         *,
         show_buffers: bool = False,
@@ -216,7 +219,21 @@ class Visualization:
         forward view: the model runs once on them under ``torch.no_grad()`` (on the meta device, for free),
         and the tree shows children in the order they were called, each module's output shape, how many
         times it ran when more than once, and the modules never called, faint.
+
+        The arguments bigmodelvis (OpenDelta's ``Visualization``) takes come first, in its order, so its calls
+        work unchanged. ``common_structure`` draws the model under the common names of ``mapping`` (a nested
+        dict as OpenDelta's ``structure_mapping.py`` writes them, or its ``CommonStructureMap``): the keys OpenDelta's
+        unified naming gives (``encoder.block.0.attn.q``); modules the mapping gives no common name keep theirs,
+        drawn faint, and ``only_common`` leaves them out (see :mod:`sphinx_modelvis.common_structure`).
         """
+        if common_structure and keep_non_params:  # as bigmodelvis: a common structure holds parameters only
+            raise ValueError(
+                "keep_non_params can't be used with common_structure: the common structure only holds parameter nodes"
+            )
+        if common_structure and mapping is None:
+            raise ValueError(
+                "common_structure=True needs a mapping (a dict as OpenDelta's structure_mapping.py writes them)"
+            )
         tree = build_tree(
             self.plm,
             keep_non_params=keep_non_params,
@@ -228,6 +245,10 @@ class Visualization:
             from .tracing import forward_view
 
             tree = forward_view(self.plm, tree, inputs)
+        if common_structure:
+            from .common_structure import common_tree
+
+            tree = common_tree(tree, mapping, only_common=only_common)
         if compare is not None:
             from .compare import compare_trees
 
