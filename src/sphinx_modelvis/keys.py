@@ -191,13 +191,17 @@ def match_key(query: str, figure: FigureKeys) -> KeyMatch | None:
 
 def closest_keys(query: str, figure: FigureKeys, *, count: int = 3) -> list[str]:
     """Keys of ``figure`` (or their ends, as a suffix would be written, or lines as the figure writes them) that
-    look most like ``query``: what a warning suggests."""
+    look most like ``query``: what a warning suggests. Keys that differ only in their indices count once (the
+    twelve layers' ``dense`` and their folded line are one suggestion, the one closest to what was written)."""
     candidates: set[str] = set()
     for key in (*figure.keys, *figure.lines):
         parts = key.split(".")
         candidates.update(".".join(parts[start:]) for start in range(len(parts)))
     candidates.discard("")
-    return difflib.get_close_matches(query, sorted(candidates), n=count, cutoff=0.6)
+    suggestions: dict[str, str] = {}
+    for found in difflib.get_close_matches(query, sorted(candidates), n=count * 8, cutoff=0.6):
+        suggestions.setdefault(re.sub(r"\d+|\{[^{}]*\}", "#", found), found)
+    return list(suggestions.values())[:count]
 
 
 def describe_miss(query: str, figure: FigureKeys) -> str:
