@@ -14,6 +14,7 @@ import html
 import logging
 import re
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from ..capture import Capture
@@ -69,9 +70,11 @@ class KeyRoles:
                 continue
             if fence or "{modelvis:key}" not in line:
                 continue
-            number = first_line + index
-            lines[index] = _ROLE.sub(lambda match, at=number: self._placeholder(match["text"], page, at), line)
+            lines[index] = _ROLE.sub(partial(self._marked, page=page, line=first_line + index), line)
         return "\n".join(lines)
+
+    def _marked(self, match: re.Match[str], *, page: str, line: int) -> str:
+        return self._placeholder(match["text"], page, line)
 
     @staticmethod
     def _placeholder(text: str, page: str, line: int) -> str:
