@@ -144,10 +144,11 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_html_links_each_key_and_warns_at_the_roles_line(tmp_path: Path, cache: Path) -> None:
     build = build_sphinx("keys", tmp_path / "src", modelvis_cache_dir=str(cache))
     warnings = [line for line in build.warnings.splitlines() if "WARNING" in line]
-    assert len(warnings) == 2, build.warnings
+    assert len(warnings) == 3, build.warnings
     assert TYPO in warnings[0] and "closest: encoder.layer.0.attention.self.query" in warnings[0]
     assert warnings[0].endswith("[modelvis.key]")
-    assert NO_FIGURE in warnings[1] and "named figures: bert-picture, bert-vis" in warnings[1]
+    assert NO_FIGURE in warnings[1] and "named figures: bert-picture, bert-vis, printed" in warnings[1]
+    assert "broken.md:15: WARNING: modelvis: printed:hello: the figure 'printed' shows printed text" in warnings[2]
     index, other = build.soup("index"), build.soup("other")
     links = {link.get_text(): link for link in index.select("a.mv-key")}
     query = links["encoder.layer.3.attention.self.query"]
@@ -161,6 +162,9 @@ def test_html_links_each_key_and_warns_at_the_roles_line(tmp_path: Path, cache: 
     # From another page, and every href lands on an anchor the figure's page has.
     dense = other.select_one("a.mv-key")
     assert dense["href"] == "index.html#bert-vis:encoder.layer.{0-11}.output.dense"
+    # rST keeps a regex's backslashes: both dense layers of every layer.
+    regex = other.select("a.mv-key")[-1]
+    assert regex.get_text() == r".*\.output\.dense" and regex["title"].endswith("and 21 more")
     anchors = {element["id"] for element in index.select("[id]")}
     for link in [*index.select("a.mv-key"), *other.select("a.mv-key")]:
         assert link["href"].split("#")[1] in anchors

@@ -40,7 +40,7 @@ class _Figure:
     url: str  # the page's URL, as MkDocs gives it
     anchor: str  # the line anchors' prefix; empty for a picture (its id is ``element``)
     element: str
-    keys: FigureKeys
+    keys: FigureKeys | None  # None: printed text only, no tree
 
 
 @dataclass
@@ -53,8 +53,7 @@ class KeyRoles:
     def note_figure(self, name: str, capture: Capture, *, url: str, interactive: bool) -> None:
         """Keep the keys of the figure called ``name`` on the page at ``url``."""
         keys = figure_keys(capture)
-        if keys is not None:
-            self.figures[figure_key(name)] = _Figure(url, anchor_prefix(name) if interactive else "", name, keys)
+        self.figures[figure_key(name)] = _Figure(url, anchor_prefix(name) if interactive else "", name, keys)
 
     def mark(self, markdown: str, page: str, first_line: int) -> str:
         """The page's Markdown with each role (outside fenced code) a placeholder; ``first_line`` is the number of
@@ -103,6 +102,9 @@ class KeyRoles:
             if figure is None:
                 known = ", ".join(sorted(self.figures)) or "none"
                 log.warning("%s: no figure is named %r (named figures: %s)", where, name, known)
+                return code
+            if figure.keys is None:
+                log.warning("%s: the figure %r shows printed text, not a module tree", where, name)
                 return code
             try:
                 found = match_key(key, figure.keys)

@@ -42,7 +42,9 @@ class KeyRole(SphinxRole):
     """``:modelvis:key:`bert-vis:encoder.layer.0``` or ``:modelvis:key:`the query <bert-vis:query>```."""
 
     def run(self) -> tuple[list[nodes.Node], list[nodes.system_message]]:
-        has_title, title, target = split_explicit_title(self.text)
+        # The text as written: rST would take the backslashes of a regex (\.) as escapes.
+        written = self.rawtext[self.rawtext.find("`") + 1 : -1] if self.rawtext.endswith("`") else self.text
+        has_title, title, target = split_explicit_title(written)
         try:
             name, key = split_reference(target)
         except ValueError as exc:
@@ -89,14 +91,12 @@ class ModelvisDomain(Domain):
 def note_named_figure(env: Any, name: str, capture: Capture, *, interactive: bool, figure_id: str) -> None:
     """Keep the figure called ``name`` (of the page being read) for the key roles of the whole project."""
     keys = figure_keys(capture)
-    if keys is None:
-        return
     domain = env.get_domain("modelvis")
     domain.data["figures"][figure_key(name)] = {
         "docname": env.docname,
         "anchor": anchor_prefix(name) if interactive else "",
         "figure_id": figure_id,
-        "keys": keys.to_dict(),
+        "keys": keys.to_dict() if keys is not None else None,  # None: printed text only, no tree
     }
     domain.data["read"].add(figure_key(name))
 
@@ -117,6 +117,10 @@ def resolve_keys(app: Sphinx, doctree: nodes.document, docname: str) -> None:
         if figure is None:
             known = ", ".join(sorted(figures)) or "none"
             _warn(node, f"{name}:{key}: no figure is named {name!r} (named figures: {known})")
+            node.replace_self(code)
+            continue
+        if figure["keys"] is None:
+            _warn(node, f"{name}:{key}: the figure {name!r} shows printed text, not a module tree")
             node.replace_self(code)
             continue
         keys = FigureKeys.from_dict(figure["keys"])
