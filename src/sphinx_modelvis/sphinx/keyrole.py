@@ -170,11 +170,12 @@ def before_reading(app: Sphinx, env: Any, docnames: Iterable[str]) -> None:
 
 
 def pages_to_rewrite(app: Sphinx, env: Any) -> list[str]:
-    """``env-get-updated``: the pages naming a figure that this build read again, so their links and their check
-    follow the figure."""
+    """``env-get-updated``: the pages naming a figure that this build read again (or that no page has any more),
+    so their links and their check follow the figure."""
     data = env.get_domain("modelvis").data
-    read = data["read"]
-    return sorted(docname for docname, names in data["references"].items() if names & read)
+    read, known = data["read"], data["figures"].keys()
+    # Also those naming a figure that is gone (its page removed, or its name changed): their warning is due.
+    return sorted(docname for docname, names in data["references"].items() if names & read or not names <= known)
 
 
 def register_key_role(app: Sphinx) -> None:
