@@ -330,6 +330,7 @@ SAMPLES = {
     "memory": (("bfloat16", 64), ("float32", 8)),
     "training": (64, 256, 128),
     "memory_was": 512,
+    "common": False,
 }
 #: What each stage that copies a tree works out itself (the others it must carry over as they are).
 MADE_BY = {

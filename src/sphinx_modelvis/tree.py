@@ -235,6 +235,9 @@ class ModuleNode:
     memory: tuple[tuple[str, int], ...] = field(default=(), kw_only=True, metadata={"json": _PAIRS})
     training: tuple[int, ...] = field(default=(), kw_only=True, metadata={"json": _INTS})
     memory_was: int = field(default=-1, kw_only=True)
+    #: In a common structure (``structure_graph(common_structure=True, mapping=...)``): ``False`` for a module
+    #: the mapping names no common name for (its own name kept, drawn faint, as bigmodelvis draws it grey).
+    common: bool = field(default=True, kw_only=True)
 
     @property
     def shown_type(self) -> str:

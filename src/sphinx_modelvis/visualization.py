@@ -183,6 +183,9 @@ class Visualization:
         rootname: str = "root",
         expand_params: bool = False,
         keep_non_params: bool = False,
+        common_structure: bool = False,
+        mapping: Any = None,
+        only_common: bool = False,
         printTree: bool = True,  # the name tutorials use
         *,
         show_buffers: bool = False,
@@ -224,7 +227,20 @@ class Visualization:
         dtype under the tree; on the meta device too. ``memory="training"`` adds what training costs: gradients
         of the tunable parameters, the state of ``optimizer`` (``adam``, ``adamw``, ``sgd``, ``sgd-momentum``,
         ``adafactor``, ``8bit-adam``) and fp32 master copies of half-precision tunable weights.
+        The arguments bigmodelvis (OpenDelta's ``Visualization``) takes come first, in its order, so its calls
+        work unchanged. ``common_structure`` draws the model under the common names of ``mapping`` (a nested
+        dict as OpenDelta's ``structure_mapping.py`` writes them, or its ``CommonStructureMap``): the keys OpenDelta's
+        unified naming gives (``encoder.block.0.attn.q``); modules the mapping gives no common name keep theirs,
+        drawn faint, and ``only_common`` leaves them out (see :mod:`sphinx_modelvis.common_structure`).
         """
+        if common_structure and keep_non_params:  # as bigmodelvis: a common structure holds parameters only
+            raise ValueError(
+                "keep_non_params can't be used with common_structure: the common structure only holds parameter nodes"
+            )
+        if common_structure and mapping is None:
+            raise ValueError(
+                "common_structure=True needs a mapping (a dict as OpenDelta's structure_mapping.py writes them)"
+            )
         tree = build_tree(
             self.plm,
             keep_non_params=keep_non_params,
@@ -242,6 +258,10 @@ class Visualization:
 
             mode = memory_mode(memory)
             tree = memory_view(self.plm, tree, training=mode == "training", optimizer=optimizer)
+        if common_structure:
+            from .common_structure import common_tree
+
+            tree = common_tree(tree, mapping, only_common=only_common)
         if compare is not None:
             from .compare import compare_trees
 

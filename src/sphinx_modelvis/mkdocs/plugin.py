@@ -22,6 +22,7 @@ from ..execution.session import FigureFailure, FigureRunner, PageSession, Runner
 from ..rendering import page_figure
 from ..rendering.interactive import figure_assets
 from .fences import ModelvisFence, find_fences
+from .keys import KeyRoles
 from .serving import PageResult, file_states, page_digest, unchanged
 
 __all__ = ["ModelvisPlugin"]
@@ -83,6 +84,9 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
         self._superfences = True
         self._extensions: tuple[list[Any], dict[str, Any]] = ([], {})
         self._markdown: Any = None
+        #: The key roles' named figures; the URL of the page being read.
+        self.keys = KeyRoles()
+        self._page_url = ""
 
     # -- configuration and lifetime -----------------------------------------------------------------
 
@@ -98,6 +102,7 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
         """``mkdocs serve`` keeps this plugin object across rebuilds: pages left unchanged are not run again."""
         self.serving = command == "serve"
         self.pages = {}
+        self.keys = KeyRoles()
 
     def on_config(self, config: Any) -> Any:
         self.stats = RunnerStats()
@@ -193,6 +198,9 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
     # -- pages --------------------------------------------------------------------------------------
 
     def on_page_markdown(self, markdown: str, page: Any, config: Any, files: Any) -> str:
+        if "{modelvis:key}" in markdown:  # the key roles, before Markdown reads their backticks
+            markdown = self.keys.mark(markdown, page.file.src_uri, _front_matter_lines(page, markdown) + 1)
+        self._page_url = page.url
         fences = find_fences(markdown)
         if not fences:
             return markdown
@@ -265,6 +273,9 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
                 box = f'<div id="{html.escape(options.name)}">{box}</div>'
             return box, options
         assert result.capture is not None
+        if options.name:  # for the key roles of every page
+            interactive = options.format == "interactive"
+            self.keys.note_figure(options.name, result.capture, url=self._page_url, interactive=interactive)
         drawing = page_figure(
             result.capture,
             format=options.format,
@@ -272,6 +283,7 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
             width=options.columns,
             label=_label(options),
             open_depth=options.open_depth,
+            anchor=KeyRoles.anchor(options),
         )
         return _wrap(drawing, options), options
 
@@ -319,6 +331,10 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
 
         # In a tight list the placeholder is no paragraph of its own: take it bare too.
         return re.sub(rf"<p>\s*(?P<token>{_TOKEN})\s*</p>|(?P<bare>{_TOKEN})", figure, content)
+
+    def on_post_page(self, output: str, page: Any, config: Any) -> str:
+        """The key roles' links, now that every page's figures are known."""
+        return self.keys.resolve(output, page.url)
 
 
 def _option_error_line(fence: ModelvisFence) -> int:

@@ -124,18 +124,20 @@ def page_figure(
     width: int = 100,
     label: str = "model structure",
     open_depth: int | None = None,
+    anchor: str | None = None,
 ) -> str:
     """A figure for an HTML page: ``interactive``, an inline ``svg`` or rich's ``html``.
 
     With ``theme="auto"`` its colors follow the page's light/dark mode (through the ``--mv-*`` custom
     properties of the page's stylesheet, see :func:`~sphinx_modelvis.rendering.interactive.figure_assets`);
-    ``dark`` and ``light`` pin one. ``open_depth`` (interactive only) starts it collapsed below that depth.
+    ``dark`` and ``light`` pin one. ``open_depth`` (interactive only) starts it collapsed below that depth;
+    ``anchor`` (interactive only) gives its module lines anchors (``ANCHOR:KEY``).
     """
     if format == "interactive":
         from .interactive import figure_interactive
 
         figure = build_figure(source, theme="dark" if theme == "auto" else theme, width=width)
-        return figure_interactive(figure, label=label, mode=theme, open_depth=open_depth)
+        return figure_interactive(figure, label=label, mode=theme, open_depth=open_depth, anchor=anchor)
     if format not in ("svg", "html"):
         raise ValueError(f"unknown page format {format!r}; choose one of: interactive, svg, html")
     if theme != "auto":

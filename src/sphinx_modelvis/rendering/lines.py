@@ -71,6 +71,8 @@ def _head(folded: FoldedNode, styles: Styles, label: str | None = None) -> Token
         name_style = styles.change["removed"]
     if node.calls == 0:  # never called in the traced pass: drawn faint
         name_style = type_style = styles.note
+    if not node.common:  # no common name in a common structure's mapping: drawn faint
+        name_style = type_style = styles.note
     head.append(folded.label if label is None else label, name_style)
     if label is None:
         head.append(" (", styles.foreground)
