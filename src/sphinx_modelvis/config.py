@@ -255,12 +255,16 @@ class TreeSettings:
     #: An expression giving the inputs of one forward pass (a tensor, a tuple of positional arguments or a dict
     #: of keyword arguments): the tree is then the forward view (see :mod:`sphinx_modelvis.forward`).
     inputs: str | None = _option(None)
+    #: An expression giving an adapter config (a PEFT config, or a list of names as OpenDelta's
+    #: ``modified_modules``): the tree then previews what it would touch (see :mod:`sphinx_modelvis.targets`).
+    targets: str | None = _option(None)
 
     def key(self) -> dict[str, Any]:
         """The settings as a cache key holds them."""
         values = dataclasses.asdict(self)
-        if values["inputs"] is None:  # added after the others: keys made before it stay valid
-            del values["inputs"]
+        for late in ("inputs", "targets"):  # added after the others: keys made before them stay valid
+            if values[late] is None:
+                del values[late]
         return values
 
 

@@ -7,15 +7,19 @@ from collections.abc import Callable, Iterator
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
+from .target_summary import TargetSummary
+
 __all__ = [
     "CHANGES",
     "DTYPE_NAMES",
+    "TARGETS",
     "TREE_FORMAT_VERSION",
     "ChangeSummary",
     "JsonField",
     "ModelTree",
     "ModuleNode",
     "ParamInfo",
+    "TargetSummary",
     "TreeFacts",
     "format_dtype",
     "format_shape",
@@ -26,6 +30,10 @@ TREE_FORMAT_VERSION = 4
 
 #: The change marks of a compared tree (see :mod:`sphinx_modelvis.compare`), on modules and parameters.
 CHANGES = ("added", "removed", "changed", "moved")
+
+#: The marks of an adapter preview (see :mod:`sphinx_modelvis.targets`): a module the config would adapt, one
+#: it would keep a trainable copy of (``modules_to_save``), one its ``exclude_modules`` leaves out.
+TARGETS = ("adapted", "saved", "excluded")
 
 #: Short names of dtypes, wherever a figure shows one (a parameter's or an output's that is not the model's usual one).
 DTYPE_NAMES = {
@@ -221,6 +229,8 @@ class ModuleNode:
     #: its output, summarized (``[1, 16, 768]``, ``([1, 16, 768], [1, 12, 16, 16])``).
     calls: int = field(default=-1, kw_only=True)
     output: str = field(default="", kw_only=True)
+    #: In an adapter preview: what the config would do to this module (one of :data:`TARGETS`, or empty).
+    target: str = field(default="", kw_only=True)
 
     @property
     def shown_type(self) -> str:
@@ -403,6 +413,12 @@ class ModelTree:
     )
     #: For a forward view: the traced pass's input and output, summarized (``[1, 16] -> [1, 16, 768]``).
     forward: str = field(default="", kw_only=True)
+    #: For an adapter preview (:func:`~sphinx_modelvis.targets.preview_targets`): what the config would touch.
+    targets: TargetSummary | None = field(
+        default=None,
+        kw_only=True,
+        metadata={"json": JsonField(write=TargetSummary.to_json, read=TargetSummary.from_json)},
+    )
     #: What the tree's builder already worked out, so that figures need not work it out again on a big
     #: tree; not part of the data (not compared, not written to JSON). Valid while the tree is not changed.
     known: TreeFacts | None = field(default=None, kw_only=True, compare=False, repr=False)

@@ -193,6 +193,7 @@ class Visualization:
         compare: TreeFigure | TreeBlock | ModelTree | None = None,
         changes_only: bool = False,
         inputs: Any = None,
+        targets: Any = None,
     ) -> TreeFigure:
         """Print the folded tree to the current ``sys.stdout`` through rich (in a Jupyter kernel: show the
         interactive HTML figure), and return it.
@@ -216,6 +217,12 @@ class Visualization:
         forward view: the model runs once on them under ``torch.no_grad()`` (on the meta device, for free),
         and the tree shows children in the order they were called, each module's output shape, how many
         times it ran when more than once, and the modules never called, faint.
+
+        ``targets`` (a PEFT config with ``target_modules``, or a list of module names as OpenDelta's
+        ``modified_modules``) previews what the config would touch, before it is applied, found by PEFT's own
+        matching: ``◆`` on each module it would adapt, ``■`` on each ``modules_to_save`` copies, ``◇`` on each
+        ``exclude_modules`` leaves out, and a line counting them and the parameters the adapter would add, naming
+        the entries that matched nothing or only part of a stack. The model is only read.
         """
         tree = build_tree(
             self.plm,
@@ -228,6 +235,10 @@ class Visualization:
             from .tracing import forward_view
 
             tree = forward_view(self.plm, tree, inputs)
+        if targets is not None:
+            from .targets import target_view
+
+            tree = target_view(self.plm, tree, targets)
         if compare is not None:
             from .compare import compare_trees
 

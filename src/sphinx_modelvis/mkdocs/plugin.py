@@ -21,6 +21,7 @@ from ..execution.cache import cache_folder
 from ..execution.session import FigureFailure, FigureRunner, PageSession, RunnerStats, Snippet
 from ..rendering import page_figure
 from ..rendering.interactive import figure_assets
+from ..targets import target_warnings
 from .fences import ModelvisFence, find_fences
 from .serving import PageResult, file_states, page_digest, unchanged
 
@@ -265,6 +266,10 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
                 box = f'<div id="{html.escape(options.name)}">{box}</div>'
             return box, options
         assert result.capture is not None
+        for warning in target_warnings(result.capture):  # entries of target_modules that matched nothing
+            message = f"modelvis: {page}:{snippet.expr_line}: {warning}"
+            log.warning(message)
+            self._warnings.append(message)
         drawing = page_figure(
             result.capture,
             format=options.format,

@@ -12,6 +12,7 @@ from sphinx.util.docutils import SphinxDirective
 from ..config import OPTION_SPEC, FigureOptions, resolve_figure_options
 from ..errors import ConfigError
 from ..execution.session import FigureFailure, Snippet
+from ..targets import target_warnings
 from .build import ModelvisBuildError, failed_pages, note_conditions, runner_for
 from .nodes import modelvis_details, modelvis_figure, modelvis_summary
 
@@ -51,6 +52,9 @@ class ModelvisDirective(SphinxDirective):
             output = self._report(result.failure, source, snippet)
         else:
             assert result.capture is not None
+            for warning in target_warnings(result.capture):  # entries of target_modules that matched nothing
+                location = f"{source}:{self.lineno}"
+                logger.warning("modelvis: %s", warning, location=location, type="modelvis", subtype="targets")
             output = modelvis_figure(
                 "",
                 capture=result.capture.to_json(),
