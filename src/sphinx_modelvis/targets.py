@@ -74,7 +74,9 @@ def _partial(entry: str, matched: Iterable[str], keys: list[str]) -> list[tuple[
     by_pattern: dict[str, list[str]] = {}
     for key in matched:
         by_pattern.setdefault(_stack_pattern(key), []).append(key)
-    partial = []
+    partial: list[tuple[str, int, int, str]] = []
+    if any(part.isdecimal() for part in entry.split(".")):  # the entry names its places: part of a stack on purpose
+        return partial
     for pattern, hits in by_pattern.items():
         alike = [key for key in keys if _stack_pattern(key) == pattern]
         if "#" in pattern and len(hits) < len(alike):
@@ -283,7 +285,10 @@ def target_warnings(capture: Capture) -> list[str]:
         summary = block.tree.targets if isinstance(block, TreeBlock) else None
         if summary is not None and summary.unmatched:
             names = ", ".join(repr(entry) for entry in summary.unmatched)
-            noun = "entry" if len(summary.unmatched) == 1 else "entries"
-            what = summary.method or "the targets"
-            warnings.append(f":targets: {what}: the target_modules {noun} {names} matched no module of the model")
+            one = len(summary.unmatched) == 1
+            if summary.method:
+                what = f"{summary.method}: the target_modules {'entry' if one else 'entries'}"
+            else:
+                what = "the name" if one else "the names"
+            warnings.append(f":targets: {what} {names} matched no module of the model")
     return warnings
