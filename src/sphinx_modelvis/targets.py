@@ -80,7 +80,10 @@ def _partial(entry: str, matched: Iterable[str], keys: list[str]) -> list[tuple[
     for pattern, hits in by_pattern.items():
         alike = [key for key in keys if _stack_pattern(key) == pattern]
         if "#" in pattern and len(hits) < len(alike):
-            indices = sorted({int(_DIGITS.findall(key)[0]) for key in hits})
+            numbers = [_DIGITS.findall(key) for key in alike]
+            # The index that tells the places apart: the first numbered part that varies (a layer's, not a block's).
+            varying = next((at for at in range(len(numbers[0])) if len({row[at] for row in numbers}) > 1), 0)
+            indices = sorted({int(_DIGITS.findall(key)[varying]) for key in hits})
             partial.append((entry, len(hits), len(alike), format_names([str(index) for index in indices])))
     return partial
 
@@ -284,7 +287,7 @@ def target_warnings(capture: Capture) -> list[str]:
     for block in capture.blocks:
         summary = block.tree.targets if isinstance(block, TreeBlock) else None
         if summary is not None and summary.unmatched:
-            names = ", ".join(repr(entry) for entry in summary.unmatched)
+            names = ", ".join(f"'{entry}'" for entry in summary.unmatched)  # as written (a regex's backslashes single)
             one = len(summary.unmatched) == 1
             if summary.method:
                 what = f"{summary.method}: the target_modules {'entry' if one else 'entries'}"

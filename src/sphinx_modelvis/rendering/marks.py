@@ -188,7 +188,7 @@ def target_lines(targets: TargetSummary, theme: Theme, *, total: int, width: int
         found = [Token("matched nothing:", error)]
         last = len(targets.unmatched) - 1
         found.extend(
-            Token(repr(entry) + ("," if index < last else ""), error) for index, entry in enumerate(targets.unmatched)
+            Token(f"'{entry}'" + ("," if index < last else ""), error) for index, entry in enumerate(targets.unmatched)
         )
         lines.extend(wrap(found, "", "    ", max(width, 24), note))
     if targets.partial:
@@ -196,7 +196,7 @@ def target_lines(targets: TargetSummary, theme: Theme, *, total: int, width: int
         part = [Token("matched part of a stack:", changed)]
         for index, (entry, hits, alike, indices) in enumerate(targets.partial):
             comma = "," if index < len(targets.partial) - 1 else ""
-            part.append(token((repr(entry), changed), (f" {hits} of {alike} ({indices}){comma}", note)))
+            part.append(token((f"'{entry}'", changed), (f" {hits} of {alike} ({indices}){comma}", note)))
         lines.extend(wrap(part, "", "    ", max(width, 24), note))
     for text in targets.notes:
         lines.extend(wrap([Token(word, note) for word in text.split(" ")], "", "    ", max(width, 24), note))
