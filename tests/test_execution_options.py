@@ -88,6 +88,7 @@ def test_every_directive_option_is_parsed_from_its_text() -> None:
         "compare": " before ",
         "changes-only": None,
         "inputs": " torch.ones(1, 4) ",
+        "targets": " LoraConfig(target_modules=['query']) ",
         "columns": "60",
         "timeout": "2.5",
         "reset": None,
@@ -112,6 +113,7 @@ def test_every_directive_option_is_parsed_from_its_text() -> None:
             max_depth=2,
             rootname="bert",
             inputs="torch.ones(1, 4)",
+            targets="LoraConfig(target_modules=['query'])",
         ),
         max_lines=40,
         device="meta",
@@ -195,6 +197,8 @@ def test_the_execution_key_keeps_the_layout_of_existing_caches() -> None:
     }
     with_inputs = FigureOptions(tree=TreeSettings(inputs="x")).execution_key()
     assert with_inputs == {**FigureOptions().execution_key(), "inputs": "x"}
+    with_targets = FigureOptions(tree=TreeSettings(targets="config")).execution_key()
+    assert with_targets == {**FigureOptions().execution_key(), "targets": "config"}, "the preview changes the figure"
 
 
 def test_every_tree_setting_is_part_of_the_execution_key() -> None:

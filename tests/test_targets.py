@@ -189,7 +189,7 @@ def test_a_subset_of_layers_splits_the_folded_stack(models: dict[str, nn.Module]
     text = Visualization(model).structure_graph(targets=config, printTree=False).render("text", width=100)
     lines = str(text).splitlines()
     assert "  │           ├── 0-1 (BertLayer)" in lines
-    assert "◆ │           │   │   │   ├── query,value (Linear) weight:[16, 16] bias:[16]" in lines
+    assert "◆ │           │   │   │   ├── query,value (Linear) weight:[16, 16] bias:[16] (adapted)" in lines
     assert "  │           └── 2-3 (BertLayer)" in lines
     assert "  │               │   │   └── query,key,value (Linear) weight:[16, 16] bias:[16]" in lines
     assert "targets: ◆ 4 adapted (LoRA r=4), +512 parameters (2.83%)" in lines
@@ -207,6 +207,9 @@ def test_a_hybrid_stack_matched_where_its_kind_of_layer_has_the_name_is_not_part
         "model.layers.3.self_attn.q_proj",
     ]
     assert preview.summary.partial == ()
+    in_some_layers = lora(target_modules=["q_proj", "in_proj"], layers_to_transform=[0, 1])
+    partial = preview_targets(models["jamba"], in_some_layers).summary.partial
+    assert partial == (("in_proj", 1, 2, "0"), ("q_proj", 1, 2, "1")), "of the layers of its kind"
     lines = render(
         target_view(models["jamba"], build_tree(models["jamba"]), lora(target_modules=["q_proj"])), format="text"
     )
@@ -227,9 +230,9 @@ def test_modules_to_save_and_exclude_modules_have_their_own_marks(models: dict[s
     config = lora(r=2, target_modules=["dense"], exclude_modules=["output.dense"], modules_to_save=["cls"])
     text = str(render(target_view(model, build_tree(model), config), format="text")).splitlines()
     assert "◆ │               ├── intermediate (BertIntermediate)" not in text
-    assert "◆ │               │   └── dense (Linear) weight:[24, 16] bias:[24]" in text
-    assert "◇ │               │       ├── dense (Linear) weight:[16, 16] bias:[16]" in text
-    assert "■ └── cls (BertOnlyMLMHead)" in text
+    assert "◆ │               │   └── dense (Linear) weight:[24, 16] bias:[24] (adapted)" in text
+    assert "◇ │               │       ├── dense (Linear) weight:[16, 16] bias:[16] (excluded)" in text
+    assert "■ └── cls (BertOnlyMLMHead) (saved)" in text
     assert any(
         line.startswith("targets: ◆ 4 adapted (LoRA r=2), +") and line.endswith("■ 1 saved, ◇ 8 excluded")
         for line in text
@@ -295,10 +298,10 @@ def test_every_format_draws_the_marks_and_compare_keeps_them(models: dict[str, n
 
     compared = compare_trees(before, tree)
     text = str(render(compared, format="text")).splitlines()
-    assert "◆   │               │   │   ├── query (Linear) weight:[16, 16] bias:[16]" in text, (
+    assert "◆   │               │   │   ├── query (Linear) weight:[16, 16] bias:[16] (adapted)" in text, (
         "preview mark, then compare"
     )
-    assert "■   └── cls (BertOnlyMLMHead)" in text
+    assert "■   └── cls (BertOnlyMLMHead) (saved)" in text
     for theme in ("light", "dark"):
         svg = str(render(tree, format="svg", theme=theme))
         assert "◆" in svg and "■" in svg
@@ -323,7 +326,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Build:
 
 def test_the_directive_in_rst_marks_the_layers_it_would_adapt(built: Build) -> None:
     lines = figure_lines(figure_by_name(built.soup("index"), "bert"))
-    assert "◆                         query,value (Linear) weight:[16, 16] bias:[16]" in lines, "guides read as spaces"
+    assert "◆                         query,value (Linear) weight:[16, 16] bias:[16] (adapted)" in lines, (
+        "guides read as spaces"
+    )
     assert "              0-1 (BertLayer)" in lines and "              2-3 (BertLayer)" in lines
     assert lines[-2] == "targets: ◆ 4 adapted (LoRA r=4), +512 parameters (2.85%)"
 
@@ -341,8 +346,8 @@ def test_myst_with_compare(built: Build) -> None:
     lines = figure_lines(figure_by_name(built.soup("page"), "preview"))
     marked = [line for line in lines if line.startswith("◆")]
     assert marked == [
-        "◆ ~     0 (Linear) weight:[8, 4] bias:[8] (was tunable)",
-        "◆       2 (Linear) weight:[2, 8] bias:[2]",
+        "◆ ~     0 (Linear) weight:[8, 4] bias:[8] (was tunable) (adapted)",
+        "◆       2 (Linear) weight:[2, 8] bias:[2] (adapted)",
     ]
 
 
@@ -393,6 +398,6 @@ def test_the_cli(tmp_path: Path) -> None:
     targets = "__import__('peft').LoraConfig(r=2, target_modules=['0', 'gone'])"
     done = subprocess.run([*command, "--targets", targets], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "◆ ├── 0 (Linear) weight:[8, 4] bias:[8]" in done.stdout.splitlines()
+    assert "◆ ├── 0 (Linear) weight:[8, 4] bias:[8] (adapted)" in done.stdout.splitlines()
     assert "targets: ◆ 1 adapted (LoRA r=2), +24 parameters (41.38%)" in done.stdout.splitlines()
     assert "warning: :targets: LoRA r=2: the target_modules entry 'gone' matched no module" in done.stderr

@@ -12,7 +12,7 @@ from rich.text import Text
 from ..folding import LABEL_LIMIT, FoldedNode, ParamSummary, format_count
 from ..theme import Theme
 from ..tree import ModuleNode, ParamInfo, format_dtype, format_shape
-from .marks import MARKS, common_change_note, line_mark, marked, param_change_note, target_marked
+from .marks import MARKS, common_change_note, line_mark, marked, param_change_note, target_marked, target_note
 from .styled import Styles, Token, role_style, wrap
 
 __all__ = [
@@ -215,6 +215,8 @@ def tree_rows(
             if common is not None:
                 tokens.append(Token(common, styles.change["changed"]))
         tokens.extend(_forward_tokens(item.node, styles))
+        if item.node.target:
+            tokens.append(target_note(item.node.target, theme))
         if item.node.shared_with is not None or item.hidden:
             tokens.extend(_notes(item, styles))
         continuation = _clip_prefix(below, prefix_limit, len(prefix)) + (PIPE if kids else SPACE)

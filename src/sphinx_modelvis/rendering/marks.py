@@ -22,6 +22,7 @@ __all__ = [
     "param_change_note",
     "target_lines",
     "target_marked",
+    "target_note",
 ]
 
 
@@ -152,6 +153,12 @@ def target_marked(lines: list[Text], target: str, theme: Theme) -> list[Text]:
             spans.insert(0, Span(0, 1, style))
         out.append(Text(f"{first} {line.plain}", style=line.style, spans=spans))
     return out
+
+
+def target_note(target: str, theme: Theme) -> Token:
+    """What a previewed module's line ends with, in its mark's color: ``(adapted)``, ``(saved)``, ``(excluded)``,
+    so the line says it where the eye reads, in every format and without colors."""
+    return Token(f"({target})", role_style(theme.role(TARGET_ROLES[target])))
 
 
 def target_lines(targets: TargetSummary, theme: Theme, *, total: int, width: int = 100) -> list[Text]:
