@@ -401,3 +401,8 @@ def test_the_cli(tmp_path: Path) -> None:
     assert "◆ ├── 0 (Linear) weight:[8, 4] bias:[8] (adapted)" in done.stdout.splitlines()
     assert "targets: ◆ 1 adapted (LoRA r=2), +24 parameters (41.38%)" in done.stdout.splitlines()
     assert "warning: :targets: LoRA r=2: the target_modules entry 'gone' matched no module" in done.stderr
+    done = subprocess.run([*command, "--targets", "undefined_config"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "the targets `undefined_config` could not be evaluated" in done.stderr
+    assert "NameError" in done.stderr
+    done = subprocess.run([*command, "--targets", "3"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "the targets `3`: the targets are an int: give a PEFT config" in done.stderr

@@ -68,17 +68,22 @@ def _stack_pattern(key: str) -> str:
     return _DIGITS.sub("#", key)
 
 
-def _partial(entry: str, matched: Iterable[str], keys: list[str]) -> list[tuple[str, int, int, str]]:
+def _stacks(keys: Iterable[str]) -> dict[str, list[str]]:
+    """The keys by their stack pattern (see :func:`_stack_pattern`): worked out once for all entries."""
+    stacks: dict[str, list[str]] = {}
+    for key in keys:
+        stacks.setdefault(_stack_pattern(key), []).append(key)
+    return stacks
+
+
+def _partial(entry: str, matched: Iterable[str], stacks: dict[str, list[str]]) -> list[tuple[str, int, int, str]]:
     """Where ``entry`` matched some places of a repeated stack and not the others alike: per stack pattern, how
     many of how many, and the first varying index of those it matched (``0-5``)."""
-    by_pattern: dict[str, list[str]] = {}
-    for key in matched:
-        by_pattern.setdefault(_stack_pattern(key), []).append(key)
     partial: list[tuple[str, int, int, str]] = []
     if any(part.isdecimal() for part in entry.split(".")):  # the entry names its places: part of a stack on purpose
         return partial
-    for pattern, hits in by_pattern.items():
-        alike = [key for key in keys if _stack_pattern(key) == pattern]
+    for pattern, hits in _stacks(matched).items():
+        alike = stacks.get(pattern, [])
         if "#" in pattern and len(hits) < len(alike):
             numbers = [_DIGITS.findall(key) for key in alike]
             # The index that tells the places apart: the first numbered part that varies (a layer's, not a block's).
@@ -184,6 +189,7 @@ def _preview_peft(model: Any, original: Any) -> TargetPreview:
         ):
             preview.excluded.append(key)
     entries = _entries(config) if not all_linear else []
+    stacks = _stacks(keys)
     unmatched, partial = [], []
     for entry in entries:
         single = copy.copy(config)
@@ -191,7 +197,7 @@ def _preview_peft(model: Any, original: Any) -> TargetPreview:
         hits = [key for key in preview.adapted if tuner._check_target_module_exists(single, key)]
         if not hits:
             unmatched.append(entry)
-        partial.extend(_partial(entry, hits, keys))
+        partial.extend(_partial(entry, hits, stacks))
     notes = []
     if all_linear:
         last_names = list(dict.fromkeys(key.rsplit(".", 1)[-1] for key in preview.adapted))
@@ -221,6 +227,7 @@ def _preview_peft(model: Any, original: Any) -> TargetPreview:
 def _preview_names(model: Any, names: list[str]) -> TargetPreview:
     keys = [key for key, _ in model.named_modules() if key]
     preview = TargetPreview()
+    stacks = _stacks(keys)
     unmatched, partial = [], []
     for entry in names:
         hits = [key for key in keys if _opendelta_match(key, entry)]
@@ -228,7 +235,7 @@ def _preview_names(model: Any, names: list[str]) -> TargetPreview:
             preview.adapted[key] = None
         if not hits:
             unmatched.append(entry)
-        partial.extend(_partial(entry, hits, keys))
+        partial.extend(_partial(entry, hits, stacks))
     preview.summary = TargetSummary(adapted=len(preview.adapted), unmatched=tuple(unmatched), partial=tuple(partial))
     return preview
 
@@ -247,8 +254,9 @@ def preview_targets(model: Any, spec: Any) -> TargetPreview:
     if hasattr(spec, "peft_type") and hasattr(spec, "target_modules"):
         return _preview_peft(model, spec)
     kind = type(spec).__name__
+    article = "an" if kind[:1].lower() in "aeiou" else "a"
     raise ModelvisError(
-        f"the targets are a {kind}: give a PEFT config with target_modules (LoraConfig(...)), "
+        f"the targets are {article} {kind}: give a PEFT config with target_modules (LoraConfig(...)), "
         "or a list of module names as OpenDelta's modified_modules"
     )
 
