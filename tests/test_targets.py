@@ -194,6 +194,8 @@ def test_a_subset_of_layers_splits_the_folded_stack(models: dict[str, nn.Module]
     assert "  │               │   │   └── query,key,value (Linear) weight:[16, 16] bias:[16]" in lines
     assert "targets: ◆ 4 adapted (LoRA r=4), +512 parameters (2.83%)" in lines
     assert "matched part of a stack: 'query' 2 of 4 (0-1), 'value' 2 of 4 (0-1)" in lines
+    tree = target_view(model, build_tree(model), config)
+    assert ModelTree.from_json(tree.to_json()) == tree, "the marks and the partial entries round-trip"
 
 
 def test_a_hybrid_stack_matched_where_its_kind_of_layer_has_the_name_is_not_partial(
@@ -406,3 +408,21 @@ def test_the_cli(tmp_path: Path) -> None:
     assert "NameError" in done.stderr
     done = subprocess.run([*command, "--targets", "3"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "the targets `3`: the targets are an int: give a PEFT config" in done.stderr
+
+
+def test_sphinx_build_W_fails_again_incrementally_and_the_subtype_silences_it(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "conf.py").write_text('extensions = ["sphinx_modelvis"]\n')
+    page = "Page\n====\n\n.. modelvis:: net\n   :targets: ['0', 'gone']\n\n   from torch import nn\n"
+    (src / "index.rst").write_text(page + "   net = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))\n")
+    command = [sys.executable, "-m", "sphinx", "-q", "-W", "-b", "html", str(src), str(tmp_path / "out")]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    message = "index.rst:4: WARNING: modelvis: :targets: the name 'gone' matched no module of the model"
+    assert first.returncode != 0 and message in first.stderr, first.stderr
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)  # incremental: read again
+    assert again.returncode != 0 and message in again.stderr, again.stderr
+    silenced = subprocess.run(
+        [*command, "-E", "-D", "suppress_warnings=modelvis.targets"], capture_output=True, text=True
+    )
+    assert silenced.returncode == 0, silenced.stderr

@@ -148,10 +148,12 @@ def _saved(model: Any, names: Iterable[str]) -> dict[str, int]:
     outermost of nested matches, whose copy holds the others), each with the parameters of its copy."""
     names = list(names)
     saved: dict[str, int] = {}
+    copied: set[int] = set()  # a module reachable from two places is wrapped, and copied, once
     for key, module in model.named_modules(remove_duplicate=False):
         if key and any(key.endswith(name) for name in names):
             if not any(key.startswith(outer + ".") for outer in saved):
-                saved[key] = sum(parameter.numel() for parameter in module.parameters())
+                saved[key] = 0 if id(module) in copied else sum(parameter.numel() for parameter in module.parameters())
+                copied.add(id(module))
     return saved
 
 

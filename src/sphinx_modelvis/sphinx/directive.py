@@ -55,6 +55,7 @@ class ModelvisDirective(SphinxDirective):
             for warning in target_warnings(result.capture):  # entries of target_modules that matched nothing
                 location = f"{source}:{self.lineno}"
                 logger.warning("modelvis: %s", warning, location=location, type="modelvis", subtype="targets")
+                failed_pages(self.env).add(self.env.docname)  # read again, so an incremental build warns again
             output = modelvis_figure(
                 "",
                 capture=result.capture.to_json(),
