@@ -81,7 +81,28 @@ def jamba() -> nn.Module:
     return transformers.JambaForCausalLM(config)
 
 
-MODELS = {"bert": bert, "llama": llama, "t5": t5, "jamba": jamba}
+def bert_classifier() -> nn.Module:
+    config = transformers.BertConfig(
+        vocab_size=100, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=24
+    )
+    return transformers.BertForSequenceClassification(config)
+
+
+def bert_tagger() -> nn.Module:
+    config = transformers.BertConfig(
+        vocab_size=100, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=24
+    )
+    return transformers.BertForTokenClassification(config)
+
+
+MODELS = {
+    "bert": bert,
+    "llama": llama,
+    "t5": t5,
+    "jamba": jamba,
+    "bert-classifier": bert_classifier,
+    "bert-tagger": bert_tagger,
+}
 
 
 def lora(**options: Any) -> Any:
@@ -111,6 +132,10 @@ CASES = [
     ("jamba", lambda: lora(r=4, target_modules=["q_proj", "v_proj"])),
     ("jamba", lambda: lora(r=4, target_modules=["in_proj", "out_proj", "x_proj"])),
     ("jamba", lambda: lora(r=2, target_modules="all-linear")),
+    # Task models: PEFT keeps a trainable copy of the classification head.
+    ("bert-classifier", lambda: lora(r=4, target_modules="all-linear", task_type="SEQ_CLS")),
+    ("bert-classifier", lambda: lora(r=4, target_modules=["query"], task_type="SEQ_CLS", modules_to_save=["pooler"])),
+    ("bert-tagger", lambda: lora(r=4, target_modules=["query", "value"], task_type="TOKEN_CLS")),
 ]
 
 

@@ -28,6 +28,11 @@ from .tree import ModelTree, ModuleNode
 
 __all__ = ["TargetPreview", "annotate_targets", "preview_targets", "target_view", "target_warnings"]
 
+#: The heads PEFT's task models add to ``modules_to_save`` (``PeftModelForSequenceClassification`` and friends,
+#: in ``peft_model.py``), by task type: for a sequence classifier before the adapter is injected (so no adapter
+#: goes in them), for the others after it.
+TASK_HEADS = {"SEQ_CLS": (["classifier", "score"], True), "TOKEN_CLS": (["classifier", "score"], False)}
+TASK_HEADS["QUESTION_ANS"] = (["qa_outputs"], False)
 #: The adapter families whose added parameters are counted, by PEFT's ``peft_type``, with how a summary names them.
 COUNTED = {"LORA": "LoRA", "LOHA": "LoHa", "IA3": "IA³"}
 _DIGITS = re.compile(r"(?:(?<=\.)|^)\d+(?=\.|$)")
@@ -168,6 +173,9 @@ def _preview_peft(model: Any, original: Any) -> TargetPreview:
         raise ModelvisError(f"PEFT has no tuner for {family} configs, so there is nothing to preview")
     tuner = _bare_tuner(tuner_class)
     written = config.target_modules
+    heads, before = TASK_HEADS.get(str(getattr(config.task_type, "value", config.task_type)), ([], False))
+    if heads and hasattr(config, "modules_to_save") and before:
+        config.modules_to_save = [*(config.modules_to_save or ()), *heads]
     config = tuner._prepare_adapter_config(config, BaseTuner.get_model_config(model))
     all_linear = isinstance(config.target_modules, str) and config.target_modules.lower() == "all-linear"
     config = _maybe_include_all_linear_layers(config, model)
@@ -176,7 +184,8 @@ def _preview_peft(model: Any, original: Any) -> TargetPreview:
     keys = [key for key, _ in named if key and not any(key.startswith(prefix) for prefix in earlier_adapters)]
     unrestricted = copy.copy(config)
     unrestricted.exclude_modules, unrestricted.modules_to_save = None, None
-    saved = _saved(model, config.modules_to_save or ())
+    after = heads if heads and hasattr(config, "modules_to_save") and not before else []
+    saved = _saved(model, [*(config.modules_to_save or ()), *after])
     preview = TargetPreview(saved=saved)
     counted, uncounted_kinds = family in COUNTED, set()
     for key in keys:
