@@ -19,6 +19,7 @@ run print_capture .venv/bin/python
 run parallel_build .venv/bin/python
 run page_load .venv/bin/python
 run timeout_stop .venv/bin/python
+run target_preview .venv/bin/python
 run forward_view bench/.venv/bin/python
 run memory_view .venv/bin/python
 exit $status

@@ -55,6 +55,13 @@ def test_every_page_is_built_with_its_figures(site: Path) -> None:
     assert len(tutorial.select(".mv[data-mv]")) >= 5
     assert not list(site.rglob("modelvis-*.png")), "no image file: every figure is inline"
 
+    # The LoRA config is previewed before it is applied: the projections it adapts marked, what it adds counted.
+    preview = figure_lines(figure_by_name(tutorial, "bert_targets"))
+    assert any(
+        line.startswith("◆") and "query,value (Linear)" in line and line.endswith("(adapted)") for line in preview
+    )
+    assert "targets: ◆ 24 adapted (LoRA r=8), +294.9K parameters (0.27%)" in preview
+
     # The adapted BERT is drawn against the first figure: LoRA's matrices added, the rest marked or blank.
     compared = figure_lines(figure_by_name(tutorial, "bertdelta_vis"))
     assert any(line.startswith("+") and "lora_A (ModuleDict)" in line for line in compared)
@@ -156,6 +163,12 @@ def test_the_options_guide_s_figures_show_the_example_model(site: Path) -> None:
     assert "0-5 (Block)" in full and "root" in full, full
     assert lines(":timeout: 60.")[0] == "root weight:[100, 32] bias:[100]"
     assert any(line.startswith("+") and "head (Linear)" in line for line in lines(":compare: options_model"))
+    preview = lines(":targets: with a regex")
+    adapted = [line for line in preview if line.startswith("◆")]
+    assert [line.split()[1:] for line in adapted] == [
+        ["attn", "(Linear)", "weight:[32,", "32]", "bias:[32]", "(adapted)"]
+    ]
+    assert "0-2 (Block)" in preview and "3-5 (Block)" in preview, preview
     reset = lines(":reset:: model is not defined")
     assert reset[0] == "False" and reset[1].startswith("Linear(in_features=4")
     assert reset == [line.strip() for line in figure_lines(captioned[-1])], ":reset:'s figure is the page's last"

@@ -88,6 +88,7 @@ def test_every_directive_option_is_parsed_from_its_text() -> None:
         "compare": " before ",
         "changes-only": None,
         "inputs": " torch.ones(1, 4) ",
+        "targets": " LoraConfig(target_modules=['query']) ",
         "columns": "60",
         "timeout": "2.5",
         "reset": None,
@@ -116,6 +117,7 @@ def test_every_directive_option_is_parsed_from_its_text() -> None:
             inputs="torch.ones(1, 4)",
             memory="training",
             optimizer="sgd-momentum",
+            targets="LoraConfig(target_modules=['query'])",
         ),
         max_lines=40,
         device="meta",
@@ -203,6 +205,8 @@ def test_the_execution_key_keeps_the_layout_of_existing_caches() -> None:
     assert with_inputs == {**FigureOptions().execution_key(), "inputs": "x"}
     with_memory = FigureOptions(tree=TreeSettings(memory="weights")).execution_key()
     assert with_memory == {**FigureOptions().execution_key(), "memory": "weights"}
+    with_targets = FigureOptions(tree=TreeSettings(targets="config")).execution_key()
+    assert with_targets == {**FigureOptions().execution_key(), "targets": "config"}, "the preview changes the figure"
 
 
 def test_a_bare_memory_option_means_weights() -> None:

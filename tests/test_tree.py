@@ -331,12 +331,14 @@ SAMPLES = {
     "training": (64, 256, 128),
     "memory_was": 512,
     "common": False,
+    "target": "adapted",
 }
 #: What each stage that copies a tree works out itself (the others it must carry over as they are).
 MADE_BY = {
     "annotate_forward": {"calls", "output"},
     "compare_trees": {"change", "was_type"},
     "annotate_memory": {"memory", "training"},
+    "annotate_targets": {"target"},
 }
 
 
@@ -345,6 +347,8 @@ def test_every_field_of_a_module_travels_through_every_stage(name: str) -> None:
     from sphinx_modelvis.compare import compare_trees
     from sphinx_modelvis.forward import annotate_forward
     from sphinx_modelvis.memory import annotate_memory
+    from sphinx_modelvis.target_summary import TargetSummary
+    from sphinx_modelvis.targets import annotate_targets
 
     value = SAMPLES[name]
     plain = ModuleNode("a", "Linear", [ParamInfo("w", (2,))])
@@ -359,6 +363,7 @@ def test_every_field_of_a_module_travels_through_every_stage(name: str) -> None:
         "annotate_forward": annotate_forward(tree, {}).root,
         "compare_trees": compare_trees(tree, tree).root,
         "annotate_memory": annotate_memory(tree, {}).root,
+        "annotate_targets": annotate_targets(tree, {"a": "saved"}, TargetSummary()).root,
     }
     for stage, root in copies.items():
         if name not in MADE_BY.get(stage, ()):

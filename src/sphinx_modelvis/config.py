@@ -260,12 +260,16 @@ class TreeSettings:
     #: or ``""`` for none; under training, the optimizer whose state is counted.
     memory: str = _option("", parse=memory_mode)
     optimizer: str = _option("adam", parse=optimizer_name)
+    #: An expression giving an adapter config (a PEFT config, or a list of names as OpenDelta's
+    #: ``modified_modules``): the tree then previews what it would touch (see :mod:`sphinx_modelvis.targets`).
+    targets: str | None = _option(None)
 
     def key(self) -> dict[str, Any]:
         """The settings as a cache key holds them."""
         values = dataclasses.asdict(self)
-        if values["inputs"] is None:  # added after the others: keys made before it stay valid
-            del values["inputs"]
+        for late in ("inputs", "targets"):  # added after the others: keys made before them stay valid
+            if values[late] is None:
+                del values[late]
         if not values["memory"]:  # the same
             del values["memory"]
         if values["optimizer"] == "adam":

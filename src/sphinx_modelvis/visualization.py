@@ -198,6 +198,7 @@ class Visualization:
         inputs: Any = None,
         memory: bool | str = False,
         optimizer: str = "adam",
+        targets: Any = None,
     ) -> TreeFigure:
         """Print the folded tree to the current ``sys.stdout`` through rich (in a Jupyter kernel: show the
         interactive HTML figure), and return it.
@@ -232,6 +233,11 @@ class Visualization:
         dict as OpenDelta's ``structure_mapping.py`` writes them, or its ``CommonStructureMap``): the keys OpenDelta's
         unified naming gives (``encoder.block.0.attn.q``); modules the mapping gives no common name keep theirs,
         drawn faint, and ``only_common`` leaves them out (see :mod:`sphinx_modelvis.common_structure`).
+        ``targets`` (a PEFT config with ``target_modules``, or a list of module names as OpenDelta's
+        ``modified_modules``) previews what the config would touch, before it is applied, found by PEFT's own
+        matching: ``◆`` on each module it would adapt, ``■`` on each ``modules_to_save`` copies, ``◇`` on each
+        ``exclude_modules`` leaves out, and a line counting them and the parameters the adapter would add, naming
+        the entries that matched nothing or only part of a stack. The model is only read.
         """
         if common_structure and keep_non_params:  # as bigmodelvis: a common structure holds parameters only
             raise ValueError(
@@ -258,7 +264,11 @@ class Visualization:
 
             mode = memory_mode(memory)
             tree = memory_view(self.plm, tree, training=mode == "training", optimizer=optimizer)
-        if common_structure:
+        if targets is not None:
+            from .targets import target_view
+
+            tree = target_view(self.plm, tree, targets)
+        if common_structure:  # last: the views above read the model's own names
             from .common_structure import common_tree
 
             tree = common_tree(tree, mapping, only_common=only_common)

@@ -21,6 +21,7 @@ from ..execution.cache import cache_folder
 from ..execution.session import FigureFailure, FigureRunner, PageSession, RunnerStats, Snippet
 from ..rendering import page_figure
 from ..rendering.interactive import figure_assets
+from ..targets import target_warnings
 from .fences import ModelvisFence, find_fences
 from .keys import KeyRoles
 from .serving import PageResult, file_states, page_digest, unchanged
@@ -276,6 +277,10 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
         if options.name:  # for the key roles of every page
             interactive = options.format == "interactive"
             self.keys.note_figure(options.name, result.capture, url=self._page_url, interactive=interactive)
+        for warning in target_warnings(result.capture):  # entries of target_modules that matched nothing
+            message = f"modelvis: {page}:{snippet.expr_line}: {warning}"
+            log.warning(message)
+            self._warnings.append(message)
         drawing = page_figure(
             result.capture,
             format=options.format,

@@ -12,7 +12,7 @@ from ..tree import ModelTree
 from .costs import memory_summary_lines
 from .figure import SHORTER_HINT, Figure, figure_ansi, figure_html, figure_svg, figure_text
 from .lines import TreeLine, TreeOptions, forward_lines, summary_lines, tree_rows
-from .marks import change_lines
+from .marks import change_lines, target_lines
 from .printed import printed_lines
 
 __all__ = [
@@ -42,6 +42,7 @@ def _tree_block_rows(block: TreeBlock, theme: Theme, *, width: int) -> tuple[lis
         expand_params=block.tree.expand_params,
         width=width,
         compared=block.tree.changes is not None,
+        targeted=block.tree.targets is not None,
     )
     lines, tree_info = tree_rows(folded, theme, options=options, dominant_dtype=block.tree.dominant_dtype)
     rows: list[TreeLine | None] = list(tree_info)
@@ -53,6 +54,8 @@ def _tree_block_rows(block: TreeBlock, theme: Theme, *, width: int) -> tuple[lis
         summary = summary_lines(totals, theme, width=width)
         if changes is not None:
             summary.extend(change_lines(changes, theme, width=width))
+        if block.tree.targets is not None:
+            summary.extend(target_lines(block.tree.targets, theme, total=totals.total, width=width))
         if block.tree.forward:
             summary.extend(forward_lines(block.tree.forward, theme, width=width))
         if block.tree.memory is not None:

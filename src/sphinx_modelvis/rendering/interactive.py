@@ -100,15 +100,16 @@ def _line_html(
     Spans nest as the lines are built (a parameter's color, the dtype inside it), and so do the HTML spans:
     a span's text takes what its own style does not say from the spans around it and from the line's style,
     as it does when the line is printed. A compared tree's lines start with their mark (``gutter``
-    characters: ``+``, ``-``, ``~`` or blank, then a space) before the guides.
+    characters: ``+``, ``-``, ``~`` or blank, then a space) before the guides; a previewed tree's with its
+    preview mark (``◆``, ``■``, ``◇`` or blank, then a space) before that.
     """
     plain = line.plain
     base_class, base_css = _style_of(line.style, classes)
     opening = _attributes(f"l {base_class}".rstrip(), base_css) + (f' data-c="{clipped}"' if clipped else "")
     parts = [f"<div{opening}>"]
-    if gutter:
-        sign = plain[:gutter]
-        style = next((span.style for span in line.spans if span.start == 0 and span.end <= gutter), None)
+    for column in range(0, gutter, 2):  # an adapter preview's mark, then a comparison's: a sign and a space each
+        sign = plain[column : column + 2]
+        style = next((span.style for span in line.spans if span.start == column and span.end <= gutter), None)
         name, css = _style_of(style, classes) if style is not None else ("", "")
         parts.append(f"<span{_attributes(name, css)}>{html.escape(sign[0], quote=False)}</span>{sign[1:]}")
     for start in range(gutter, gutter + guides, 4):

@@ -13,6 +13,7 @@ from ..config import OPTION_SPEC, FigureOptions, resolve_figure_options
 from ..errors import ConfigError
 from ..execution.session import FigureFailure, Snippet
 from ..keys import anchor_prefix
+from ..targets import target_warnings
 from .build import ModelvisBuildError, failed_pages, note_conditions, runner_for
 from .keyrole import note_named_figure
 from .nodes import modelvis_details, modelvis_figure, modelvis_summary
@@ -53,6 +54,10 @@ class ModelvisDirective(SphinxDirective):
             output = self._report(result.failure, source, snippet)
         else:
             assert result.capture is not None
+            for warning in target_warnings(result.capture):  # entries of target_modules that matched nothing
+                location = f"{source}:{self.lineno}"
+                logger.warning("modelvis: %s", warning, location=location, type="modelvis", subtype="targets")
+                failed_pages(self.env).add(self.env.docname)  # read again, so an incremental build warns again
             output = modelvis_figure(
                 "",
                 capture=result.capture.to_json(),
