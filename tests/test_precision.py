@@ -9,6 +9,7 @@ import copy
 
 import pytest
 import torch
+from optional import optional_module
 from torch import nn
 
 from sphinx_modelvis import Visualization
@@ -60,7 +61,7 @@ def test_a_model_mostly_in_bf16_shows_its_fp32_exceptions() -> None:
 
 def _torchao() -> object:
     """torchao's quantization API, or a skip: the quantization libraries are optional (the ``quant`` extra)."""
-    return pytest.importorskip("torchao.quantization")
+    return optional_module("torchao.quantization")
 
 
 def test_torchao_int8_weight_only_on_the_cpu() -> None:
@@ -98,7 +99,7 @@ def test_torchao_int4_weight_only_in_groups_on_the_cpu() -> None:
 
 def _bitsandbytes() -> object:
     """bitsandbytes, or a skip."""
-    return pytest.importorskip("bitsandbytes")
+    return optional_module("bitsandbytes")
 
 
 def test_bitsandbytes_4bit_and_8bit_layers_quantized_on_the_cpu() -> None:
