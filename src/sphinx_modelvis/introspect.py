@@ -268,9 +268,11 @@ class _TreeBuilder:
 
     def _dominant_dtype(self) -> str:
         """The dtype holding most parameter elements (counted only when there are several)."""
-        dtypes = {info.dtype for info, counted in self.described if counted}
+        # In the order the model first uses them (not a set's, which hashing reorders from run to run): on a tie,
+        # the dtype met first wins, so a figure is drawn the same every time.
+        dtypes = list(dict.fromkeys(info.dtype for info, counted in self.described if counted))
         if len(dtypes) < 2:
-            return dtypes.pop() if dtypes else "float32"
+            return dtypes[0] if dtypes else "float32"
         totals = dict.fromkeys(dtypes, 0)
         for place, own in enumerate(self.params):
             if self.shared[place] < 0:
