@@ -19,10 +19,11 @@ from ..config import FigureOptions, ModelvisConfig, convert_options, parse_figur
 from ..errors import ConfigError
 from ..execution.cache import cache_folder
 from ..execution.session import FigureFailure, FigureRunner, PageSession, RunnerStats, Snippet
+from ..execution.template import TemplateLink
 from ..rendering import page_figure
 from ..rendering.interactive import figure_assets
 from .fences import ModelvisFence, find_fences
-from .serving import PageResult, file_states, page_digest, unchanged
+from .serving import KEEP_WARM_WHILE_SERVING, PageResult, file_states, page_digest, unchanged
 
 __all__ = ["ModelvisPlugin"]
 
@@ -83,6 +84,8 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
         self._superfences = True
         self._extensions: tuple[list[Any], dict[str, Any]] = ([], {})
         self._markdown: Any = None
+        #: The template kept warm across ``mkdocs serve``'s rebuilds, ended at ``on_shutdown``.
+        self._kept: TemplateLink | None = None
 
     # -- configuration and lifetime -----------------------------------------------------------------
 
@@ -129,9 +132,19 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
                 warn=log.warning,
                 explain=log.debug,  # `mkdocs build --verbose`: why each figure ran
                 root=self.config_dir,
+                keep_warm=self._keep_warm(),
             )
             self.runner.stats = self.stats
+            template = self.runner.template
+            if template is not None and template.kept:
+                self._kept = template
         return self.runner
+
+    def _keep_warm(self) -> float:
+        """How long the template is kept between builds: the ``keep_warm`` option, else only while serving."""
+        if self.settings.keep_warm is not None:
+            return float(self.settings.keep_warm)
+        return KEEP_WARM_WHILE_SERVING if self.serving else 0.0
 
     def on_post_build(self, config: Any) -> None:
         target = Path(config.site_dir, CSS_PATH)
@@ -179,7 +192,11 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
             self._watched.add(path)
 
     def on_shutdown(self) -> None:
+        """``mkdocs serve`` ends (or a build does, after ``on_startup``): so does the template it kept warm."""
         self._close()
+        if self._kept is not None and self.serving:
+            self._kept.end()
+        self._kept = None
         self.serving = False
         self.pages = {}
         self.server = None

@@ -7,7 +7,11 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-__all__ = ["PageResult", "file_states", "page_digest", "unchanged"]
+__all__ = ["KEEP_WARM_WHILE_SERVING", "PageResult", "file_states", "page_digest", "unchanged"]
+
+#: How long ``mkdocs serve`` keeps the template between rebuilds when ``keep_warm`` is unset, in seconds: it is
+#: ended when the server stops, and this bounds a server left running with nobody editing.
+KEEP_WARM_WHILE_SERVING = 900.0
 
 
 def page_digest(*parts: object) -> str:
