@@ -17,6 +17,7 @@ import sys
 import sysconfig
 import textwrap
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -301,3 +302,121 @@ def test_an_upgraded_distribution_restarts_the_template_and_the_figure_shows_the
     assert second["version"] == "2.0"
     assert second["template"] != first["template"]
     assert outcome(log).endswith("warmdist 1.0 -> 2.0")
+
+
+# -- the author's servers ----------------------------------------------------------------------------------
+
+
+def free_address() -> str:
+    """A free loopback address for a server to listen on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{probe.getsockname()[1]}"
+
+
+def served(address: str, ready: Callable[[str], bool], server: subprocess.Popen[bytes]) -> str:
+    """The served index page once ``ready`` says so (polled a bounded number of times)."""
+    page = ""
+    for _ in range(POLLS):
+        if server.poll() is not None:
+            break
+        try:
+            with urllib.request.urlopen(f"http://{address}/", timeout=10) as response:
+                page = response.read().decode("utf-8")
+        except OSError:
+            page = ""
+        if ready(page):
+            return page
+        time.sleep(0.05)
+    return page
+
+
+def figure_text(page: str) -> dict[str, str]:
+    """What the served page's figure shows (``key value`` lines), read from its ``<pre>``."""
+    soup = BeautifulSoup(page, "html.parser")
+    figure = soup.select_one(".modelvis-figure")
+    if figure is None:
+        return {}
+    lines = [line.split(" ", 1) for line in figure_lines(figure) if " " in line]
+    return {key: value for key, value in lines}
+
+
+def stop(server: subprocess.Popen[bytes]) -> None:
+    """Stop a server as an author does, with Ctrl-C (so it runs its shutdown)."""
+    server.send_signal(signal.SIGINT)
+    try:
+        server.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+def test_sphinx_autobuild_keeps_the_template_by_default_and_a_rebuild_reuses_it(
+    tmp_path: Path, ended: Callable[[TemplateLink], None]
+) -> None:
+    pytest.importorskip("sphinx_autobuild")
+    docs = project(tmp_path, conf="")  # modelvis_keep_warm unset
+    ended(kept_link(docs))
+    address = free_address()
+    host, port = address.split(":")
+    log = tmp_path / "autobuild.log"
+    with open(log, "w") as output:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sphinx_autobuild",
+                "--host",
+                host,
+                "--port",
+                port,
+                str(docs),
+                str(tmp_path / "out"),
+            ],
+            cwd=tmp_path,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        first = figure_text(served(address, lambda page: "local first" in page, server))
+        write(docs / "mylib.py", "VALUE = 'edited'\n")
+        second = figure_text(served(address, lambda page: "local edited" in page, server))
+    finally:
+        stop(server)
+    text = log.read_text()
+    assert (first.get("local"), second.get("local")) == ("first", "edited"), text
+    assert second["template"] == first["template"]
+    assert f"started a warm template process (pid {first['template']}), kept 900 s idle" in text
+    assert f"reused the warm template process (pid {first['template']})" in text
+    assert alive(int(first["template"])), "sphinx-autobuild stopped: the template waits for its idle time"
+
+
+MKDOCS_PAGE = "# Page\n\n```{modelvis}\nimport os\nprint('template', os.getppid())\nprint('value', 'first')\n```\n"
+
+
+def test_mkdocs_serve_keeps_the_template_across_rebuilds_and_ends_it_with_the_server(tmp_path: Path) -> None:
+    pytest.importorskip("mkdocs")
+    write(tmp_path / "mkdocs.yml", "site_name: warm\ntheme: mkdocs\nplugins:\n  - modelvis:\n      format: html\n")
+    write(tmp_path / "docs" / "index.md", MKDOCS_PAGE)
+    address = free_address()
+    log = tmp_path / "serve.log"
+    with open(log, "w") as output:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "mkdocs", "serve", "--dev-addr", address],
+            cwd=tmp_path,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        first = figure_text(served(address, lambda page: "value first" in page, server))
+        write(tmp_path / "docs" / "index.md", MKDOCS_PAGE.replace("'first'", "'edited'"))
+        second = figure_text(served(address, lambda page: "value edited" in page, server))
+    finally:
+        stop(server)
+    text = log.read_text()
+    assert (first.get("value"), second.get("value")) == ("first", "edited"), text
+    template = int(first["template"])
+    assert second["template"] == str(template), "the rebuild forked its worker from the same template"
+    assert f"reused the warm template process (pid {template})" in text
+    assert eventually(lambda: not alive(template)), "the server stopped: so did its template"
+    assert not warm_folder(tmp_path / ".modelvis-cache").exists()
