@@ -187,6 +187,20 @@ def test_a_kept_template_exits_when_its_folder_is_removed(tmp_path: Path) -> Non
     assert eventually(lambda: not alive(template))
 
 
+def test_what_a_build_s_workers_imported_the_kept_template_imports_for_the_next_build(
+    tmp_path: Path, ended: Callable[[TemplateLink], None]
+) -> None:
+    # Imported by a call, not an import line: only the worker's report of what it imported names it.
+    lines = ["import importlib, sys", 'print("ahead", "wave" in sys.modules)', 'importlib.import_module("wave")']
+    page = PAGE + "".join(f"   {line}\n" for line in lines)
+    docs = project(tmp_path, page=page)
+    ended(kept_link(docs))
+    sphinx(docs)
+    assert shown(docs)["ahead"] == "False"
+    sphinx(docs, "-E", "-D", "modelvis_execute=always")
+    assert shown(docs)["ahead"] == "True", "the template imported it after the first build, for this one"
+
+
 # -- only this user's folder is used ----------------------------------------------------------------------
 
 

@@ -19,11 +19,12 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from .processes import alive, python_environment
 from .warm import changed_parts, fingerprint, private_folder, read_fingerprint, warm_folder
+from .wire import ForkRequest, send
 
 __all__ = ["SOCKET_NAME", "TemplateLink"]
 
@@ -192,6 +193,17 @@ class TemplateLink:
             return int((self.folder / "template.pid").read_text())
         except (OSError, ValueError):
             return None
+
+    def prepare(self, statements: Iterable[str], modules: Iterable[str]) -> None:
+        """Have a running kept template import ``statements`` and ``modules`` (installed packages: what this
+        build's workers imported) while it waits, so the next build's first worker need not wait for them."""
+        if not self.kept or self._checked != os.getpid():
+            return  # only a template this process checked (and so knows to be current) is asked
+        sock = self._try_connect()
+        if sock is None:
+            return
+        with sock, contextlib.suppress(OSError):
+            send(sock, ForkRequest(tuple(sys.path), tuple(statements), tuple(modules)))
 
     def stop(self) -> None:
         """At the end of a build: end the template (if this process made the link) and remove the folder;

@@ -318,7 +318,11 @@ class FigureRunner:
         return note
 
     def close(self) -> None:
-        """Stop the worker and the template process, if any."""
+        """Stop the worker and the template process, if any (a kept one is left for the next build, told what
+        this build's workers imported)."""
         self._client.close()
-        if self._client.template is not None:
-            self._client.template.stop()
+        template = self._client.template
+        if template is not None:
+            if template.kept and self._client.forks:
+                template.prepare(self._client.preload_statements, self._client.preload_modules)
+            template.stop()

@@ -153,6 +153,12 @@ class _Template:
         except (EOFError, OSError, ValueError):
             connection.close()
             return
+        if isinstance(request, ForkRequest) and not fds:
+            # No worker to fork: a build that ends asks its kept template to import, while it waits for the
+            # next build, what the build's workers imported (installed modules only, as ever).
+            connection.close()
+            self._prepare(request)
+            return
         if not isinstance(request, ForkRequest) or len(fds) != 3:
             for fd in fds:
                 os.close(fd)
