@@ -434,3 +434,11 @@ def test_mkdocs_serve_keeps_the_template_across_rebuilds_and_ends_it_with_the_se
     assert f"reused the warm template process (pid {template})" in text
     assert eventually(lambda: not alive(template)), "the server stopped: so did its template"
     assert not warm_folder(tmp_path / ".modelvis-cache").exists()
+
+
+def test_a_build_in_a_process_that_imported_sphinx_autobuild_is_no_autobuild_rebuild() -> None:
+    # This test process imports it (the test above does too); its own builds are one-shot builds all the same.
+    pytest.importorskip("sphinx_autobuild")
+    from sphinx_modelvis.sphinx.build import under_sphinx_autobuild
+
+    assert not under_sphinx_autobuild()

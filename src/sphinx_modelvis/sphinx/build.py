@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -131,13 +130,12 @@ class ExtensionState:
 def under_sphinx_autobuild() -> bool:
     """Whether this build runs under ``sphinx-autobuild``.
 
-    Since its 2024 versions, ``sphinx-autobuild`` runs ``python -m sphinx build ...`` as a new process for each
-    rebuild, so this process's parent is the ``sphinx-autobuild`` process: its command line (read from
-    ``/proc``) names the ``sphinx-autobuild`` script or the ``sphinx_autobuild`` module. A host that runs
-    Sphinx in its own process with ``sphinx_autobuild`` imported counts too.
+    ``sphinx-autobuild`` runs ``python -m sphinx build ...`` (``python -m sphinx`` before Sphinx 7.2.3) as a
+    new process for each rebuild, so this process's parent is the ``sphinx-autobuild`` process: its command
+    line (read from ``/proc``) names the ``sphinx-autobuild`` script or the ``sphinx_autobuild`` module.
+    (Whether ``sphinx_autobuild`` is imported here says nothing: a test suite may import it and build in
+    its own process.)
     """
-    if "sphinx_autobuild" in sys.modules:
-        return True
     try:
         command = Path(f"/proc/{os.getppid()}/cmdline").read_bytes().split(b"\0")
     except OSError:  # no /proc here (and no template to keep either: forking is Linux's)
