@@ -134,7 +134,7 @@ def command(host: str, folder: Path, port: int) -> list[str]:
         # ignore it, or each build that writes it starts another.
         ignore = ["--ignore", "*/.modelvis-cache/*"]
         return [script, "--host", "127.0.0.1", "--port", str(port), *ignore, "docs", "_build/html"]
-    return [sys.executable, "-m", "mkdocs", "serve", "--dev-addr", f"127.0.0.1:{port}", "--no-livereload"]
+    return [sys.executable, "-m", "mkdocs", "serve", "--dev-addr", f"127.0.0.1:{port}"]
 
 
 def measure(root: Path, host: str, warm: bool) -> Rebuild:

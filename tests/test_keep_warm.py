@@ -201,6 +201,15 @@ def test_what_a_build_s_workers_imported_the_kept_template_imports_for_the_next_
     assert shown(docs)["ahead"] == "True", "the template imported it after the first build, for this one"
 
 
+def test_a_kept_template_ended_by_a_signal_takes_its_folder(tmp_path: Path) -> None:
+    docs = project(tmp_path)
+    sphinx(docs)
+    template = int(shown(docs)["template"])
+    os.kill(template, signal.SIGTERM)
+    assert eventually(lambda: not alive(template))
+    assert not warm_folder(docs / "_build" / ".modelvis-cache").exists()
+
+
 # -- only this user's folder is used ----------------------------------------------------------------------
 
 

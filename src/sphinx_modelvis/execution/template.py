@@ -110,13 +110,13 @@ class _Template:
                 break
             if self.children:
                 self.last_active = time.monotonic()
-            elif self.idle and time.monotonic() - self.last_active >= self.idle and self._leave_idle():
+            elif self.idle and time.monotonic() - self.last_active >= self.idle and self.remove_folder():
                 break
         self._end_workers()
 
-    def _leave_idle(self) -> bool:
-        """A kept template idle for long enough: remove its folder and end, unless a build is connecting now
-        (it holds the folder's lock); then it stays."""
+    def remove_folder(self) -> bool:
+        """A kept template that ends (idle for long enough, or asked to): remove its folder, unless a build is
+        connecting now or replacing it (it holds the folder's lock); then say so (``False``)."""
         try:
             lock = open(self.folder / "lock", "a")
         except OSError:
@@ -285,10 +285,12 @@ def main(argv: list[str] | None = None) -> int:
         template.serve()
     finally:
         # Its folder goes with it (the owner removes it too when it stops the template; an owner that ended
-        # without doing so leaves it to the template). A kept template asked to end is being replaced by a
-        # build that holds its folder's lock: it leaves the folder to that build.
+        # without doing so leaves it to the template). A kept template asked to end by a build that replaces
+        # it leaves the folder to that build, which holds its lock; asked by anyone else, it removes it.
         if template.owner:
             shutil.rmtree(template.folder, ignore_errors=True)
+        elif not template.removed and _identity(template.folder) == template.folder_id:
+            template.remove_folder()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)  # like a worker: no interpreter clean-up of torch and friends
