@@ -153,6 +153,22 @@ def test_a_changed_pre_code_restarts_the_template(tmp_path: Path, ended: Callabl
     assert eventually(lambda: not alive(before)), "the old template ended"
 
 
+def test_another_environment_restarts_the_template_whose_workers_would_inherit_its_own(
+    tmp_path: Path, ended: Callable[[TemplateLink], None]
+) -> None:
+    docs = project(tmp_path, page=PAGE + '   print("size", os.environ["MODEL_SIZE"])\n')
+    ended(kept_link(docs))
+    sphinx(docs, environment={"MODEL_SIZE": "small"})
+    before = shown(docs)
+    sphinx(docs, "-E", "-D", "modelvis_execute=always", environment={"MODEL_SIZE": "small"})
+    assert shown(docs)["template"] == before["template"], "the same environment: reused"
+    log = sphinx(docs, "-E", "-D", "modelvis_execute=always", environment={"MODEL_SIZE": "large"})
+    after = shown(docs)
+    assert (before["size"], after["size"]) == ("small", "large")
+    assert after["template"] != before["template"]
+    assert outcome(log).endswith(": environment: MODEL_SIZE")
+
+
 def test_a_killed_template_is_replaced_by_the_next_build(tmp_path: Path, ended: Callable[[TemplateLink], None]) -> None:
     docs = project(tmp_path)
     ended(kept_link(docs))

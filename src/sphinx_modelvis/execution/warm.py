@@ -5,8 +5,9 @@ A kept template is found through a folder named after the user and the cache fol
 finds it there. The folder is checked on every use: a directory, owned by this user, closed to group and
 others; one open to others is replaced (someone may have put a socket in it), one owned by someone else
 is refused. The template's fingerprint (the Python, the installed distributions and their versions, this
-package, ``pre_code``, the import path) is kept next to its socket; a build whose fingerprint differs ends
-that template and starts another, so a kept template never holds code older than what is installed.
+package, ``pre_code``, the import path, the environment and working folder its workers inherit) is kept
+next to its socket; a build whose fingerprint differs ends that template and starts another, so a kept
+template never holds code older than what is installed, nor an environment other than the build's.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ SOCKET_PATH_LIMIT = 107
 #: The longest name of a file the folder holds (its socket).
 LONGEST_NAME = "template.sock"
 _PACKAGE = Path(__file__).resolve().parents[1]
+#: Variables that differ from one shell command to the next without changing what a snippet sees that matters.
+_VOLATILE = frozenset({"_", "OLDPWD", "PWD", "SHLVL", "COLUMNS", "LINES", "PYTEST_CURRENT_TEST"})
 
 
 class UnsafeFolder(OSError):
@@ -100,14 +103,24 @@ def _package_state() -> str:
     return f"{__version__} ({sha.hexdigest()[:12]})"
 
 
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
 def fingerprint(python: str, pre_code: str) -> dict[str, object]:
-    """What a kept template must have been started with to be reused by this build."""
+    """What a kept template must have been started with to be reused by this build.
+
+    Its workers inherit its environment and working folder, so those count too (each variable by a digest
+    of its value: the file holds no secret).
+    """
     return {
         "python": f"{os.path.realpath(python)} {sys.version.split()[0]}",
         "sphinx-modelvis": _package_state(),
-        "pre_code": hashlib.sha256(pre_code.encode("utf-8", "surrogatepass")).hexdigest()[:16],
+        "pre_code": _digest(pre_code),
         "import path": [entry for entry in sys.path if entry],
+        "working folder": os.getcwd(),
         "distributions": _distributions(),
+        "environment": {name: _digest(value) for name, value in os.environ.items() if name not in _VOLATILE},
     }
 
 
@@ -120,12 +133,12 @@ def changed_parts(old: Mapping[str, object] | None, new: Mapping[str, object]) -
         before = old.get(part)
         if before == value:
             continue
-        if part == "distributions" and isinstance(before, dict) and isinstance(value, dict):
-            moved = sorted(
-                f"{name} {before.get(name, 'none')} -> {value.get(name, 'none')}"
-                for name in before.keys() | value.keys()
-                if before.get(name) != value.get(name)
-            )
+        if isinstance(before, dict) and isinstance(value, dict):
+            names = sorted(name for name in before.keys() | value.keys() if before.get(name) != value.get(name))
+            if part == "distributions":
+                moved = [f"{name} {before.get(name, 'none')} -> {value.get(name, 'none')}" for name in names]
+            else:
+                moved = [f"{part}: {name}" for name in names]  # the names only: values may be secrets
             parts.append(", ".join(moved[:3]) + (f" and {len(moved) - 3} more" if len(moved) > 3 else ""))
         else:
             parts.append(f"{part} changed")
