@@ -427,7 +427,8 @@ def test_sphinx_autobuild_keeps_the_template_by_default_and_a_rebuild_reuses_it(
     assert second["template"] == first["template"]
     assert f"started a warm template process (pid {first['template']}), kept 900 s idle" in text
     assert f"reused the warm template process (pid {first['template']})" in text
-    assert alive(int(first["template"])), "sphinx-autobuild stopped: the template waits for its idle time"
+    assert eventually(lambda: not alive(int(first["template"]))), "sphinx-autobuild stopped: so did its template"
+    assert not warm_folder(docs / "_build" / ".modelvis-cache").exists()
 
 
 MKDOCS_PAGE = "# Page\n\n```{modelvis}\nimport os\nprint('template', os.getppid())\nprint('value', 'first')\n```\n"
@@ -459,6 +460,26 @@ def test_mkdocs_serve_keeps_the_template_across_rebuilds_and_ends_it_with_the_se
     assert f"reused the warm template process (pid {template})" in text
     assert eventually(lambda: not alive(template)), "the server stopped: so did its template"
     assert not warm_folder(tmp_path / ".modelvis-cache").exists()
+
+
+def test_a_killed_mkdocs_serve_takes_its_template_with_it(tmp_path: Path) -> None:
+    pytest.importorskip("mkdocs")
+    write(tmp_path / "mkdocs.yml", "site_name: warm\ntheme: mkdocs\nplugins:\n  - modelvis:\n      format: html\n")
+    write(tmp_path / "docs" / "index.md", MKDOCS_PAGE)
+    address = free_address()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mkdocs", "serve", "--dev-addr", address],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        template = int(figure_text(served(address, lambda page: "value first" in page, server))["template"])
+    finally:
+        server.kill()  # no on_shutdown
+        server.wait()
+    assert eventually(lambda: not alive(template)), "the server is gone: its template too"
+    assert eventually(lambda: not warm_folder(tmp_path / ".modelvis-cache").exists())
 
 
 def test_a_build_in_a_process_that_imported_sphinx_autobuild_is_no_autobuild_rebuild() -> None:

@@ -45,9 +45,10 @@ class TemplateLink:
     With ``keep_warm`` seconds (more than 0) the link is :attr:`kept`: its folder is the one of the site's
     cache folder ``cache_dir`` (:func:`~sphinx_modelvis.execution.warm.warm_folder`), the template outlives
     the build and the next build reuses it, unless its fingerprint (the Python, the installed versions, this
-    package, ``pre_code``) differs, when it is ended and another started. A kept template exits by itself
-    after ``keep_warm`` seconds with no request and no live worker, or when its folder goes. ``report``
-    receives a line saying whether this process started, reused or restarted it.
+    package, ``pre_code``, the environment) differs, when it is ended and another started. A kept template
+    exits by itself after ``keep_warm`` seconds with no request and no live worker, when its folder goes, or
+    when the process ``warm_owner`` (if not 0: the author's server) is gone. ``report`` receives a line
+    saying whether this process started, reused or restarted it.
     """
 
     def __init__(
@@ -58,6 +59,7 @@ class TemplateLink:
         cache_dir: str | os.PathLike[str] | None = None,
         pre_code: str = "",
         report: Callable[[str], None] | None = None,
+        warm_owner: int = 0,
     ) -> None:
         self.python = python or sys.executable
         self.keep_warm = keep_warm
@@ -65,7 +67,7 @@ class TemplateLink:
         self.report: Callable[[str], None] = report or (lambda line: None)
         if keep_warm > 0:
             self.folder = warm_folder(cache_dir if cache_dir is not None else os.getcwd())
-            self.owner = 0  # nobody: it ends when idle, not with a build
+            self.owner = warm_owner  # not the build: the server that runs the builds, if any
         else:
             # Named now (the processes a build forks inherit the name), made when first needed: a build whose
             # figures all come from the cache leaves nothing behind. The random part keeps the name unguessable.

@@ -193,7 +193,8 @@ class FigureRunner:
     (``modelvis: page.rst:12 ... 4.2 s``); ``live`` (by default ``progress``) the lines said while one runs:
     its start, and ``still running`` every ``progress_interval`` seconds. A build whose figures are all cached
     starts no worker and never imports torch in this process. ``keep_warm`` seconds (more than 0) keep the
-    template process for the next build (see :class:`~sphinx_modelvis.execution.template.TemplateLink`).
+    template process for the next build, and, if ``warm_owner`` is a process id, not longer than that process
+    (see :class:`~sphinx_modelvis.execution.template.TemplateLink`).
     """
 
     def __init__(
@@ -208,6 +209,7 @@ class FigureRunner:
         root: str | os.PathLike[str] | None = None,
         python: str | None = None,
         keep_warm: float = 0.0,
+        warm_owner: int = 0,
     ) -> None:
         self.config = config
         self.cache = FigureCache(cache_dir) if cache_dir is not None else None
@@ -229,6 +231,7 @@ class FigureRunner:
                 cache_dir=cache_dir if cache_dir is not None else root,
                 pre_code=config.pre_code,
                 report=lambda line: self.progress(line),
+                warm_owner=warm_owner,
             )
         self._client = WorkerClient(python=python, template=template)
         #: Runs the snippets that the cache does not answer for, in the worker.

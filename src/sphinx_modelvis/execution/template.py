@@ -6,8 +6,9 @@ pages in forked processes (``-j``), and each asks the same template for its work
 a folder the build made before forking (:class:`TemplateLink`). The first process that needs a worker starts
 the template (``python -m sphinx_modelvis.execution.template FOLDER OWNER_PID [IDLE]``); it lives until the
 build closes it, or its owner (the build's first process) is gone. A template kept warm between builds (an
-author's ``sphinx-autobuild`` or ``mkdocs serve``) has no owner: it ends after ``IDLE`` seconds with no request
-and no live worker, when its folder goes, or when a build with another fingerprint replaces it
+author's ``sphinx-autobuild`` or ``mkdocs serve``) is owned by that server, if any (``OWNER_PID`` 0: none): it
+ends with it, after ``IDLE`` seconds with no request and no live worker, when its folder goes, or when a
+build with another fingerprint replaces it
 (:class:`~sphinx_modelvis.execution.link.TemplateLink`). It only ever imports installed packages, so what it
 holds does not go stale while the author edits the code next to the pages.
 
@@ -287,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         # Its folder goes with it (the owner removes it too when it stops the template; an owner that ended
         # without doing so leaves it to the template). A kept template asked to end by a build that replaces
         # it leaves the folder to that build, which holds its lock; asked by anyone else, it removes it.
-        if template.owner:
+        if not template.idle:
             shutil.rmtree(template.folder, ignore_errors=True)
         elif not template.removed and _identity(template.folder) == template.folder_id:
             template.remove_folder()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import html
 import logging
+import os
 import re
 from importlib import resources
 from pathlib import Path
@@ -133,6 +134,7 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
                 explain=log.debug,  # `mkdocs build --verbose`: why each figure ran
                 root=self.config_dir,
                 keep_warm=self._keep_warm(),
+                warm_owner=os.getpid() if self.serving else 0,  # a server killed without on_shutdown: it ends too
             )
             self.runner.stats = self.stats
             template = self.runner.template

@@ -82,8 +82,9 @@ class ExtensionState:
             assert config is not None, "config-inited comes first"
             cache = cache_folder(config.cache_dir, config_dir=app.confdir, host="sphinx")
             keep_warm = config.keep_warm
+            autobuild = under_sphinx_autobuild()
             if keep_warm is None:  # unset: kept while an author works (sphinx-autobuild), not in one-shot builds
-                keep_warm = KEEP_WARM_UNDER_AUTOBUILD if under_sphinx_autobuild() else 0.0
+                keep_warm = KEEP_WARM_UNDER_AUTOBUILD if autobuild else 0.0
             self._runner = FigureRunner(
                 config,
                 cache_dir=cache,
@@ -93,6 +94,7 @@ class ExtensionState:
                 live=_LiveLines(app),
                 root=app.confdir,
                 keep_warm=keep_warm,
+                warm_owner=os.getppid() if autobuild else 0,  # sphinx-autobuild stopped: nobody to keep it for
             )
         return self._runner
 
