@@ -24,7 +24,7 @@ from ..execution.template import TemplateLink
 from ..rendering import page_figure
 from ..rendering.interactive import figure_assets
 from .fences import ModelvisFence, find_fences
-from .serving import KEEP_WARM_WHILE_SERVING, PageResult, file_states, page_digest, unchanged
+from .serving import PageResult, file_states, keep_warm_seconds, page_digest, unchanged
 
 __all__ = ["ModelvisPlugin"]
 
@@ -133,7 +133,7 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
                 warn=log.warning,
                 explain=log.debug,  # `mkdocs build --verbose`: why each figure ran
                 root=self.config_dir,
-                keep_warm=self._keep_warm(),
+                keep_warm=keep_warm_seconds(self.settings.keep_warm, serving=self.serving),
                 warm_owner=os.getpid() if self.serving else 0,  # a server killed without on_shutdown: it ends too
             )
             self.runner.stats = self.stats
@@ -141,12 +141,6 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
             if template is not None and template.kept:
                 self._kept = template
         return self.runner
-
-    def _keep_warm(self) -> float:
-        """How long the template is kept between builds: the ``keep_warm`` option, else only while serving."""
-        if self.settings.keep_warm is not None:
-            return float(self.settings.keep_warm)
-        return KEEP_WARM_WHILE_SERVING if self.serving else 0.0
 
     def on_post_build(self, config: Any) -> None:
         target = Path(config.site_dir, CSS_PATH)
