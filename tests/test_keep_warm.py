@@ -306,10 +306,11 @@ Page
    print("template", os.getppid())
    print("preloaded", preloaded)
    print("version", warmmod.VERSION)
+   print("build", warmmod.BUILD)
 """
 
 
-def install_warmdist(site: Path, version: str) -> None:
+def install_warmdist(site: Path, version: str, build: str = "first") -> None:
     """``warmdist`` at ``version`` in the user site folder ``site``: its ``.dist-info`` and its module."""
     for old in site.glob("warmdist-*.dist-info"):
         shutil.rmtree(old)
@@ -317,7 +318,7 @@ def install_warmdist(site: Path, version: str) -> None:
     write(info / "METADATA", f"Metadata-Version: 2.1\nName: warmdist\nVersion: {version}\n")
     write(info / "top_level.txt", "warmmod\n")
     write(info / "RECORD", f"warmmod.py,,\nwarmdist-{version}.dist-info/METADATA,,\n")
-    write(site / "warmmod.py", f"VERSION = {version!r}\n")
+    write(site / "warmmod.py", f"VERSION = {version!r}\nBUILD = {build!r}\n")
 
 
 def test_an_upgraded_distribution_restarts_the_template_and_the_figure_shows_the_new_version(
@@ -341,6 +342,13 @@ def test_an_upgraded_distribution_restarts_the_template_and_the_figure_shows_the
     assert second["version"] == "2.0"
     assert second["template"] != first["template"]
     assert outcome(log).endswith("warmdist 1.0 -> 2.0")
+    # `pip install .` of the library being documented, its version unchanged: a new install all the same.
+    install_warmdist(site, "2.0", build="second")
+    log = sphinx(docs, "-E", "-D", "modelvis_execute=always", environment=environment)
+    third = shown(docs)
+    assert (third["version"], third["build"]) == ("2.0", "second")
+    assert third["template"] != second["template"]
+    assert outcome(log).endswith("warmdist installed again")
 
 
 # -- the author's servers ----------------------------------------------------------------------------------
@@ -405,6 +413,8 @@ def test_sphinx_autobuild_keeps_the_template_by_default_and_a_rebuild_reuses_it(
                 sys.executable,
                 "-m",
                 "sphinx_autobuild",
+                "--ignore",  # as the Sphinx guide says: the cache is in the watched folder
+                "*/.modelvis-cache/*",
                 "--host",
                 host,
                 "--port",
@@ -428,7 +438,7 @@ def test_sphinx_autobuild_keeps_the_template_by_default_and_a_rebuild_reuses_it(
     assert f"started a warm template process (pid {first['template']}), kept 900 s idle" in text
     assert f"reused the warm template process (pid {first['template']})" in text
     assert eventually(lambda: not alive(int(first["template"]))), "sphinx-autobuild stopped: so did its template"
-    assert not warm_folder(docs / "_build" / ".modelvis-cache").exists()
+    assert eventually(lambda: not warm_folder(docs / "_build" / ".modelvis-cache").exists())
 
 
 MKDOCS_PAGE = "# Page\n\n```{modelvis}\nimport os\nprint('template', os.getppid())\nprint('value', 'first')\n```\n"

@@ -73,21 +73,31 @@ def private_folder(folder: Path) -> Path:
     raise UnsafeFolder(f"{folder} could not be made private to this user: a kept template is not used")
 
 
-def _distributions() -> dict[str, str]:
-    """The distributions on the import path and their versions, from their metadata folders' names alone
-    (``torch-2.13.0.dist-info``): a directory listing per path entry, no metadata file read."""
-    found: dict[str, str] = {}
+def _distributions() -> tuple[dict[str, str], dict[str, str]]:
+    """The distributions on the import path: their versions, from their metadata folders' names alone
+    (``torch-2.13.0.dist-info``), and when each was installed (its metadata folder's inode and time: a
+    reinstall at the same version, ``pip install .`` of the library being documented, makes a new one).
+    A directory listing per path entry, no metadata file read."""
+    versions: dict[str, str] = {}
+    installs: dict[str, str] = {}
     for entry in sys.path:
         try:
-            names = os.listdir(entry or ".")
+            listing = list(os.scandir(entry or "."))
         except OSError:
             continue
-        for name in names:
-            if name.endswith((".dist-info", ".egg-info")):
-                stem = name.rsplit(".", 1)[0]
-                project, _, version = stem.partition("-")
-                found.setdefault(f"{project.lower().replace('-', '_')}", version.split("-")[0])
-    return found
+        for item in listing:
+            if item.name.endswith((".dist-info", ".egg-info")):
+                project, _, version = item.name.rsplit(".", 1)[0].partition("-")
+                name = project.lower().replace("-", "_")
+                if name in versions:
+                    continue  # shadowed by the one earlier on the path
+                versions[name] = version.split("-")[0]
+                try:
+                    info = item.stat()
+                except OSError:
+                    continue
+                installs[name] = f"{info.st_ino}-{info.st_mtime_ns}"
+    return versions, installs
 
 
 def _package_state() -> str:
@@ -113,13 +123,15 @@ def fingerprint(python: str, pre_code: str) -> dict[str, object]:
     Its workers inherit its environment and working folder, so those count too (each variable by a digest
     of its value: the file holds no secret).
     """
+    versions, installs = _distributions()
     return {
         "python": f"{os.path.realpath(python)} {sys.version.split()[0]}",
         "sphinx-modelvis": _package_state(),
         "pre_code": _digest(pre_code),
         "import path": [entry for entry in sys.path if entry],
         "working folder": os.getcwd(),
-        "distributions": _distributions(),
+        "distributions": versions,
+        "installed": installs,
         "environment": {name: _digest(value) for name, value in os.environ.items() if name not in _VOLATILE},
     }
 
@@ -137,11 +149,22 @@ def changed_parts(old: Mapping[str, object] | None, new: Mapping[str, object]) -
             names = sorted(name for name in before.keys() | value.keys() if before.get(name) != value.get(name))
             if part == "distributions":
                 moved = [f"{name} {before.get(name, 'none')} -> {value.get(name, 'none')}" for name in names]
+            elif part == "installed":
+                # Only those at the same version: the versions said the others changed.
+                was, now = old.get("distributions"), new.get("distributions")
+                if not (isinstance(was, dict) and isinstance(now, dict)):
+                    continue
+                same = [name for name in names if was.get(name) == now.get(name)]
+                if not same:
+                    continue
+                moved = [f"{name} installed again" for name in same]
             else:
                 moved = [f"{part}: {name}" for name in names]  # the names only: values may be secrets
             parts.append(", ".join(moved[:3]) + (f" and {len(moved) - 3} more" if len(moved) > 3 else ""))
         else:
             parts.append(f"{part} changed")
+    if not parts and dict(old) != dict(new):
+        parts.append("its fingerprint changed")  # never reused on a difference, said in words or not
     return "; ".join(parts)
 
 
