@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import textwrap
 import time
 import urllib.request
@@ -498,3 +499,15 @@ def test_a_build_in_a_process_that_imported_sphinx_autobuild_is_no_autobuild_reb
     from sphinx_modelvis.sphinx.build import under_sphinx_autobuild
 
     assert not under_sphinx_autobuild()
+
+
+def test_a_long_temporary_folder_does_not_make_the_socket_s_path_too_long(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deep = tmp_path / ("d" * 100)
+    deep.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    folder = warm_folder(tmp_path / "cache")
+    assert len(os.fsencode(folder / "template.sock")) <= 107, "a Unix socket's path holds 107 bytes"
+    assert folder.name.startswith(f"modelvis-warm-{os.getuid()}-")
+    assert warm_folder(tmp_path / "cache") == folder and warm_folder(tmp_path / "other") != folder

@@ -194,7 +194,7 @@ class FigureRunner:
     its start, and ``still running`` every ``progress_interval`` seconds. A build whose figures are all cached
     starts no worker and never imports torch in this process. ``keep_warm`` seconds (more than 0) keep the
     template process for the next build, and, if ``warm_owner`` is a process id, not longer than that process
-    (see :class:`~sphinx_modelvis.execution.template.TemplateLink`).
+    (see :class:`~sphinx_modelvis.execution.link.TemplateLink`).
     """
 
     def __init__(

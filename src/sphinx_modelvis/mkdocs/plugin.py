@@ -19,8 +19,8 @@ from mkdocs.plugins import BasePlugin
 from ..config import FigureOptions, ModelvisConfig, convert_options, parse_figure_options
 from ..errors import ConfigError
 from ..execution.cache import cache_folder
+from ..execution.link import TemplateLink
 from ..execution.session import FigureFailure, FigureRunner, PageSession, RunnerStats, Snippet
-from ..execution.template import TemplateLink
 from ..rendering import page_figure
 from ..rendering.interactive import figure_assets
 from .fences import ModelvisFence, find_fences
