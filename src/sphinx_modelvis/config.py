@@ -127,6 +127,13 @@ class ModelvisConfig:
         "`modelvis cache prune` does); 0 keeps every entry.",
         Rule(lambda value: value >= 0, "0 or more", "a number of days, 0 or more"),
     )
+    keep_warm: float | None = _setting(
+        None,
+        "Seconds the template process (which has imported torch and what the snippets import) is kept between "
+        "builds for the next build of the site to reuse, ending after that long unused; 0: it ends with each "
+        "build. Unset: kept 900 s under `sphinx-autobuild` and `mkdocs serve`, 0 otherwise.",
+        Rule(lambda value: value >= 0, "0 or more", "a number of seconds, 0 or more"),
+    )
     theme: Literal["auto", "dark", "light"] = _setting(
         "auto",
         "Colors of the figures: `auto` follows the page's light or dark mode in HTML (and is light in a PDF); "
