@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv docs pdf test lint check-figures compat snapshots mutation system-deps clean
+.PHONY: venv docs pdf test lint check-figures compat quant snapshots mutation system-deps clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -45,7 +45,12 @@ check-figures: venv
 compat: venv
 	$(PY) -m nox --sessions oldest sphinx8 newest
 
-test: venv system-deps lint check-figures pdf compat
+# The quantization libraries' tests (torchao, bitsandbytes), in a virtualenv of their own under .nox/: the main one
+# leaves them out, since with them `import peft` imports both and every figure's worker pays for it.
+quant: venv
+	$(PY) -m nox --sessions quant
+
+test: venv system-deps lint check-figures pdf compat quant
 	$(PY) -m pytest -n 2 --dist loadfile
 
 # Mutation testing of the core modules against their fast tests ([tool.mutmut] in pyproject.toml lists both); not part

@@ -86,6 +86,17 @@ def _compat(session: nox.Session) -> None:
 
 
 @nox.session
+def quant(session: nox.Session) -> None:
+    """The quantization libraries the figures read (the ``quant`` extra: torchao, bitsandbytes), which the main test
+    environment leaves out: their tests there skip, here they must run (``MODELVIS_REQUIRE_OPTIONAL``)."""
+    session.install("-c", str(ROOT / "constraints.txt"), "-e", ".[sphinx,peft,quant]", "pytest")
+    report = "import importlib.metadata as m, sys; print(', '.join(f'{n} {m.version(n)}' for n in sys.argv[1:]))"
+    session.run("python", "-c", report, "torch", "torchao", "bitsandbytes", silent=False)
+    arguments = session.posargs or ["tests/test_precision.py"]
+    session.run("python", "-m", "pytest", "-p", "no:cacheprovider", *arguments, env={"MODELVIS_REQUIRE_OPTIONAL": "1"})
+
+
+@nox.session
 def oldest(session: nox.Session) -> None:
     """The lower bound of each range in pyproject.toml."""
     _compat(session)

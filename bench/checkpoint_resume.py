@@ -44,15 +44,23 @@ TARGET = 0.3
 WAYS = ("checkpoint", "replay", "one-shot")
 
 
-def build(link: object, cache: Path, settings: dict[str, object], round_number: int) -> tuple[float, float, float]:
-    """One build of the page; the seconds to its last (edited) figure, that snippet's own run, the whole build."""
+#: Seconds the kept ways keep their template (each is ended at the end).
+KEEP = 900.0
+
+
+def build(
+    keep_warm: float, cache: Path, folder: Path, settings: dict[str, object], round_number: int
+) -> tuple[float, float, float]:
+    """One build of the page in ``folder`` (its own key chain: a page no earlier build ran there) with the figure
+    cache ``cache``; the seconds to its last (edited) figure, that snippet's own run, and the whole build."""
     from sphinx_modelvis.config import FigureOptions, ModelvisConfig
     from sphinx_modelvis.execution.session import FigureRunner, Snippet
 
-    runner = FigureRunner(ModelvisConfig(**settings), cache_dir=cache, template=link, root=cache.parent)  # type: ignore[arg-type]
+    config = ModelvisConfig(**settings)  # type: ignore[arg-type]
+    runner = FigureRunner(config, cache_dir=cache, keep_warm=keep_warm, root=cache.parent)
     try:
         whole = time.perf_counter()
-        page = runner.page("tutorial.md", cwd=str(cache.parent))
+        page = runner.page("tutorial.md", cwd=str(folder))
         options = FigureOptions(timeout=120.0)
         for number, code in enumerate(SNIPPETS[:-1]):
             page.run(Snippet(code, "tutorial.md", 1 + 10 * number), options)
@@ -68,40 +76,38 @@ def build(link: object, cache: Path, settings: dict[str, object], round_number: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sphinx_modelvis.execution.template import TemplateLink
+    from sphinx_modelvis.execution.link import TemplateLink
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=5, help="edits per way; each median is shown")
     args = parser.parse_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="modelvis-bench-checkpoints-"))
     settings: dict[str, dict[str, object]] = {"checkpoint": {}, "replay": {"checkpoint_memory": 0}, "one-shot": {}}
-    links = {way: TemplateLink(kept=True) for way in ("checkpoint", "replay")}
+    keep = {"checkpoint": KEEP, "replay": KEEP, "one-shot": 0.0}
     times: dict[str, list[tuple[float, float, float]]] = {way: [] for way in WAYS}
     first: dict[str, list[float]] = {way: [] for way in ("checkpoint", "replay")}
+    pages = ("warm", "edits", *(f"first{number}" for number in range(args.repeat)))
     for way in WAYS:
-        for name in ("warm", *(f"first{number}" for number in range(args.repeat))):
+        for name in pages:
             (folder / way / name).mkdir(parents=True)
     try:
-        for way, link in links.items():  # the template warm: the imports done
-            build(link, folder / way / "warm" / "cache", settings[way], 0)
+        for way in first:  # each way's kept template warm (the imports done), in a folder of its own
+            build(keep[way], folder / way / "cache", folder / way / "warm", settings[way], 0)
         for number in range(args.repeat):  # first builds of the page, with and without checkpoints
-            for way, link in links.items():
-                first[way].append(build(link, folder / way / f"first{number}" / "cache", settings[way], 0)[2])
-        for way, link in links.items():  # the first build of the cache the edits use: checkpoints made
-            build(link, folder / way / "cache", settings[way], 0)
+            for way in first:
+                page = folder / way / f"first{number}"
+                first[way].append(build(keep[way], folder / way / "cache", page, settings[way], 0)[2])
+        for way in WAYS:  # the first build of the page the edits change: its checkpoints made
+            build(keep[way], folder / way / "cache", folder / way / "edits", settings[way], 0)
         for round_number in range(1, args.repeat + 1):
             for way in WAYS:
-                link = links.get(way) or TemplateLink()
-                try:
-                    times[way].append(build(link, folder / way / "cache", settings[way], round_number))
-                finally:
-                    if way not in links:
-                        link.stop()
+                page = folder / way / "edits"
+                times[way].append(build(keep[way], folder / way / "cache", page, settings[way], round_number))
             done = ", ".join(f"{way} {values[-1][0]:.2f} s" for way, values in times.items())
             print(f"edit {round_number}: {done}", file=sys.stderr)
     finally:
-        for link in links.values():
-            link.stop()
+        for way in first:
+            TemplateLink(keep_warm=KEEP, cache_dir=folder / way / "cache").end()
 
     print("\n".join(describe(("sphinx-modelvis", "torch", "transformers"))))
     print(f"- a page of {len(SNIPPETS)} snippets (a small BERT, a forward pass), its last edited each round")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the nine benchmarks one after another (about 25 minutes); each table goes to the terminal and to
+# Run the nine benchmarks one after another (about 27 minutes); each table goes to the terminal and to
 # bench/out/<name>.md. tree_speed and forward_view need bench/.venv (bigmodelvis, torchinfo), the others the dev
 # environment .venv (figure_size and page_load also run treescope in bench/.venv, as a child process). A script
 # that misses one of its targets exits with 1: the others still run, and this script then exits with 1.
@@ -19,6 +19,9 @@ run print_capture .venv/bin/python
 run parallel_build .venv/bin/python
 run page_load .venv/bin/python
 run timeout_stop .venv/bin/python
+run target_preview .venv/bin/python
+run edit_loop .venv/bin/python
 run checkpoint_resume .venv/bin/python
 run forward_view bench/.venv/bin/python
+run memory_view .venv/bin/python
 exit $status

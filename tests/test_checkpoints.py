@@ -1,8 +1,9 @@
 """Checkpoints (issue 21 §1): while the template is kept warm, an edited figure resumes from the paused copy of its
 page's worker after the snippet before it, instead of replaying the page.
 
-Each test keeps one :class:`TemplateLink` (``kept=True``, as the kept-warm template of an author's loop) across
-builds made with the session API in this process, as a host makes them; the log lines say what resumed.
+Each test keeps the template of its site warm (``keep_warm``, as an author's ``sphinx-autobuild`` or ``mkdocs serve``
+does) across builds made with the session API in this process, as a host makes them; the log lines say what
+resumed.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from sphinx_modelvis.option_text import memory_size
 
 #: The snippet timeout: a resumed worker that hangs (GNU OpenMP after a fork) fails its figure, not the suite.
 OPTIONS = FigureOptions(timeout=60.0)
+#: Seconds the template of a test's site is kept warm (it is ended at the end of the test).
+KEEP = 600.0
 #: How often a test polls for something another process does (every 0.05 s): a bound on a wait, not a speed.
 POLLS = 2400
 
@@ -44,11 +47,11 @@ def eventually(condition: Callable[[], bool]) -> bool:
 class Build:
     """One build of one page (``p.md``, snippets 10 lines apart), with the kept template: its figures and log."""
 
-    def __init__(self, link: TemplateLink, cache: Path, codes: list[str], config: ModelvisConfig) -> None:
+    def __init__(self, keep_warm: float, cache: Path, codes: list[str], config: ModelvisConfig) -> None:
         self.log: list[str] = []
         site = cache.parent
         runner = FigureRunner(
-            config, cache_dir=cache, template=link, progress=self.log.append, explain=self.log.append, root=site
+            config, cache_dir=cache, keep_warm=keep_warm, progress=self.log.append, explain=self.log.append, root=site
         )
         try:
             page = runner.page("p.md", cwd=str(site))
@@ -71,12 +74,13 @@ class Build:
 
 
 @pytest.fixture
-def link() -> Iterator[TemplateLink]:
-    link = TemplateLink(kept=True)
+def link(tmp_path: Path) -> Iterator[TemplateLink]:
+    """The link to the kept template of the test's site (its cache folder ``tmp_path / "cache"``)."""
+    link = TemplateLink(keep_warm=KEEP, cache_dir=tmp_path / "cache")
     yield link
     pids = checkpoint_pids(link)
-    link.stop()
-    assert all(eventually(lambda pid=pid: not alive(pid)) for pid in pids), "stopping the template ends them"
+    link.end()
+    assert all(eventually(lambda pid=pid: not alive(pid)) for pid in pids), "ending the template ends them"
 
 
 def checkpoint_pids(link: TemplateLink) -> list[int]:
@@ -92,7 +96,7 @@ def checkpoint_places(link: TemplateLink) -> dict[str, int]:
 
 def builder(link: TemplateLink, tmp_path: Path, **settings: object) -> Callable[[list[str]], Build]:
     config = ModelvisConfig(**settings)  # type: ignore[arg-type]
-    return lambda codes: Build(link, tmp_path / "cache", codes, config)
+    return lambda codes: Build(link.keep_warm, tmp_path / "cache", codes, config)
 
 
 #: Six snippets; each appends its number to ``seen`` (so a replay would show twice); the last prints it.
@@ -158,8 +162,8 @@ def test_a_checkpoint_whose_dependency_changed_is_ended_and_not_resumed_from(
     build(PAGE)
     assert eventually(lambda: len(checkpoint_places(link)) == 3)
     (tmp_path / "mylib.py").write_text(MODULE.replace("]", ', "gained_layer"]'))
-    # Another build (no kept template: a one-shot build) brings the shared cache up to date with the new module,
-    # so that the next build's first two figures are cache hits and only its third runs.
+    # Another build (its template not kept: a one-shot build) brings the shared cache up to date with the new
+    # module, so that the next build's first two figures are cache hits and only its third runs.
     other = FigureRunner(ModelvisConfig(), cache_dir=tmp_path / "cache", root=tmp_path)
     try:
         page = other.page("p.md", cwd=str(tmp_path))
@@ -194,40 +198,50 @@ def test_a_resumed_worker_runs_tensor_work_after_a_checkpoint_taken_after_tensor
     assert start.endswith("(threads: 1, resumed from the checkpoint after p.md:1)")
 
 
-#: A page whose snippets each hold 64 MiB that the next one lets go: each older checkpoint holds its own.
-BLOBS = [f"blob = bytes([{number}]) * (64 << 20)\nprint({number})\n" for number in range(1, 6)]
+#: A page whose first two snippets each hold 96 MiB, which the next one lets go: the checkpoints after them hold it
+#: alone (a fork's own memory), the three after hold little.
+BLOBS = [
+    "blob = bytes([1]) * (96 << 20)\nprint(1)\n",
+    "blob = bytes([2]) * (96 << 20)\nprint(2)\n",
+    "del blob\nx = 3\nprint(3)\n",
+    "x = 4\nprint(4)\n",
+    "x = 5\nprint(5)\n",
+]
 
 
 def test_the_oldest_checkpoints_are_ended_when_they_hold_more_memory_than_the_bound(
     link: TemplateLink, tmp_path: Path
 ) -> None:
-    build = builder(link, tmp_path, checkpoint_memory="120MiB")
+    build = builder(link, tmp_path, checkpoint_memory="150MiB")
     first = build(BLOBS)
-    ended = [line.split(" (")[0] for line in first.lines("ended the checkpoint")]
-    assert ended == [f"ended the checkpoint after p.md:{line}" for line in (1, 11, 21)], first.log
-    assert all("checkpoint_memory = '120MiB' (125.8 MB)" in line for line in first.lines("ended the checkpoint"))
-    assert eventually(lambda: len(checkpoint_pids(link)) == 2), "the two newest are kept"
-    edited = build([*BLOBS[:4], "print(len(blob), blob[0])\n"])
-    assert edited.text(4) == f"{64 << 20} 4\n"
-    assert edited.lines("not replayed")[0].endswith(
-        "(resumed from the checkpoint after p.md:31; 4 snippet(s) not replayed)"
-    )
+    (ended,) = first.lines("ended the checkpoint")  # the checkpoint after p.md:11 alone is within the bound
+    assert ended.startswith("ended the checkpoint after p.md:1 (")
+    assert ended.endswith("): the checkpoints held more than checkpoint_memory = '150MiB' (157.3 MB)")
+    assert eventually(lambda: sorted(checkpoint_places(link)) == ["p.md:11", "p.md:21", "p.md:31", "p.md:41"])
+    edited = build([*BLOBS[:4], "print(x, 'blob' in globals())\n"])
+    assert edited.text(4) == "4 False\n"
+    (resumed,) = edited.lines("not replayed")
+    assert resumed.endswith("(resumed from the checkpoint after p.md:31; 4 snippet(s) not replayed)")
 
 
-@pytest.mark.parametrize(("kept", "memory"), [(True, 0), (False, "25%")], ids=["bound 0", "one-shot build"])
+@pytest.mark.parametrize(("keep", "memory"), [(KEEP, 0), (0.0, "25%")], ids=["bound 0", "one-shot builds"])
 def test_no_checkpoints_when_the_bound_is_0_or_the_template_is_not_kept(
-    tmp_path: Path, kept: bool, memory: int | str
+    tmp_path: Path, keep: float, memory: int | str
 ) -> None:
-    link = TemplateLink(kept=kept)
+    link = TemplateLink(keep_warm=keep, cache_dir=tmp_path / "cache")
     try:
         build = builder(link, tmp_path, checkpoint_memory=memory)
-        build(SIX)
+        first = build(SIX)
         second = build([*SIX[:5], SIX[5].replace("print(seen,", "print('edited', seen,")])
         assert second.text(5).startswith("edited [1, 2, 3, 4, 5] ")
         assert second.stats.replayed == 5 and second.lines("resumed") == []
-        assert not (link.folder / CHECKPOINTS).exists()
+        if keep:
+            assert first.lines("reused the warm template") == [] and second.lines("reused the warm template")
+            assert not (link.folder / CHECKPOINTS).exists()
+        else:
+            assert first.lines("warm template") == second.lines("warm template") == []
     finally:
-        link.stop()
+        link.end()
 
 
 def test_checkpoints_end_when_their_folder_is_removed(link: TemplateLink, tmp_path: Path) -> None:

@@ -55,6 +55,13 @@ def test_every_page_is_built_with_its_figures(site: Path) -> None:
     assert len(tutorial.select(".mv[data-mv]")) >= 5
     assert not list(site.rglob("modelvis-*.png")), "no image file: every figure is inline"
 
+    # The LoRA config is previewed before it is applied: the projections it adapts marked, what it adds counted.
+    preview = figure_lines(figure_by_name(tutorial, "bert_targets"))
+    assert any(
+        line.startswith("◆") and "query,value (Linear)" in line and line.endswith("(adapted)") for line in preview
+    )
+    assert "targets: ◆ 24 adapted (LoRA r=8), +294.9K parameters (0.27%)" in preview
+
     # The adapted BERT is drawn against the first figure: LoRA's matrices added, the rest marked or blank.
     compared = figure_lines(figure_by_name(tutorial, "bertdelta_vis"))
     assert any(line.startswith("+") and "lora_A (ModuleDict)" in line for line in compared)
@@ -85,6 +92,26 @@ def test_every_page_is_built_with_its_figures(site: Path) -> None:
         assert any(expected in line for line in lines), expected
     summaries = [line for line in lines if line.startswith("parameters:")]
     assert len(summaries) >= 4 and any("70.6B total" in line for line in summaries)
+
+
+def test_will_it_fit_says_what_its_figures_show(site: Path) -> None:
+    """The "Will it fit?" tutorial's numbers are read in its live figures: Llama 70B's total and layer, and what
+    LoRA's training adds against full fine-tuning."""
+    page = BeautifulSoup((site / "tutorial" / "will-it-fit.html").read_text(), "html.parser")
+    prose = " ".join(page.select_one("article").get_text().split())
+    llama = figure_lines(figure_by_name(page, "fit_llama70b"))
+    assert llama[-1] == "memory: 128.5 GiB bf16 + 512 B f32 = 128.5 GiB (512 B in buffers)"
+    assert any(line.strip() == "0-79 (LlamaDecoderLayer) 1.6 GiB each" for line in llama)
+    assert "the weights take 128.5 GiB" in prose and "Each of the 80 decoder layers takes 1.6 GiB" in prose
+    full = " ".join(line.strip() for line in figure_lines(figure_by_name(page, "fit_bert_full")))
+    assert "training: 417.8 MiB weights + 417.8 MiB gradients + 835.5 MiB Adam states = 1.6 GiB" in full
+    lora = " ".join(line.strip() for line in figure_lines(figure_by_name(page, "fit_bert_lora")))
+    assert "training: 418.9 MiB weights + 1.1 MiB gradients + 2.2 MiB Adam states = 422.3 MiB" in lora
+    assert "default (Linear) weight:[8, 768] 24.0 KiB + 24.0 KiB grads + 48.0 KiB states = 96.0 KiB" in lora
+    assert "1.1 MiB of gradients, 2.2 MiB of Adam states) to the 418.9 MiB of weights" in prose
+    fp8 = figure_lines(figure_by_name(page, "fit_llama70b_fp8"))
+    assert fp8[-1].endswith("= 64.7 GiB (512 B in buffers)") and "about 65 GiB" in prose
+    assert fp8[-2].startswith("parameters: 69.0B total"), "as many parameters in float8 as in bf16"
 
 
 def test_the_conf_py_example_of_the_options_guide_builds(tmp_path: Path) -> None:
@@ -136,6 +163,12 @@ def test_the_options_guide_s_figures_show_the_example_model(site: Path) -> None:
     assert "0-5 (Block)" in full and "root" in full, full
     assert lines(":timeout: 60.")[0] == "root weight:[100, 32] bias:[100]"
     assert any(line.startswith("+") and "head (Linear)" in line for line in lines(":compare: options_model"))
+    preview = lines(":targets: with a regex")
+    adapted = [line for line in preview if line.startswith("◆")]
+    assert [line.split()[1:] for line in adapted] == [
+        ["attn", "(Linear)", "weight:[32,", "32]", "bias:[32]", "(adapted)"]
+    ]
+    assert "0-2 (Block)" in preview and "3-5 (Block)" in preview, preview
     reset = lines(":reset:: model is not defined")
     assert reset[0] == "False" and reset[1].startswith("Linear(in_features=4")
     assert reset == [line.strip() for line in figure_lines(captioned[-1])], ":reset:'s figure is the page's last"

@@ -88,6 +88,7 @@ def test_every_directive_option_is_parsed_from_its_text() -> None:
         "compare": " before ",
         "changes-only": None,
         "inputs": " torch.ones(1, 4) ",
+        "targets": " LoraConfig(target_modules=['query']) ",
         "columns": "60",
         "timeout": "2.5",
         "reset": None,
@@ -100,6 +101,8 @@ def test_every_directive_option_is_parsed_from_its_text() -> None:
         "alt": "the tree",
         "class": "Wide  framed",
         "depends": " spec.json, data/*.txt ,env:MODEL_SIZE",
+        "memory": " Training ",
+        "optimizer": "SGD-Momentum",
     }
     assert set(raw) | {"show-code"} == set(OPTION_SPEC), "this test covers every option (show-code: below)"
     options = parse_figure_options(" model.bert ", raw, ModelvisConfig())
@@ -112,6 +115,9 @@ def test_every_directive_option_is_parsed_from_its_text() -> None:
             max_depth=2,
             rootname="bert",
             inputs="torch.ones(1, 4)",
+            memory="training",
+            optimizer="sgd-momentum",
+            targets="LoraConfig(target_modules=['query'])",
         ),
         max_lines=40,
         device="meta",
@@ -157,6 +163,8 @@ def test_flags_can_be_switched_off_and_collapse_takes_a_summary() -> None:
         ({"caption": ""}, "invalid value for :caption: (a value is required)"),
         ({"colour": "red"}, "unknown option :colour:"),
         ({"hide-code": None, "show-code": None}, "use :hide-code: or :show-code:, not both"),
+        ({"memory": "activations"}, "invalid value for :memory: (expected no value, weights or training, got"),
+        ({"optimizer": "lion"}, "invalid value for :optimizer: (expected one of adam, adamw, sgd, sgd-momentum,"),
     ],
 )
 def test_bad_options_are_named(raw: dict[str, str | None], message: str) -> None:
@@ -195,6 +203,16 @@ def test_the_execution_key_keeps_the_layout_of_existing_caches() -> None:
     }
     with_inputs = FigureOptions(tree=TreeSettings(inputs="x")).execution_key()
     assert with_inputs == {**FigureOptions().execution_key(), "inputs": "x"}
+    with_memory = FigureOptions(tree=TreeSettings(memory="weights")).execution_key()
+    assert with_memory == {**FigureOptions().execution_key(), "memory": "weights"}
+    with_targets = FigureOptions(tree=TreeSettings(targets="config")).execution_key()
+    assert with_targets == {**FigureOptions().execution_key(), "targets": "config"}, "the preview changes the figure"
+
+
+def test_a_bare_memory_option_means_weights() -> None:
+    assert parse_figure_options(None, {"memory": None}, ModelvisConfig()).tree.memory == "weights"
+    assert parse_figure_options(None, {"memory": "off"}, ModelvisConfig()).tree.memory == ""
+    assert parse_figure_options(None, {}, ModelvisConfig()).tree.optimizer == "adam"
 
 
 def test_every_tree_setting_is_part_of_the_execution_key() -> None:

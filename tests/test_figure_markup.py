@@ -88,8 +88,10 @@ def test_named_terminal_colors_follow_the_page_in_the_figures_that_use_them() ->
 
 
 #: What a page with interactive figures makes a reader's browser fetch once (a Sphinx page: two stylesheets and
-#: a script), gzipped as a web server sends it, at most; ``bench/figure_size.py`` prints the measure.
-ASSETS_GZIPPED_BUDGET = 8_000
+#: a script), gzipped as a web server sends it, at most; ``bench/figure_size.py`` prints the measure. Raised from
+#: 8,000 for the script's part of the key role (a module's key in the URL: unfolded, opened, highlighted), written
+#: to be read rather than to be small.
+ASSETS_GZIPPED_BUDGET = 9_200
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 

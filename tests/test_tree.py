@@ -327,15 +327,28 @@ SAMPLES = {
     "was_type": "Linear",
     "calls": 3,
     "output": "[1, 3]",
+    "memory": (("bfloat16", 64), ("float32", 8)),
+    "training": (64, 256, 128),
+    "memory_was": 512,
+    "common": False,
+    "target": "adapted",
 }
 #: What each stage that copies a tree works out itself (the others it must carry over as they are).
-MADE_BY = {"annotate_forward": {"calls", "output"}, "compare_trees": {"change", "was_type"}}
+MADE_BY = {
+    "annotate_forward": {"calls", "output"},
+    "compare_trees": {"change", "was_type"},
+    "annotate_memory": {"memory", "training"},
+    "annotate_targets": {"target"},
+}
 
 
 @pytest.mark.parametrize("name", [item.name for item in fields(ModuleNode) if item.name not in ("name", "children")])
 def test_every_field_of_a_module_travels_through_every_stage(name: str) -> None:
     from sphinx_modelvis.compare import compare_trees
     from sphinx_modelvis.forward import annotate_forward
+    from sphinx_modelvis.memory import annotate_memory
+    from sphinx_modelvis.target_summary import TargetSummary
+    from sphinx_modelvis.targets import annotate_targets
 
     value = SAMPLES[name]
     plain = ModuleNode("a", "Linear", [ParamInfo("w", (2,))])
@@ -349,6 +362,8 @@ def test_every_field_of_a_module_travels_through_every_stage(name: str) -> None:
         "drop_parameter_free": drop_parameter_free(tree.root),
         "annotate_forward": annotate_forward(tree, {}).root,
         "compare_trees": compare_trees(tree, tree).root,
+        "annotate_memory": annotate_memory(tree, {}).root,
+        "annotate_targets": annotate_targets(tree, {"a": "saved"}, TargetSummary()).root,
     }
     for stage, root in copies.items():
         if name not in MADE_BY.get(stage, ()):

@@ -35,7 +35,9 @@ def test_keep_non_params_expand_params_and_print_tree_flag() -> None:
     buffer = io.StringIO()
     with redirect_stdout(buffer):
         kept = Visualization(model()).structure_graph(keep_non_params=True, printTree=False)
-        expanded = Visualization(model()).structure_graph("net", True, False, False)
+        # bigmodelvis's positional order: rootname, expand_params, keep_non_params, common_structure, mapping,
+        # only_common, printTree.
+        expanded = Visualization(model()).structure_graph("net", True, False, False, None, False, False)
     assert buffer.getvalue() == "", "printTree=False prints nothing"
     assert "1 (Dropout)" in str(kept)
     assert str(expanded).startswith("net\n└── 0-2 (Sequential)\n    └── 0 (Linear)\n        ├── weight:[4, 4]\n")

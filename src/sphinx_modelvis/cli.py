@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .errors import ModelvisError, NotAModule, SnippetError
+from .memory import MEMORY_MODES, OPTIMIZERS
 
 if TYPE_CHECKING:
     from .capture import TreeBlock
@@ -120,6 +121,26 @@ def _parser(kind: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> ar
         help="the forward view: run the model once on EXPR (a tensor, a tuple or a dict, evaluated after the "
         "snippet, under --device) and show call order, output shapes and call counts",
     )
+    parser.add_argument(
+        "--memory",
+        nargs="?",
+        const="weights",
+        choices=MEMORY_MODES,
+        help="the memory view: each module's bytes of parameters and buffers (by dtype when mixed) and the "
+        "totals; `--memory training` adds gradients, optimizer state and fp32 master weights",
+    )
+    parser.add_argument(
+        "--optimizer",
+        choices=tuple(OPTIMIZERS),
+        default="adam",
+        help="with --memory training: the optimizer whose state is counted (default: adam)",
+    )
+    parser.add_argument(
+        "--targets",
+        metavar="EXPR",
+        help="preview an adapter config before applying it: EXPR (evaluated after the snippet) is a PEFT config "
+        "or a list of module names; marks the modules it would adapt, save and exclude, and counts what it adds",
+    )
     return parser
 
 
@@ -147,7 +168,13 @@ class _Failed(Exception):
 
 
 def _snippet_tree(
-    snippet: Path, model: str | None, model_flag: str, args: argparse.Namespace, *, inputs: str | None = None
+    snippet: Path,
+    model: str | None,
+    model_flag: str,
+    args: argparse.Namespace,
+    *,
+    inputs: str | None = None,
+    targets: str | None = None,
 ) -> TreeBlock:
     """Run ``snippet`` in a namespace of its own, as ``python SNIPPET`` would (``sys.argv == [SNIPPET]``), and
     take the tree of ``model`` (an expression) or of the last module it bound (its forward view on ``inputs``, an
@@ -171,6 +198,9 @@ def _snippet_tree(
         max_depth=args.max_depth,
         rootname=args.rootname,
         inputs=inputs,
+        memory=args.memory or "",
+        optimizer=args.optimizer,
+        targets=targets,
     )
     namespace = {"__name__": "__main__", "__file__": str(snippet)}
     # As `python SNIPPET.py` would: modules next to the snippet are importable, and `sys.argv` is
@@ -304,7 +334,7 @@ def _one_figure(args: argparse.Namespace) -> int:
 
     try:
         before = _snippet_tree(args.compare, args.compare_model, "--compare-model", args) if args.compare else None
-        block = _snippet_tree(args.snippet, args.model, "--model", args, inputs=args.inputs)
+        block = _snippet_tree(args.snippet, args.model, "--model", args, inputs=args.inputs, targets=args.targets)
         if before is not None:
             from .compare import compare_trees
 
@@ -312,6 +342,10 @@ def _one_figure(args: argparse.Namespace) -> int:
     except _Failed as exc:
         return exc.status
     capture = Capture([block])
+    from .targets import target_warnings
+
+    for warning in target_warnings(capture):  # entries of target_modules that matched nothing
+        print(f"modelvis: {args.snippet}: warning: {warning}", file=sys.stderr)
     from .rendering import build_figure, render_figure
 
     if args.output is None and fmt is None:

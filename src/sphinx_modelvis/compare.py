@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, replace
 from .capture import Capture, TreeBlock
 from .errors import ModelvisError
 from .folding import summarize
+from .memory import compare_memory
 from .tree import ChangeSummary, ModelTree, ModuleNode, ParamInfo, format_shape
 
 __all__ = ["compare_captures", "compare_named", "compare_trees", "figure_key", "last_tree"]
@@ -252,7 +253,11 @@ def compare_trees(before: ModelTree, after: ModelTree, *, changes_only: bool = F
         modules_unchanged=modules_unchanged,
         changes_only=changes_only,
     )
-    return after.with_root(root, changes=summary)
+    if before.memory is None or after.memory is None:
+        return after.with_root(root, changes=summary)
+    # Both measured: each changed module says its earlier bytes, and the summary the earlier total.
+    root = compare_memory(before, after, root, matched)
+    return after.with_root(root, changes=summary, memory=replace(after.memory, before=before.memory.total))
 
 
 def _changes_only(root: ModuleNode) -> ModuleNode:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .errors import ConfigError
+from .memory import memory_mode, optimizer_name
 from .option_text import classes, dependency_list, flag, length, memory_size, optional_text, parser_for
 
 __all__ = [
@@ -133,6 +134,13 @@ class ModelvisConfig:
         "Days a figure cache entry that no build has used is kept: each build removes older ones (as "
         "`modelvis cache prune` does); 0 keeps every entry.",
         Rule(lambda value: value >= 0, "0 or more", "a number of days, 0 or more"),
+    )
+    keep_warm: float | None = _setting(
+        None,
+        "Seconds the template process (which has imported torch and what the snippets import) is kept between "
+        "builds for the next build of the site to reuse, ending after that long unused; 0: it ends with each "
+        "build. Unset: kept 900 s under `sphinx-autobuild` and `mkdocs serve`, 0 otherwise.",
+        Rule(lambda value: value >= 0, "0 or more", "a number of seconds, 0 or more"),
     )
     theme: Literal["auto", "dark", "light"] = _setting(
         "auto",
@@ -271,12 +279,24 @@ class TreeSettings:
     #: An expression giving the inputs of one forward pass (a tensor, a tuple of positional arguments or a dict
     #: of keyword arguments): the tree is then the forward view (see :mod:`sphinx_modelvis.forward`).
     inputs: str | None = _option(None)
+    #: The memory view (see :mod:`sphinx_modelvis.memory`): ``weights`` (``:memory:`` with no value), ``training``,
+    #: or ``""`` for none; under training, the optimizer whose state is counted.
+    memory: str = _option("", parse=memory_mode)
+    optimizer: str = _option("adam", parse=optimizer_name)
+    #: An expression giving an adapter config (a PEFT config, or a list of names as OpenDelta's
+    #: ``modified_modules``): the tree then previews what it would touch (see :mod:`sphinx_modelvis.targets`).
+    targets: str | None = _option(None)
 
     def key(self) -> dict[str, Any]:
         """The settings as a cache key holds them."""
         values = dataclasses.asdict(self)
-        if values["inputs"] is None:  # added after the others: keys made before it stay valid
-            del values["inputs"]
+        for late in ("inputs", "targets"):  # added after the others: keys made before them stay valid
+            if values[late] is None:
+                del values[late]
+        if not values["memory"]:  # the same
+            del values["memory"]
+        if values["optimizer"] == "adam":
+            del values["optimizer"]
         return values
 
 

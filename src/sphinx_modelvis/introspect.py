@@ -13,6 +13,7 @@ from ._gc import gc_paused
 from .delta import NO_ADAPTERS, AdapterFinder, is_delta_module, plain_module_type
 from .errors import NotAModule
 from .folding import subtree_totals
+from .precision import dtype_name, quantized_form
 from .tree import ModelTree, ModuleNode, ParamInfo, TreeFacts
 from .type_labels import label_same_named_types
 
@@ -28,11 +29,6 @@ def is_module(value: object) -> bool:
     """Whether ``value`` is a ``torch.nn.Module``, without importing torch when nothing did yet."""
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(value, torch.nn.Module)
-
-
-def dtype_name(dtype: Any) -> str:
-    """A torch dtype as trees keep it: ``float32``, ``int64`` (``unknown`` for none)."""
-    return "unknown" if dtype is None else str(dtype).removeprefix("torch.")
 
 
 class _TensorReader:
@@ -254,6 +250,11 @@ class _TreeBuilder:
             if not is_delta and self.delta is not None:
                 is_delta = bool(self.delta(self._qualified(place, key), tensor))
         reader = self.reader
+        form = quantized_form(tensor)
+        if form is not None:  # what it stands for: a 4-bit [4096, 4096] weight, not its packed uint8 column
+            return ParamInfo(
+                key, form.shape, form.dtype, requires_grad, is_delta, is_buffer, tied_to, scheme=form.scheme
+            )
         return ParamInfo(key, reader.shape(tensor), reader.dtype(tensor), requires_grad, is_delta, is_buffer, tied_to)
 
     def _add(
@@ -267,9 +268,11 @@ class _TreeBuilder:
 
     def _dominant_dtype(self) -> str:
         """The dtype holding most parameter elements (counted only when there are several)."""
-        dtypes = {info.dtype for info, counted in self.described if counted}
+        # In the order the model first uses them (not a set's, which hashing reorders from run to run): on a tie,
+        # the dtype met first wins, so a figure is drawn the same every time.
+        dtypes = list(dict.fromkeys(info.dtype for info, counted in self.described if counted))
         if len(dtypes) < 2:
-            return dtypes.pop() if dtypes else "float32"
+            return dtypes[0] if dtypes else "float32"
         totals = dict.fromkeys(dtypes, 0)
         for place, own in enumerate(self.params):
             if self.shared[place] < 0:

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from dataclasses import MISSING, dataclass, field, fields, replace
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
+
+from .fields import LAYOUTS, JsonField, field_values, layout, list_or_none, read_fields, tuple_or_none, write_fields
+from .sizes import MemorySummary, ints_from_json, pairs_from_json, pairs_to_json
+from .target_summary import TargetSummary
 
 __all__ = [
     "CHANGES",
     "DTYPE_NAMES",
+    "TARGETS",
     "TREE_FORMAT_VERSION",
     "ChangeSummary",
     "JsonField",
     "ModelTree",
     "ModuleNode",
     "ParamInfo",
+    "TargetSummary",
     "TreeFacts",
     "format_dtype",
     "format_shape",
@@ -26,6 +32,10 @@ TREE_FORMAT_VERSION = 4
 
 #: The change marks of a compared tree (see :mod:`sphinx_modelvis.compare`), on modules and parameters.
 CHANGES = ("added", "removed", "changed", "moved")
+
+#: The marks of an adapter preview (see :mod:`sphinx_modelvis.targets`): a module the config would adapt, one
+#: it would keep a trainable copy of (``modules_to_save``), one its ``exclude_modules`` leaves out.
+TARGETS = ("adapted", "saved", "excluded")
 
 #: Short names of dtypes, wherever a figure shows one (a parameter's or an output's that is not the model's usual one).
 DTYPE_NAMES = {
@@ -49,72 +59,6 @@ def format_dtype(dtype: str) -> str:
     return DTYPE_NAMES.get(dtype, dtype)
 
 
-@dataclass(frozen=True, slots=True)
-class JsonField:
-    """How a field of the tree's data classes is written to JSON when not as it is (the field's
-    ``metadata["json"]``). Fields are written in the order they are declared, and left out while they hold
-    their default value, unless ``always``."""
-
-    #: The JSON key, when not the field's name.
-    key: str = ""
-    write: Callable[[Any], Any] | None = None
-    read: Callable[[Any], Any] | None = None
-    always: bool = False
-
-
-_AS_IS = JsonField()
-#: Per field that JSON holds (each field that equality compares), in declaration order: its name, its JSON
-#: key, its default (``MISSING``: none) and how it is written. Filled once per class, below each class.
-_LAYOUTS: dict[type, tuple[tuple[str, str, Any, JsonField], ...]] = {}
-
-
-def _layout(cls: type) -> tuple[tuple[str, str, Any, JsonField], ...]:
-    entries = []
-    for item in fields(cls):
-        if not item.compare:  # facts worked out from the data (ModelTree.known) are not data
-            continue
-        how = item.metadata.get("json", _AS_IS)
-        default = item.default_factory() if item.default_factory is not MISSING else item.default
-        entries.append((item.name, how.key or item.name, default, how))
-    return tuple(entries)
-
-
-def _write(value: Any, skip: str = "") -> dict[str, Any]:
-    """The JSON-ready dict of a data class's fields (but ``skip``), each left out while it holds its default."""
-    data: dict[str, Any] = {}
-    for name, key, default, how in _LAYOUTS[type(value)]:
-        if name == skip:
-            continue
-        item = getattr(value, name)
-        if item == default and not how.always:
-            continue
-        data[key] = item if how.write is None else how.write(item)
-    return data
-
-
-def _read(cls: type, data: dict[str, Any], skip: str = "") -> dict[str, Any]:
-    """The keyword arguments that make a ``cls`` of what :func:`_write` wrote (missing keys: the defaults)."""
-    values: dict[str, Any] = {}
-    for name, key, _default, how in _LAYOUTS[cls]:
-        if name != skip and key in data:
-            item = data[key]
-            values[name] = item if how.read is None else how.read(item)
-    return values
-
-
-def _values(value: Any, skip: str) -> tuple[Any, ...]:
-    """Every field of a data class that equality compares, but ``skip``, in declaration order."""
-    return tuple([getattr(value, name) for name, _key, _default, _how in _LAYOUTS[type(value)] if name != skip])
-
-
-def _list(shape: tuple[int, ...] | None) -> list[int] | None:
-    return None if shape is None else list(shape)
-
-
-def _tuple(shape: list[int] | None) -> tuple[int, ...] | None:
-    return None if shape is None else tuple(shape)
-
-
 @dataclass(slots=True)
 class ParamInfo:
     """One parameter (or buffer) owned directly by a module.
@@ -130,7 +74,7 @@ class ParamInfo:
     """
 
     name: str
-    shape: tuple[int, ...] | None = field(metadata={"json": JsonField(write=_list, read=_tuple)})
+    shape: tuple[int, ...] | None = field(metadata={"json": JsonField(write=list_or_none, read=tuple_or_none)})
     dtype: str = "float32"
     requires_grad: bool = True
     delta: bool = False
@@ -138,6 +82,8 @@ class ParamInfo:
     tied_to: str | None = None
     change: str = ""
     was: str = ""
+    #: A quantized tensor's scheme (``int8, torchao``); ``shape`` and ``dtype`` are then its logical ones.
+    scheme: str = ""
 
     @property
     def numel(self) -> int:
@@ -160,19 +106,19 @@ class ParamInfo:
 
     def signature(self) -> tuple[Any, ...]:
         """What must match for two parameters to be shown as one: every field."""
-        return _values(self, "")
+        return field_values(self, "")
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict: the name and shape, and every other field that differs from its default."""
-        return _write(self)
+        return write_fields(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ParamInfo:
         """Read what :meth:`to_json` wrote."""
-        return cls(**_read(cls, data))
+        return cls(**read_fields(cls, data))
 
 
-_LAYOUTS[ParamInfo] = _layout(ParamInfo)
+LAYOUTS[ParamInfo] = layout(ParamInfo)
 
 
 def _write_params(params: list[ParamInfo]) -> list[dict[str, Any]]:
@@ -181,6 +127,11 @@ def _write_params(params: list[ParamInfo]) -> list[dict[str, Any]]:
 
 def _read_params(items: list[dict[str, Any]]) -> list[ParamInfo]:
     return [ParamInfo.from_json(item) for item in items]
+
+
+_PAIRS = JsonField(write=pairs_to_json, read=pairs_from_json)
+_INTS = JsonField(write=list, read=ints_from_json)
+_SUMMARY = JsonField(write=MemorySummary.to_json, read=MemorySummary.from_json)
 
 
 @dataclass(slots=True, eq=False)
@@ -221,6 +172,16 @@ class ModuleNode:
     #: its output, summarized (``[1, 16, 768]``, ``([1, 16, 768], [1, 12, 16, 16])``).
     calls: int = field(default=-1, kw_only=True)
     output: str = field(default="", kw_only=True)
+    #: In a memory view (:mod:`~sphinx_modelvis.memory`): the subtree's bytes by dtype, most first; under training
+    #: its gradients', optimizer state's and master weights'; compared, its earlier total where it differs (or -1).
+    memory: tuple[tuple[str, int], ...] = field(default=(), kw_only=True, metadata={"json": _PAIRS})
+    training: tuple[int, ...] = field(default=(), kw_only=True, metadata={"json": _INTS})
+    memory_was: int = field(default=-1, kw_only=True)
+    #: In a common structure (``structure_graph(common_structure=True, mapping=...)``): ``False`` for a module
+    #: the mapping names no common name for (its own name kept, drawn faint, as bigmodelvis draws it grey).
+    common: bool = field(default=True, kw_only=True)
+    #: In an adapter preview: what the config would do to this module (one of :data:`TARGETS`, or empty).
+    target: str = field(default="", kw_only=True)
 
     @property
     def shown_type(self) -> str:
@@ -297,7 +258,9 @@ class ModuleNode:
             if left is right or (id(left), id(right)) in compared:
                 continue
             compared.add((id(left), id(right)))
-            if len(left.children) != len(right.children) or _values(left, "children") != _values(right, "children"):
+            if len(left.children) != len(right.children):
+                return False
+            if field_values(left, "children") != field_values(right, "children"):
                 return False
             pairs.extend(zip(left.children, right.children, strict=True))
         return True
@@ -315,7 +278,7 @@ class ModuleNode:
         index = {id(node): number for number, node in enumerate(order)}
         out: list[dict[str, Any]] = []
         for node in order:
-            item = _write(node, skip="children")
+            item = write_fields(node, skip="children")
             if node.children:
                 item["c"] = [index[id(child)] for child in node.children]
             out.append(item)
@@ -329,15 +292,16 @@ class ModuleNode:
             children = item.get("c", ())
             if any(not 0 <= number < len(nodes) for number in children):
                 raise ValueError("model tree JSON names a child before it is given")
-            nodes.append(cls(**_read(cls, item, skip="children"), children=[nodes[number] for number in children]))
+            kids = [nodes[number] for number in children]
+            nodes.append(cls(**read_fields(cls, item, skip="children"), children=kids))
         if not nodes:
             raise ValueError("model tree JSON has no node")
         return nodes[-1]
 
 
-_LAYOUTS[ModuleNode] = _layout(ModuleNode)
+LAYOUTS[ModuleNode] = layout(ModuleNode)
 #: The fields of a module that are its own, not its place's (its name) nor its subtree's (its children).
-_NODE_OWN = tuple(name for name, _key, _default, _how in _LAYOUTS[ModuleNode] if name not in ("name", "children"))
+_NODE_OWN = tuple(name for name, _key, _default, _how in LAYOUTS[ModuleNode] if name not in ("name", "children"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,6 +367,14 @@ class ModelTree:
     )
     #: For a forward view: the traced pass's input and output, summarized (``[1, 16] -> [1, 16, 768]``).
     forward: str = field(default="", kw_only=True)
+    #: For a memory view (:func:`~sphinx_modelvis.memory.annotate_memory`): its totals.
+    memory: MemorySummary | None = field(default=None, kw_only=True, metadata={"json": _SUMMARY})
+    #: For an adapter preview (:func:`~sphinx_modelvis.targets.preview_targets`): what the config would touch.
+    targets: TargetSummary | None = field(
+        default=None,
+        kw_only=True,
+        metadata={"json": JsonField(write=TargetSummary.to_json, read=TargetSummary.from_json)},
+    )
     #: What the tree's builder already worked out, so that figures need not work it out again on a big
     #: tree; not part of the data (not compared, not written to JSON). Valid while the tree is not changed.
     known: TreeFacts | None = field(default=None, kw_only=True, compare=False, repr=False)
@@ -415,7 +387,7 @@ class ModelTree:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {"version": TREE_FORMAT_VERSION, **_write(self)}
+        return {"version": TREE_FORMAT_VERSION, **write_fields(self)}
 
     def to_json(self) -> str:
         """Serialize to a compact JSON string."""
@@ -427,7 +399,7 @@ class ModelTree:
         data = json.loads(text) if isinstance(text, str) else text
         if data.get("version") != TREE_FORMAT_VERSION:
             raise ValueError(f"model tree JSON of format {data.get('version')!r}, expected {TREE_FORMAT_VERSION}")
-        return cls(**_read(cls, data))
+        return cls(**read_fields(cls, data))
 
 
-_LAYOUTS[ModelTree] = _layout(ModelTree)
+LAYOUTS[ModelTree] = layout(ModelTree)

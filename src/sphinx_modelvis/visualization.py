@@ -183,6 +183,9 @@ class Visualization:
         rootname: str = "root",
         expand_params: bool = False,
         keep_non_params: bool = False,
+        common_structure: bool = False,
+        mapping: Any = None,
+        only_common: bool = False,
         printTree: bool = True,  # the name tutorials use
         *,
         show_buffers: bool = False,
@@ -193,6 +196,9 @@ class Visualization:
         compare: TreeFigure | TreeBlock | ModelTree | None = None,
         changes_only: bool = False,
         inputs: Any = None,
+        memory: bool | str = False,
+        optimizer: str = "adam",
+        targets: Any = None,
     ) -> TreeFigure:
         """Print the folded tree to the current ``sys.stdout`` through rich (in a Jupyter kernel: show the
         interactive HTML figure), and return it.
@@ -216,7 +222,31 @@ class Visualization:
         forward view: the model runs once on them under ``torch.no_grad()`` (on the meta device, for free),
         and the tree shows children in the order they were called, each module's output shape, how many
         times it ran when more than once, and the modules never called, faint.
+
+        ``memory=True`` (or ``"weights"``) puts on each line the bytes its subtree's parameters and buffers
+        store, by dtype when mixed (``each`` on a folded line; tied and shared tensors once), and the totals by
+        dtype under the tree; on the meta device too. ``memory="training"`` adds what training costs: gradients
+        of the tunable parameters, the state of ``optimizer`` (``adam``, ``adamw``, ``sgd``, ``sgd-momentum``,
+        ``adafactor``, ``8bit-adam``) and fp32 master copies of half-precision tunable weights.
+        The arguments bigmodelvis (OpenDelta's ``Visualization``) takes come first, in its order, so its calls
+        work unchanged. ``common_structure`` draws the model under the common names of ``mapping`` (a nested
+        dict as OpenDelta's ``structure_mapping.py`` writes them, or its ``CommonStructureMap``): the keys OpenDelta's
+        unified naming gives (``encoder.block.0.attn.q``); modules the mapping gives no common name keep theirs,
+        drawn faint, and ``only_common`` leaves them out (see :mod:`sphinx_modelvis.common_structure`).
+        ``targets`` (a PEFT config with ``target_modules``, or a list of module names as OpenDelta's
+        ``modified_modules``) previews what the config would touch, before it is applied, found by PEFT's own
+        matching: ``◆`` on each module it would adapt, ``■`` on each ``modules_to_save`` copies, ``◇`` on each
+        ``exclude_modules`` leaves out, and a line counting them and the parameters the adapter would add, naming
+        the entries that matched nothing or only part of a stack. The model is only read.
         """
+        if common_structure and keep_non_params:  # as bigmodelvis: a common structure holds parameters only
+            raise ValueError(
+                "keep_non_params can't be used with common_structure: the common structure only holds parameter nodes"
+            )
+        if common_structure and mapping is None:
+            raise ValueError(
+                "common_structure=True needs a mapping (a dict as OpenDelta's structure_mapping.py writes them)"
+            )
         tree = build_tree(
             self.plm,
             keep_non_params=keep_non_params,
@@ -228,6 +258,20 @@ class Visualization:
             from .tracing import forward_view
 
             tree = forward_view(self.plm, tree, inputs)
+        if memory:
+            from .memory import memory_mode
+            from .precision import memory_view
+
+            mode = memory_mode(memory)
+            tree = memory_view(self.plm, tree, training=mode == "training", optimizer=optimizer)
+        if targets is not None:
+            from .targets import target_view
+
+            tree = target_view(self.plm, tree, targets)
+        if common_structure:  # last: the views above read the model's own names
+            from .common_structure import common_tree
+
+            tree = common_tree(tree, mapping, only_common=only_common)
         if compare is not None:
             from .compare import compare_trees
 

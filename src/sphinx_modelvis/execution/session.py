@@ -191,9 +191,10 @@ class FigureRunner:
 
     ``cache_dir`` ``None`` means no cache. ``progress`` receives one line per snippet that ran
     (``modelvis: page.rst:12 ... 4.2 s``); ``live`` (by default ``progress``) the lines said while one runs:
-    its start, and ``still running`` every ``progress_interval`` seconds. ``template``, if given, is the template
-    link to fork workers from (one kept warm between builds: :meth:`close` leaves it running, and its workers keep
-    checkpoints). A build whose figures are all cached starts no worker and never imports torch in this process.
+    its start, and ``still running`` every ``progress_interval`` seconds. A build whose figures are all cached
+    starts no worker and never imports torch in this process. ``keep_warm`` seconds (more than 0) keep the
+    template process for the next build, and, if ``warm_owner`` is a process id, not longer than that process
+    (see :class:`~sphinx_modelvis.execution.link.TemplateLink`).
     """
 
     def __init__(
@@ -207,7 +208,8 @@ class FigureRunner:
         live: Callable[[str], None] | None = None,
         root: str | os.PathLike[str] | None = None,
         python: str | None = None,
-        template: TemplateLink | None = None,
+        keep_warm: float = 0.0,
+        warm_owner: int = 0,
     ) -> None:
         self.config = config
         self.cache = FigureCache(cache_dir) if cache_dir is not None else None
@@ -220,8 +222,17 @@ class FigureRunner:
         #: The site's declared dependencies (``depends``), made absolute.
         self.declared = declared_dependencies(site_dependencies(config.depends), self.checker.root)
         self.page_key = page_key(config.pre_code, package_versions(), site_dependencies(config.depends))
-        if template is None or not config.fork_workers or not forking_supported():
-            template = TemplateLink(python=python) if config.fork_workers and forking_supported() else None
+        template = None
+        if config.fork_workers and forking_supported():
+            # Kept warm (``keep_warm`` seconds): the template of the site's cache folder, found by the next build.
+            template = TemplateLink(
+                python=python,
+                keep_warm=keep_warm,
+                cache_dir=cache_dir if cache_dir is not None else root,
+                pre_code=config.pre_code,
+                report=lambda line: self.progress(line),
+                warm_owner=warm_owner,
+            )
         self._client = WorkerClient(python=python, template=template)
         #: Runs the snippets that the cache does not answer for, in the worker.
         self.live: Callable[[str], None] = live or (lambda message: self.progress(message))
@@ -245,6 +256,11 @@ class FigureRunner:
     @stats.setter
     def stats(self, stats: RunnerStats) -> None:
         self.steps.stats = stats
+
+    @property
+    def template(self) -> TemplateLink | None:
+        """The link to the template process workers are forked from (``None``: each is a new process)."""
+        return self._client.template
 
     @property
     def worker_pid(self) -> int | None:
@@ -307,7 +323,12 @@ class FigureRunner:
         return note
 
     def close(self) -> None:
-        """Stop the worker and the template process, if any (a kept-warm template is left to whoever keeps it)."""
+        """Stop the worker and the template process, if any (a kept one is left for the next build, told what
+        this build's workers imported)."""
         self._client.close()
-        if self._client.template is not None and not self._client.template.kept:
-            self._client.template.stop()
+        self.steps.finish()
+        template = self._client.template
+        if template is not None:
+            if template.kept and self._client.forks:
+                template.prepare(self._client.preload_statements, self._client.preload_modules)
+            template.stop()

@@ -269,7 +269,39 @@ def module_block(
     )
     if settings.inputs:
         tree = _forward_view(module, tree, settings.inputs, namespace or {}, device, line)
+    if settings.memory:
+        from ..precision import memory_view
+
+        tree = memory_view(module, tree, training=settings.memory == "training", optimizer=settings.optimizer)
+    if settings.targets:
+        tree = _target_view(module, tree, settings.targets, namespace or {}, line)
     return TreeBlock(tree, rootname=settings.rootname, max_depth=settings.max_depth)
+
+
+#: The name tracebacks give the targets expression (``:targets:``, ``--targets``).
+TARGETS_FILENAME = "<targets>"
+
+
+def _target_view(module: Any, tree: Any, expr: str, namespace: dict[str, Any], line: int) -> Any:
+    """The adapter preview of ``module``: what the config ``expr`` gives would touch (the model is only read)."""
+    from ..errors import ModelvisError
+    from ..targets import target_view
+
+    try:
+        _register_source(expr, TARGETS_FILENAME, 1)
+        spec = eval(compile(expr, TARGETS_FILENAME, "eval", dont_inherit=True), namespace)
+    except Exception as exc:
+        error = _snippet_error(exc, TARGETS_FILENAME)
+        error.args = (f"the targets `{expr}` could not be evaluated: {error}",)
+        error.line = line
+        raise error from None
+    try:
+        return target_view(module, tree, spec)
+    except ModelvisError as exc:
+        raise SnippetError(f"the targets `{expr}`: {exc}", filename="", line=line, traceback="") from None
+    except Exception as exc:  # PEFT refused the config (no target_modules and no default for this model, ...)
+        message = f"the targets `{expr}` could not be previewed: {type(exc).__name__}: {exc}"
+        raise SnippetError(message, filename="", line=line, traceback="") from None
 
 
 #: The name tracebacks give the inputs expression (``:inputs:``, ``--inputs``).

@@ -14,6 +14,7 @@ the newest valid checkpoint before the figure: only the steps after it run.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -139,6 +140,11 @@ class StepRunner:
         #: Where the worker of the figure being run was resumed from, and how many steps it did not replay.
         self._resumed: tuple[str, int] | None = None
         self._checkpoint_failure = ""
+        #: The memory bound is kept in a thread (see :meth:`_keep_bound`); the lines it has to say.
+        self._bound_lock = threading.Lock()
+        self._bound_again = False
+        self._bounding: threading.Thread | None = None
+        self._ended: list[str] = []
 
     def run(self, history: PageHistory) -> Ran:
         """Run the last step of ``history`` after the ones before it."""
@@ -149,6 +155,7 @@ class StepRunner:
         self.stats.executed += 1
         capture, failure, seconds, reply = self._run(history, step, replay=False)
         self._resumed = None
+        self._say_ended()
         if reply is None or failure is not None:
             return Ran(capture, failure, seconds)
         return Ran(capture, failure, seconds, reply.files, reply.distributions)
@@ -270,11 +277,44 @@ class StepRunner:
             declared.extend(declared_dependencies(step.options.depends, history.cwd))
         manifest = checker.manifest(reply.files, reply.distributions, declared)
         store.record(name, steps[-1].snippet.location, manifest)
-        for place, size in store.keep_bound():
-            self.progress(
-                f"modelvis: ended the checkpoint after {place} ({format_size(size)}): the checkpoints held more than "
-                f"checkpoint_memory = {self.config.checkpoint_memory!r} ({format_size(store.bound)})"
-            )
+        self._keep_bound()
+
+    def _keep_bound(self) -> None:
+        """End the oldest checkpoints while they hold more memory than the bound, in a thread: reading a process's
+        private memory walks its page tables (milliseconds for one holding a model, times every checkpoint),
+        which no figure should wait for. Asked again while it runs, it runs once more after."""
+        store = self.checkpoints
+        assert store is not None
+        bound = f"checkpoint_memory = {self.config.checkpoint_memory!r} ({format_size(store.bound)})"
+
+        def keep() -> None:
+            while True:
+                with self._bound_lock:
+                    if not self._bound_again:
+                        self._bounding = None
+                        return
+                    self._bound_again = False
+                for place, size in store.keep_bound():
+                    line = f"ended the checkpoint after {place} ({format_size(size)}): the checkpoints held more"
+                    self._ended.append(f"modelvis: {line} than {bound}")
+
+        with self._bound_lock:
+            self._bound_again = True
+            if self._bounding is None:
+                self._bounding = threading.Thread(target=keep, name="modelvis-checkpoint-memory", daemon=True)
+                self._bounding.start()
+
+    def _say_ended(self) -> None:
+        """Say (in this thread: hosts log from theirs) which checkpoints the memory bound ended since last time."""
+        while self._ended:
+            self.progress(self._ended.pop(0))
+
+    def finish(self) -> None:
+        """At the end of a build: let the memory bound be kept (a bounded wait), and say what it ended."""
+        thread = self._bounding
+        if thread is not None:
+            thread.join(timeout=10.0)
+        self._say_ended()
 
     def _fresh_namespace(self, history: PageHistory) -> FigureFailure | None:
         """The page's namespace, new: in a new worker when this one ran code (and workers fork), then pre_code."""

@@ -4,8 +4,13 @@ Starting a worker as a new Python process costs the imports of torch and transfo
 it from a process that has them costs milliseconds. One template serves every process of a build: Sphinx reads
 pages in forked processes (``-j``), and each asks the same template for its workers, through a Unix socket in
 a folder the build made before forking (:class:`TemplateLink`). The first process that needs a worker starts
-the template (``python -m sphinx_modelvis.execution.template FOLDER OWNER_PID``); it lives until the build
-closes it, or its owner (the build's first process) is gone.
+the template (``python -m sphinx_modelvis.execution.template FOLDER OWNER_PID [IDLE]``); it lives until the
+build closes it, or its owner (the build's first process) is gone. A template kept warm between builds (an
+author's ``sphinx-autobuild`` or ``mkdocs serve``) is owned by that server, if any (``OWNER_PID`` 0: none): it
+ends with it, after ``IDLE`` seconds with no request and no live worker, when its folder goes, or when a
+build with another fingerprint replaces it
+(:class:`~sphinx_modelvis.execution.link.TemplateLink`). It only ever imports installed packages, so what it
+holds does not go stale while the author edits the code next to the pages.
 
 A worker is asked for on a connection of its own, with the worker's two pipes and its log file passed along
 (``SCM_RIGHTS``). The template first imports what the request names (the import statements of the page's
@@ -20,7 +25,6 @@ reaped it, with its exit status. The template itself never runs a snippet. (The 
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import importlib
 import os
@@ -28,25 +32,20 @@ import selectors
 import shutil
 import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import time
 import traceback
-import uuid
 from pathlib import Path
 from typing import Any
 
 from .checkpoints import end_checkpoints
 from .dependencies import warm_distributions, warm_modules
-from .processes import alive, python_environment
+from .link import SOCKET_NAME, TemplateLink
+from .processes import alive
 from .wire import Forked, ForkFailed, ForkRequest, WorkerExited, receive, send
 
 __all__ = ["TemplateLink", "forking_supported", "main"]
 
-SOCKET_NAME = "template.sock"
-#: How long the first process waits for a template it started to listen.
-LISTEN_TIMEOUT = 30.0
 #: How often the template checks that its owner is alive, in seconds.
 OWNER_POLL = 1.0
 #: How long an ending template waits for its workers to exit before it kills them, in seconds.
@@ -59,128 +58,23 @@ def forking_supported() -> bool:
     return hasattr(os, "fork") and hasattr(socket, "send_fds") and sys.platform != "darwin"
 
 
-# -- the host side -----------------------------------------------------------------------------------
-
-
-class TemplateLink:
-    """Where a build's template is found: a private folder made before the build forks, shared by its processes.
-
-    Nothing runs until :meth:`connect` is first called; that starts the template if no process did yet
-    (a lock file keeps two processes from starting two). :meth:`stop` (by the process that made the link)
-    ends the template and removes the folder.
-
-    ``kept``: the template outlives one build (an author's edit loop); its page workers then keep checkpoints
-    (see :mod:`~sphinx_modelvis.execution.checkpoints`).
-    """
-
-    def __init__(self, *, python: str | None = None, kept: bool = False) -> None:
-        self.python = python or sys.executable
-        self._kept = kept
-        # Named now (the processes a build forks inherit the name), made when first needed: a build whose
-        # figures all come from the cache leaves nothing behind. The random part keeps the name unguessable.
-        self.folder = Path(tempfile.gettempdir(), f"modelvis-template-{uuid.uuid4().hex}")
-        self.owner = os.getpid()
-        self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def kept(self) -> bool:
-        """Whether the template is kept warm between builds."""
-        return self._kept
-
-    @property
-    def socket_path(self) -> Path:
-        return self.folder / SOCKET_NAME
-
-    def connect(self) -> socket.socket:
-        """A new connection to the template, started first if none is listening."""
-        sock = self._try_connect()
-        if sock is not None:
-            return sock
-        self.folder.mkdir(mode=0o700, exist_ok=True)
-        with open(self.folder / "lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            sock = self._try_connect()
-            if sock is None:
-                # Nobody listens (none started, or it died): its socket file, if any, is stale.
-                with contextlib.suppress(FileNotFoundError):
-                    self.socket_path.unlink()
-                sock = self._wait_for_listener(self._start())
-        return sock
-
-    def _try_connect(self) -> socket.socket | None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.connect(str(self.socket_path))
-        except OSError:
-            sock.close()
-            return None
-        return sock
-
-    def _start(self) -> subprocess.Popen[bytes]:
-        with open(self.folder / "template.log", "ab") as log:
-            process = subprocess.Popen(
-                [self.python, "-m", "sphinx_modelvis.execution.template", str(self.folder), str(self.owner)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                env=python_environment(),
-                # Its own session: a Ctrl-C or a killed worker's group leaves it alone; it ends with its owner.
-                start_new_session=True,
-            )
-        if os.getpid() == self.owner:
-            self._process = process  # else another process's child: it is reaped by whoever inherits it
-        return process
-
-    def _wait_for_listener(self, process: subprocess.Popen[bytes]) -> socket.socket:
-        deadline = time.monotonic() + LISTEN_TIMEOUT
-        while time.monotonic() < deadline:
-            sock = self._try_connect()
-            if sock is not None:
-                return sock
-            if process.poll() is not None:
-                log = (self.folder / "template.log").read_text(errors="replace").strip().splitlines()
-                raise OSError(f"the template process exited with status {process.returncode}: {log[-1:] or ''}")
-            time.sleep(0.01)
-        raise OSError(errno.ETIMEDOUT, f"the template process did not listen within {LISTEN_TIMEOUT:g} s")
-
-    def pid(self) -> int | None:
-        """The template's process id, if it was started."""
-        try:
-            return int((self.folder / "template.pid").read_text())
-        except (OSError, ValueError):
-            return None
-
-    def stop(self) -> None:
-        """End the template (if this process made the link) and remove the folder."""
-        if os.getpid() != self.owner:
-            return
-        pid = self.pid()
-        if pid is not None:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGTERM)
-        if self._process is not None:
-            try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-            self._process = None
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-
 # -- the template process --------------------------------------------------------------------------
 
 
 class _Template:
     """The template's state: its listening socket, the connection of each worker it forked, what it imported."""
 
-    def __init__(self, folder: Path, owner: int) -> None:
+    def __init__(self, folder: Path, owner: int, idle: float = 0.0) -> None:
         self.folder = folder
+        #: The build that started it (0: none, a kept template), and how long it may idle (0: for ever).
         self.owner = owner
+        self.idle = idle
+        self.folder_id = _identity(folder)
+        self.last_active = time.monotonic()
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(str(folder / SOCKET_NAME))
+        (folder / "template.pid").write_text(str(os.getpid()))  # before it listens: a build that connects reads it
         self.listener.listen(64)
-        (folder / "template.pid").write_text(str(os.getpid()))
         self.selector = selectors.DefaultSelector()
         self.wake_read, self.wake_write = socket.socketpair()
         for end in (self.wake_read, self.wake_write):
@@ -193,6 +87,7 @@ class _Template:
         self.children: set[int] = set()
         self.done: set[str] = set()
         self.stopping = False
+        self.removed = False
 
     def serve(self) -> None:
         _adopt_orphans()
@@ -203,6 +98,7 @@ class _Template:
             for key, _events in self.selector.select(timeout=OWNER_POLL):
                 if key.fileobj is self.listener:
                     connection, _address = self.listener.accept()
+                    self.last_active = time.monotonic()
                     self._answer(connection)
                 elif key.fileobj is self.wake_read:
                     with contextlib.suppress(OSError):
@@ -211,9 +107,33 @@ class _Template:
                 else:  # a client closed the connection of a worker (it is done with it)
                     self._forget(key.fileobj)  # type: ignore[arg-type]
             self._reap()
-            if not (alive(self.owner) and self.folder.is_dir()):
+            if self.owner and not alive(self.owner):
+                break
+            if _identity(self.folder) != self.folder_id:  # its folder is gone (or another took its place)
+                break
+            if self.children:
+                self.last_active = time.monotonic()
+            elif self.idle and time.monotonic() - self.last_active >= self.idle and self.remove_folder():
                 break
         self._end_workers()
+
+    def remove_folder(self) -> bool:
+        """A kept template that ends (idle for long enough, or asked to): remove its folder, unless a build is
+        connecting now or replacing it (it holds the folder's lock); then say so (``False``)."""
+        try:
+            lock = open(self.folder / "lock", "a")
+        except OSError:
+            return True
+        with lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                self.last_active = time.monotonic()
+                return False
+            self.listener.close()  # from now on a build finds nobody listening, and starts a template anew
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.removed = True
+        return True
 
     def _end_workers(self) -> None:
         """Reap the workers still running (their clients have told them to exit); kill those that do not.
@@ -239,6 +159,12 @@ class _Template:
             request, fds = receive(connection, max_fds=3)
         except (EOFError, OSError, ValueError):
             connection.close()
+            return
+        if isinstance(request, ForkRequest) and not fds:
+            # No worker to fork: a build that ends asks its kept template to import, while it waits for the
+            # next build, what the build's workers imported (installed modules only, as ever).
+            connection.close()
+            self._prepare(request)
             return
         if not isinstance(request, ForkRequest) or len(fds) != 3:
             for fd in fds:
@@ -355,18 +281,32 @@ def _quietly(action: Any, *args: Any) -> None:
         print(f"modelvis template: not preloaded: {type(error).__name__}: {error}", file=sys.stderr)
 
 
+def _identity(folder: Path) -> tuple[int, int] | None:
+    """Which folder ``folder`` is (device and inode), or ``None`` when there is none."""
+    try:
+        info = os.stat(folder)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m sphinx_modelvis.execution.template FOLDER OWNER_PID``: serve until stopped or orphaned."""
+    """``python -m sphinx_modelvis.execution.template FOLDER OWNER_PID [IDLE_SECONDS]``: serve until stopped,
+    orphaned (``OWNER_PID`` 0: never), idle for ``IDLE_SECONDS`` (0: never) or its folder is gone."""
     args = sys.argv[1:] if argv is None else argv
-    template = _Template(Path(args[0]), int(args[1]))
+    template = _Template(Path(args[0]), int(args[1]), float(args[2]) if len(args) > 2 else 0.0)
     from . import worker  # noqa: F401 - imported once here rather than by every forked worker
 
     try:
         template.serve()
     finally:
         # Its folder goes with it (the owner removes it too when it stops the template; an owner that ended
-        # without doing so leaves it to the template).
-        shutil.rmtree(template.folder, ignore_errors=True)
+        # without doing so leaves it to the template). A kept template asked to end by a build that replaces
+        # it leaves the folder to that build, which holds its lock; asked by anyone else, it removes it.
+        if not template.idle:
+            shutil.rmtree(template.folder, ignore_errors=True)
+        elif not template.removed and _identity(template.folder) == template.folder_id:
+            template.remove_folder()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)  # like a worker: no interpreter clean-up of torch and friends

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import html
 import logging
+import os
 import re
 from importlib import resources
 from pathlib import Path
@@ -18,11 +19,15 @@ from mkdocs.plugins import BasePlugin
 from ..config import FigureOptions, ModelvisConfig, convert_options, parse_figure_options
 from ..errors import ConfigError
 from ..execution.cache import cache_folder
+from ..execution.link import TemplateLink
 from ..execution.session import FigureFailure, FigureRunner, PageSession, RunnerStats, Snippet
 from ..rendering import page_figure
 from ..rendering.interactive import figure_assets
+from ..targets import target_warnings
 from .fences import ModelvisFence, find_fences
-from .serving import PageResult, file_states, page_digest, unchanged
+from .keys import KeyRoles
+from .markup import figure_label, wrap_figure
+from .serving import PageResult, file_states, keep_warm_seconds, page_digest, unchanged
 
 __all__ = ["ModelvisPlugin"]
 
@@ -83,6 +88,11 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
         self._superfences = True
         self._extensions: tuple[list[Any], dict[str, Any]] = ([], {})
         self._markdown: Any = None
+        #: The key roles' named figures; the URL of the page being read.
+        self.keys = KeyRoles()
+        self._page_url = ""
+        #: The template kept warm across ``mkdocs serve``'s rebuilds, ended at ``on_shutdown``.
+        self._kept: TemplateLink | None = None
 
     # -- configuration and lifetime -----------------------------------------------------------------
 
@@ -98,6 +108,7 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
         """``mkdocs serve`` keeps this plugin object across rebuilds: pages left unchanged are not run again."""
         self.serving = command == "serve"
         self.pages = {}
+        self.keys = KeyRoles()
 
     def on_config(self, config: Any) -> Any:
         self.stats = RunnerStats()
@@ -129,8 +140,13 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
                 warn=log.warning,
                 explain=log.debug,  # `mkdocs build --verbose`: why each figure ran
                 root=self.config_dir,
+                keep_warm=keep_warm_seconds(self.settings.keep_warm, serving=self.serving),
+                warm_owner=os.getpid() if self.serving else 0,  # a server killed without on_shutdown: it ends too
             )
             self.runner.stats = self.stats
+            template = self.runner.template
+            if template is not None and template.kept:
+                self._kept = template
         return self.runner
 
     def on_post_build(self, config: Any) -> None:
@@ -179,7 +195,11 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
             self._watched.add(path)
 
     def on_shutdown(self) -> None:
+        """``mkdocs serve`` ends (or a build does, after ``on_startup``): so does the template it kept warm."""
         self._close()
+        if self._kept is not None and self.serving:
+            self._kept.end()
+        self._kept = None
         self.serving = False
         self.pages = {}
         self.server = None
@@ -193,6 +213,9 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
     # -- pages --------------------------------------------------------------------------------------
 
     def on_page_markdown(self, markdown: str, page: Any, config: Any, files: Any) -> str:
+        if "{modelvis:key}" in markdown:  # the key roles, before Markdown reads their backticks
+            markdown = self.keys.mark(markdown, page.file.src_uri, _front_matter_lines(page, markdown) + 1)
+        self._page_url = page.url
         fences = find_fences(markdown)
         if not fences:
             return markdown
@@ -265,15 +288,23 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
                 box = f'<div id="{html.escape(options.name)}">{box}</div>'
             return box, options
         assert result.capture is not None
+        if options.name:  # for the key roles of every page
+            interactive = options.format == "interactive"
+            self.keys.note_figure(options.name, result.capture, url=self._page_url, interactive=interactive)
+        for warning in target_warnings(result.capture):  # entries of target_modules that matched nothing
+            message = f"modelvis: {page}:{snippet.expr_line}: {warning}"
+            log.warning(message)
+            self._warnings.append(message)
         drawing = page_figure(
             result.capture,
             format=options.format,
             theme=options.theme,
             width=options.columns,
-            label=_label(options),
+            label=figure_label(options),
             open_depth=options.open_depth,
+            anchor=KeyRoles.anchor(options),
         )
-        return _wrap(drawing, options), options
+        return wrap_figure(drawing, options), options
 
     def _code_html(self, code: str) -> str:
         """``code`` as a Python code block, rendered by the site's own Markdown extensions."""
@@ -319,6 +350,10 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
 
         # In a tight list the placeholder is no paragraph of its own: take it bare too.
         return re.sub(rf"<p>\s*(?P<token>{_TOKEN})\s*</p>|(?P<bare>{_TOKEN})", figure, content)
+
+    def on_post_page(self, output: str, page: Any, config: Any) -> str:
+        """The key roles' links, now that every page's figures are known."""
+        return self.keys.resolve(output, page.url)
 
 
 def _option_error_line(fence: ModelvisFence) -> int:
@@ -373,50 +408,3 @@ def _deferred_script(path: str) -> Any:
     script = ExtraScriptValue(path)
     script.defer = True
     return script
-
-
-def _label(options: FigureOptions) -> str:
-    """The figure's accessible name: its ``:alt:``, else its caption as plain text."""
-    if options.alt:
-        return options.alt
-    if options.caption:
-        return html.unescape(re.sub(r"<[^>]+>", "", _inline_markdown(options.caption)))
-    return "model structure"
-
-
-def _wrap(drawing: str, options: FigureOptions) -> str:
-    """``<figure>`` with ``<figcaption>``, the name as its id, and ``<details>`` for ``:collapse:``."""
-    classes = ["modelvis-figure", f"modelvis-{options.format}", *options.classes]
-    if options.align:
-        classes.append(f"align-{options.align}")
-    attributes = f' class="{" ".join(classes)}"'
-    if options.width:
-        attributes += f' style="width: {html.escape(options.width)}"'
-    if options.format == "html":  # an <svg> names itself; rich's <pre> does not
-        attributes += f' role="img" aria-label="{html.escape(_label(options))}"'
-    # highlight.js (the plain mkdocs theme) would re-color every <pre><code>, the figure's own colors lost.
-    drawing = drawing.strip().replace('<pre class="modelvis-html"', '<pre class="modelvis-html nohighlight"', 1)
-    inner = f"<div{attributes}>{drawing}</div>"
-    if options.caption:
-        anchor = f' id="{html.escape(options.name)}"' if options.name else ""
-        align = f" align-{options.align}" if options.align else ""
-        inner = (
-            f'<figure class="modelvis{align}"{anchor}>{inner}'
-            f"<figcaption>{_inline_markdown(options.caption)}</figcaption></figure>"
-        )
-    elif options.name:
-        inner = f'<div id="{html.escape(options.name)}">{inner}</div>'
-    if options.collapse is not None:
-        inner = (
-            '<details class="modelvis-details"><summary class="modelvis-summary">'
-            f"{_inline_markdown(options.collapse)}</summary>{inner}</details>"
-        )
-    return inner
-
-
-def _inline_markdown(text: str) -> str:
-    """A caption or summary rendered as inline Markdown (code spans, emphasis, links)."""
-    import markdown
-
-    rendered = markdown.markdown(text)
-    return re.sub(r"^<p>(.*)</p>$", r"\1", rendered.strip(), flags=re.S)

@@ -1,4 +1,5 @@
-"""What ``mkdocs serve`` keeps of a page between rebuilds, and when it may reuse it instead of running its figures."""
+"""What ``mkdocs serve`` keeps between rebuilds: each page, reused while unchanged instead of running its figures
+again, and the template process (how long it is kept)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,18 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-__all__ = ["PageResult", "file_states", "page_digest", "unchanged"]
+__all__ = ["KEEP_WARM_WHILE_SERVING", "PageResult", "file_states", "keep_warm_seconds", "page_digest", "unchanged"]
+
+#: How long ``mkdocs serve`` keeps the template between rebuilds when ``keep_warm`` is unset, in seconds: it is
+#: ended when the server stops, and this bounds a server left running with nobody editing.
+KEEP_WARM_WHILE_SERVING = 900.0
+
+
+def keep_warm_seconds(setting: float | None, *, serving: bool) -> float:
+    """How long the template is kept between builds: the ``keep_warm`` option, else only while serving."""
+    if setting is not None:
+        return float(setting)
+    return KEEP_WARM_WHILE_SERVING if serving else 0.0
 
 
 def page_digest(*parts: object) -> str:

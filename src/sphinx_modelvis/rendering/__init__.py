@@ -9,9 +9,10 @@ from ..capture import Capture, TextBlock, TreeBlock
 from ..folding import ParamSummary, fold_siblings, summarize
 from ..theme import PROBE, Theme, get_theme
 from ..tree import ModelTree
+from .costs import memory_summary_lines
 from .figure import SHORTER_HINT, Figure, figure_ansi, figure_html, figure_svg, figure_text
 from .lines import TreeLine, TreeOptions, forward_lines, summary_lines, tree_rows
-from .marks import change_lines
+from .marks import change_lines, target_lines
 from .printed import printed_lines
 
 __all__ = [
@@ -41,6 +42,7 @@ def _tree_block_rows(block: TreeBlock, theme: Theme, *, width: int) -> tuple[lis
         expand_params=block.tree.expand_params,
         width=width,
         compared=block.tree.changes is not None,
+        targeted=block.tree.targets is not None,
     )
     lines, tree_info = tree_rows(folded, theme, options=options, dominant_dtype=block.tree.dominant_dtype)
     rows: list[TreeLine | None] = list(tree_info)
@@ -52,8 +54,12 @@ def _tree_block_rows(block: TreeBlock, theme: Theme, *, width: int) -> tuple[lis
         summary = summary_lines(totals, theme, width=width)
         if changes is not None:
             summary.extend(change_lines(changes, theme, width=width))
+        if block.tree.targets is not None:
+            summary.extend(target_lines(block.tree.targets, theme, total=totals.total, width=width))
         if block.tree.forward:
             summary.extend(forward_lines(block.tree.forward, theme, width=width))
+        if block.tree.memory is not None:
+            summary.extend(memory_summary_lines(block.tree.memory, theme, width=width))
         lines.extend(summary)
         rows.extend(None for _ in summary)
     return lines, rows
@@ -121,18 +127,20 @@ def page_figure(
     width: int = 100,
     label: str = "model structure",
     open_depth: int | None = None,
+    anchor: str | None = None,
 ) -> str:
     """A figure for an HTML page: ``interactive``, an inline ``svg`` or rich's ``html``.
 
     With ``theme="auto"`` its colors follow the page's light/dark mode (through the ``--mv-*`` custom
     properties of the page's stylesheet, see :func:`~sphinx_modelvis.rendering.interactive.figure_assets`);
-    ``dark`` and ``light`` pin one. ``open_depth`` (interactive only) starts it collapsed below that depth.
+    ``dark`` and ``light`` pin one. ``open_depth`` (interactive only) starts it collapsed below that depth;
+    ``anchor`` (interactive only) gives its module lines anchors (``ANCHOR:KEY``).
     """
     if format == "interactive":
         from .interactive import figure_interactive
 
         figure = build_figure(source, theme="dark" if theme == "auto" else theme, width=width)
-        return figure_interactive(figure, label=label, mode=theme, open_depth=open_depth)
+        return figure_interactive(figure, label=label, mode=theme, open_depth=open_depth, anchor=anchor)
     if format not in ("svg", "html"):
         raise ValueError(f"unknown page format {format!r}; choose one of: interactive, svg, html")
     if theme != "auto":

@@ -27,6 +27,7 @@ from rich.style import Style
 from rich.text import Text
 
 from ..folding import label_lists_all
+from ..keys import line_anchor
 from ..theme import CSS_NAMES, DARK, LIGHT, PROBE_NAMES, THEME_CHOICES, Theme, css_colors
 from .figure import FONT_STACK, Figure, _console, terminal_theme
 from .lines import TreeLine, role_style
@@ -99,15 +100,16 @@ def _line_html(
     Spans nest as the lines are built (a parameter's color, the dtype inside it), and so do the HTML spans:
     a span's text takes what its own style does not say from the spans around it and from the line's style,
     as it does when the line is printed. A compared tree's lines start with their mark (``gutter``
-    characters: ``+``, ``-``, ``~`` or blank, then a space) before the guides.
+    characters: ``+``, ``-``, ``~`` or blank, then a space) before the guides; a previewed tree's with its
+    preview mark (``◆``, ``■``, ``◇`` or blank, then a space) before that.
     """
     plain = line.plain
     base_class, base_css = _style_of(line.style, classes)
     opening = _attributes(f"l {base_class}".rstrip(), base_css) + (f' data-c="{clipped}"' if clipped else "")
     parts = [f"<div{opening}>"]
-    if gutter:
-        sign = plain[:gutter]
-        style = next((span.style for span in line.spans if span.start == 0 and span.end <= gutter), None)
+    for column in range(0, gutter, 2):  # an adapter preview's mark, then a comparison's: a sign and a space each
+        sign = plain[column : column + 2]
+        style = next((span.style for span in line.spans if span.start == column and span.end <= gutter), None)
         name, css = _style_of(style, classes) if style is not None else ("", "")
         parts.append(f"<span{_attributes(name, css)}>{html.escape(sign[0], quote=False)}</span>{sign[1:]}")
     for start in range(gutter, gutter + guides, 4):
@@ -175,10 +177,13 @@ def _segments_html(line: Text, guides: int, classes: dict[Style, str], console: 
     return "".join(parts)
 
 
-def _item_open(row: TreeLine) -> str:
+def _item_open(row: TreeLine, anchor: str | None = None) -> str:
     # Its own name only: the script makes the key (data-path) and regex (data-r) from its ancestors' names, so
     # that a deep tree's page does not repeat every ancestor's name on each line (it grew with depth squared).
+    # The anchor (a named figure's) is the exception: a link must land on the line without the script.
     attributes = [f'data-l="{row.level}"', f'data-n="{html.escape(row.name, quote=True)}"']
+    if anchor is not None:
+        attributes.insert(0, f'id="{html.escape(anchor, quote=True)}"')
     if row.members:
         # The regex of the group's own names, which a member's regex puts its name in place of.
         attributes.append(f'data-s="{html.escape(row.segment, quote=True)}"')
@@ -191,23 +196,42 @@ def _item_open(row: TreeLine) -> str:
     return f'<div class="i" {" ".join(attributes)}>'
 
 
+def _last_tree_start(rows: list[TreeLine | None]) -> int:
+    """Where the figure's last tree starts among its rows (the tree a named figure's anchors address)."""
+    end = max((index for index, row in enumerate(rows) if row is not None), default=-1)
+    start = end
+    while start > 0 and rows[start - 1] is not None:
+        start -= 1
+    return start
+
+
 def figure_interactive(
-    figure: Figure, *, label: str = "model structure", mode: str = "auto", open_depth: int | None = None
+    figure: Figure,
+    *,
+    label: str = "model structure",
+    mode: str = "auto",
+    open_depth: int | None = None,
+    anchor: str | None = None,
 ) -> str:
     """The figure as interactive HTML: ``mode`` ``auto`` follows the page's light/dark mode, ``dark`` and
     ``light`` pin one; ``open_depth`` starts the tree collapsed below that depth (the script does it: without
-    it, the whole tree shows)."""
+    it, the whole tree shows). ``anchor`` (a named figure's, see :func:`~sphinx_modelvis.keys.anchor_prefix`)
+    gives each module line of its last tree an ``id``, ``ANCHOR:KEY`` with the key as the line shows it."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
     classes = _classes(figure.theme)
     console = _console(figure.width + 1)
-    rows = figure.rows if figure.rows is not None else [None] * len(figure.lines)
+    rows: list[TreeLine | None] = figure.rows if figure.rows is not None else [None] * len(figure.lines)
     opening = f'<div class="mv mv-{mode}" data-mv aria-label="{html.escape(label, quote=True)}"'
     if open_depth is not None:
         opening += f' data-open="{open_depth}"'
+    if anchor is not None:
+        opening += f' data-anchor="{html.escape(anchor, quote=True)}"'
     parts = [opening + ">"]
     in_tree = in_item = False
-    for line, row in zip(figure.lines, rows, strict=True):
+    anchored_from = _last_tree_start(rows) if anchor is not None else len(rows)
+    names: list[str] = []  # the shown names above the current line, by level (the root's is empty)
+    for index, (line, row) in enumerate(zip(figure.lines, rows, strict=True)):
         if row is None:
             if in_item:
                 parts.append("</div>")
@@ -222,7 +246,12 @@ def figure_interactive(
         if row.head:
             if in_item:
                 parts.append("</div>")
-            parts.append(_item_open(row))
+            line_id = None
+            if index >= anchored_from:
+                del names[row.level :]
+                names.append(row.name)
+                line_id = line_anchor(str(anchor), ".".join(name for name in names if name))
+            parts.append(_item_open(row, line_id))
             in_item = True
         parts.append(_line_html(line, row.guides, classes, console, row.clipped, row.gutter))
     if in_item:

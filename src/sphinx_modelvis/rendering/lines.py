@@ -12,7 +12,8 @@ from rich.text import Text
 from ..folding import LABEL_LIMIT, FoldedNode, ParamSummary, format_count
 from ..theme import Theme
 from ..tree import ModuleNode, ParamInfo, format_dtype, format_shape
-from .marks import MARKS, common_change_note, line_mark, marked, param_change_note
+from .costs import memory_tokens
+from .marks import MARKS, common_change_note, line_mark, marked, param_change_note, target_marked, target_note
 from .styled import Styles, Token, role_style, wrap
 
 __all__ = [
@@ -37,6 +38,9 @@ class TreeOptions:
     width: int = 100
     #: Whether the tree is a comparison: every line then starts with a mark (``+``, ``-``, ``~`` or blank).
     compared: bool = False
+    #: Whether the tree is an adapter preview: every line then starts with its mark (``◆``, ``■``, ``◇`` or
+    #: blank), before a comparison's.
+    targeted: bool = False
 
 
 def _param_tokens(param: ParamInfo, dominant_dtype: str, styles: Styles, *, change_note: bool = True) -> list[Token]:
@@ -47,6 +51,8 @@ def _param_tokens(param: ParamInfo, dominant_dtype: str, styles: Styles, *, chan
     note = styles.note
     if param.dtype != dominant_dtype:
         text.append(f" {format_dtype(param.dtype)}", note)
+    if param.scheme:  # quantized: its shape is the logical one
+        text.append(f" ({param.scheme})", note)
     if param.was and change_note:
         return [text, Token(param_change_note(param), styles.change["changed"])]
     if param.shape is None or param.tied_to is not None:
@@ -67,6 +73,8 @@ def _head(folded: FoldedNode, styles: Styles, label: str | None = None) -> Token
     if node.change == "removed":
         name_style = styles.change["removed"]
     if node.calls == 0:  # never called in the traced pass: drawn faint
+        name_style = type_style = styles.note
+    if not node.common:  # no common name in a common structure's mapping: drawn faint
         name_style = type_style = styles.note
     head.append(folded.label if label is None else label, name_style)
     if label is None:
@@ -173,7 +181,7 @@ def tree_rows(
     """:func:`tree_lines`, and a :class:`TreeLine` for each line."""
     styles = Styles(theme)
     guide = styles.guide
-    gutter = 2 if options.compared else 0
+    gutter = (2 if options.compared else 0) + (2 if options.targeted else 0)
     width = max(options.width, 24) - gutter
     prefix_limit = max(16, width // 2)
     lines: list[Text] = []
@@ -192,8 +200,10 @@ def tree_rows(
         if isinstance(item, ParamInfo):
             continuation = _clip_prefix(below, prefix_limit, len(prefix)) + SPACE
             wrapped = wrap(_param_tokens(item, dominant_dtype, styles), first, continuation, width, guide)
-            if gutter:
+            if options.compared:
                 wrapped = marked(wrapped, MARKS.get(item.change, " "), styles)
+            if options.targeted:
+                wrapped = target_marked(wrapped, "", theme)
             lines.extend(wrapped)
             rows.append(_row(level, first, len(prefix) + len(connector), gutter=gutter))
             rows.extend(_row(level, continuation, len(below) + 4, gutter=gutter) for _ in wrapped[1:])
@@ -204,18 +214,24 @@ def tree_rows(
         kids.extend(item.children)
         tokens = [_head(item, styles, options.rootname if is_root else None)]
         if not options.expand_params:
-            common = common_change_note(item.node.params) if gutter else None
+            common = common_change_note(item.node.params) if options.compared else None
             for param in item.node.params:
                 tokens.extend(_param_tokens(param, dominant_dtype, styles, change_note=common is None))
             if common is not None:
                 tokens.append(Token(common, styles.change["changed"]))
+        if item.node.memory or any(item.node.training):
+            tokens.extend(memory_tokens(item.node, styles, folded=item.folded, dominant_dtype=dominant_dtype))
         tokens.extend(_forward_tokens(item.node, styles))
+        if item.node.target:
+            tokens.append(target_note(item.node.target, theme))
         if item.node.shared_with is not None or item.hidden:
             tokens.extend(_notes(item, styles))
         continuation = _clip_prefix(below, prefix_limit, len(prefix)) + (PIPE if kids else SPACE)
         wrapped = wrap(tokens, first, continuation, width, guide)
-        if gutter:
+        if options.compared:
             wrapped = marked(wrapped, line_mark(item), styles)
+        if options.targeted:
+            wrapped = target_marked(wrapped, item.node.target, theme)
         lines.extend(wrapped)
         name, segment = "", ""
         if parent is not None:

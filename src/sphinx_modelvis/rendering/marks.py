@@ -7,11 +7,23 @@ from rich.style import Style
 from rich.text import Span, Text
 
 from ..folding import FoldedNode, format_count
+from ..target_summary import TargetSummary
 from ..theme import Theme
 from ..tree import ChangeSummary, ParamInfo
 from .styled import Styles, Token, role_style, wrap
 
-__all__ = ["MARKS", "change_lines", "common_change_note", "line_mark", "marked", "param_change_note"]
+__all__ = [
+    "MARKS",
+    "TARGET_MARKS",
+    "change_lines",
+    "common_change_note",
+    "line_mark",
+    "marked",
+    "param_change_note",
+    "target_lines",
+    "target_marked",
+    "target_note",
+]
 
 
 #: The mark a compared line starts with, by the change it shows.
@@ -118,4 +130,81 @@ def change_lines(changes: ChangeSummary, theme: Theme, *, width: int = 100) -> l
     if changes.changes_only and changes.modules_unchanged:
         noun = "module" if changes.modules_unchanged == 1 else "modules"
         lines.append(Text(f"⋯ {changes.modules_unchanged:,} unchanged {noun} not shown (:changes-only:)", style=note))
+    return lines
+
+
+#: The mark an adapter preview puts before a module's line, by what the config would do to it: filled for a
+#: module it adapts, a square for the trainable copy ``modules_to_save`` makes, hollow for one it leaves out.
+TARGET_MARKS = {"adapted": "◆", "saved": "■", "excluded": "◇"}
+#: The color role of each preview mark: what an adapter adds is delta, a saved copy trains, an excluded module
+#: stays as it is (frozen, once the adapter freezes the model).
+TARGET_ROLES = {"adapted": "delta", "saved": "tunable", "excluded": "frozen"}
+
+
+def target_marked(lines: list[Text], target: str, theme: Theme) -> list[Text]:
+    """``lines`` with the preview's mark column in front: ``target``'s mark on the first, blank on the others."""
+    out = []
+    sign = TARGET_MARKS.get(target, " ")
+    style = role_style(theme.role(TARGET_ROLES[target])) if target in TARGET_ROLES else None
+    for index, line in enumerate(lines):
+        first = sign if index == 0 else " "
+        spans = [span.move(2) for span in line.spans]
+        if first != " " and style is not None:
+            spans.insert(0, Span(0, 1, style))
+        out.append(Text(f"{first} {line.plain}", style=line.style, spans=spans))
+    return out
+
+
+def target_note(target: str, theme: Theme) -> Token:
+    """What a previewed module's line ends with, in its mark's color: ``(adapted)``, ``(saved)``, ``(excluded)``,
+    so the line says it where the eye reads, in every format and without colors."""
+    return Token(f"({target})", role_style(theme.role(TARGET_ROLES[target])))
+
+
+def target_lines(targets: TargetSummary, theme: Theme, *, total: int, width: int = 100) -> list[Text]:
+    """``targets: ◆ 24 adapted (LoRA r=8), +294.9K parameters (0.27%), ■ 1 saved, ◇ 8 excluded``, then the
+    entries of ``target_modules`` that matched nothing or only part of a repeated stack, and other notes."""
+    note = role_style(theme.note)
+
+    def token(*parts: tuple[str, Style]) -> Token:
+        assembled = Token()
+        for text, style in parts:
+            assembled.append(text, style)
+        return assembled
+
+    adapted = role_style(theme.role(TARGET_ROLES["adapted"]))
+    # Each count: its text in its role's color, then a note after it.
+    counts: list[tuple[str, Style, str]] = [
+        (f"◆ {targets.adapted:,} adapted", adapted, f" ({targets.method})" if targets.method else "")
+    ]
+    if targets.method and targets.counted:
+        share = f" ({targets.added / (total or 1) * 100:.2f}%)" if targets.added else ""
+        counts.append((f"+{format_count(targets.added)} parameters", adapted, share))
+    elif targets.method:
+        counts.append(("added parameters not counted", note, ""))
+    if targets.saved:
+        counts.append((f"■ {targets.saved:,} saved", role_style(theme.role(TARGET_ROLES["saved"])), ""))
+    if targets.excluded:
+        counts.append((f"◇ {targets.excluded:,} excluded", role_style(theme.role(TARGET_ROLES["excluded"])), ""))
+    tokens = [Token("targets:", note)]
+    for index, (text, style, after) in enumerate(counts):
+        tokens.append(token((text, style), (after + ("," if index < len(counts) - 1 else ""), note)))
+    lines = wrap(tokens, "", "    ", max(width, 24), note)
+    if targets.unmatched:
+        error = role_style(theme.error)
+        found = [Token("matched nothing:", error)]
+        last = len(targets.unmatched) - 1
+        found.extend(
+            Token(f"'{entry}'" + ("," if index < last else ""), error) for index, entry in enumerate(targets.unmatched)
+        )
+        lines.extend(wrap(found, "", "    ", max(width, 24), note))
+    if targets.partial:
+        changed = role_style(theme.changed)
+        part = [Token("matched part of a stack:", changed)]
+        for index, (entry, hits, alike, indices) in enumerate(targets.partial):
+            comma = "," if index < len(targets.partial) - 1 else ""
+            part.append(token((f"'{entry}'", changed), (f" {hits} of {alike} ({indices}){comma}", note)))
+        lines.extend(wrap(part, "", "    ", max(width, 24), note))
+    for text in targets.notes:
+        lines.extend(wrap([Token(word, note) for word in text.split(" ")], "", "    ", max(width, 24), note))
     return lines

@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 #: Bumped whenever what the directive stores on its nodes changes, so Sphinx re-reads every page.
-ENV_VERSION = 2
+ENV_VERSION = 3
 
 
 def _types(annotation: Any) -> tuple[type, ...]:
@@ -76,6 +76,7 @@ def _add_static_path(app: Sphinx) -> None:
 def setup(app: Sphinx) -> dict[str, Any]:
     """Register the ``modelvis`` directive, its configuration values, nodes and visitors."""
     from .directive import ModelvisDirective
+    from .keyrole import register_key_role
     from .nodes import register_nodes
 
     hints = typing.get_type_hints(ModelvisConfig)
@@ -88,6 +89,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("config-inited", figures.check_config)
     app.add_directive("modelvis", ModelvisDirective)
     register_nodes(app)
+    register_key_role(app)
     app.connect("builder-inited", _add_static_path)
     app.add_css_file("modelvis.css")
     app.add_event(RUNNER_EVENT)

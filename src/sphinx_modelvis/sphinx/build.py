@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from sphinx.application import Sphinx
@@ -21,6 +22,7 @@ from ..execution.manifest import DependencyChecker
 from ..execution.session import FigureRunner
 
 __all__ = [
+    "KEEP_WARM_UNDER_AUTOBUILD",
     "RUNNER_EVENT",
     "ExtensionState",
     "ModelvisBuildError",
@@ -31,12 +33,16 @@ __all__ = [
     "outdated_pages",
     "purge_page",
     "runner_for",
+    "under_sphinx_autobuild",
 ]
 
 #: The event that hands out the application's figure runner (directives reach it through ``env.events``).
 RUNNER_EVENT = "modelvis-runner"
 
 logger = logging.getLogger(__name__)
+
+#: How long the template is kept between builds under ``sphinx-autobuild`` when ``modelvis_keep_warm`` is unset.
+KEEP_WARM_UNDER_AUTOBUILD = 900.0
 
 
 class ModelvisConfigError(ConfigError, SphinxConfigError):
@@ -75,6 +81,10 @@ class ExtensionState:
             config = self._config
             assert config is not None, "config-inited comes first"
             cache = cache_folder(config.cache_dir, config_dir=app.confdir, host="sphinx")
+            keep_warm = config.keep_warm
+            autobuild = under_sphinx_autobuild()
+            if keep_warm is None:  # unset: kept while an author works (sphinx-autobuild), not in one-shot builds
+                keep_warm = KEEP_WARM_UNDER_AUTOBUILD if autobuild else 0.0
             self._runner = FigureRunner(
                 config,
                 cache_dir=cache,
@@ -83,6 +93,8 @@ class ExtensionState:
                 explain=logger.verbose,  # -v: why each figure ran
                 live=_LiveLines(app),
                 root=app.confdir,
+                keep_warm=keep_warm,
+                warm_owner=os.getppid() if autobuild else 0,  # sphinx-autobuild stopped: nobody to keep it for
             )
         return self._runner
 
@@ -115,6 +127,24 @@ class ExtensionState:
             elif tidied:
                 logger.info("modelvis: %s", tidied)
             self._runner.close()
+
+
+def under_sphinx_autobuild() -> bool:
+    """Whether this build runs under ``sphinx-autobuild``.
+
+    ``sphinx-autobuild`` runs ``python -m sphinx build ...`` (``python -m sphinx`` before Sphinx 7.2.3) as a
+    new process for each rebuild, so this process's parent is the ``sphinx-autobuild`` process: its command
+    line (read from ``/proc``) names the ``sphinx-autobuild`` script or the ``sphinx_autobuild`` module.
+    (Whether ``sphinx_autobuild`` is imported here says nothing: a test suite may import it and build in
+    its own process.)
+    """
+    try:
+        command = Path(f"/proc/{os.getppid()}/cmdline").read_bytes().split(b"\0")
+    except OSError:  # no /proc here (and no template to keep either: forking is Linux's)
+        return False
+    # The interpreter, then the script (…/bin/sphinx-autobuild) or `-m sphinx_autobuild`: within the first three.
+    names = {os.path.basename(part.decode(errors="replace")) for part in command[:3]}
+    return bool(names & {"sphinx-autobuild", "sphinx_autobuild", "sphinx-autobuild.exe"})
 
 
 class _LiveLines:

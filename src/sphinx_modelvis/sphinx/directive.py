@@ -12,7 +12,10 @@ from sphinx.util.docutils import SphinxDirective
 from ..config import OPTION_SPEC, FigureOptions, resolve_figure_options
 from ..errors import ConfigError
 from ..execution.session import FigureFailure, Snippet
+from ..keys import anchor_prefix
+from ..targets import target_warnings
 from .build import ModelvisBuildError, failed_pages, note_conditions, runner_for
+from .keyrole import note_named_figure
 from .nodes import modelvis_details, modelvis_figure, modelvis_summary
 
 __all__ = ["ModelvisDirective"]
@@ -51,6 +54,10 @@ class ModelvisDirective(SphinxDirective):
             output = self._report(result.failure, source, snippet)
         else:
             assert result.capture is not None
+            for warning in target_warnings(result.capture):  # entries of target_modules that matched nothing
+                location = f"{source}:{self.lineno}"
+                logger.warning("modelvis: %s", warning, location=location, type="modelvis", subtype="targets")
+                failed_pages(self.env).add(self.env.docname)  # read again, so an incremental build warns again
             output = modelvis_figure(
                 "",
                 capture=result.capture.to_json(),
@@ -62,6 +69,7 @@ class ModelvisDirective(SphinxDirective):
                 width=options.width or "",
                 align=options.align or "",
                 classes=list(options.classes),
+                anchor=anchor_prefix(options.name) if options.name and options.format == "interactive" else "",
             )
             self.set_source_info(output)
         shown: list[nodes.Node] = []
@@ -69,7 +77,14 @@ class ModelvisDirective(SphinxDirective):
             block = nodes.literal_block(code, code, language="python", classes=["modelvis-code"])
             block.source, block.line = source, line
             shown.append(block)
-        shown.append(self._wrap(output, options))
+        wrapped = self._wrap(output, options)
+        shown.append(wrapped)
+        if options.name and result.capture is not None:  # for the key roles: its keys, its lines' anchors
+            ids = wrapped["ids"] or (wrapped.children[1]["ids"] if isinstance(wrapped, modelvis_details) else [])
+            interactive = options.format == "interactive"
+            note_named_figure(
+                self.env, options.name, result.capture, interactive=interactive, figure_id=ids[0] if ids else ""
+            )
         return shown
 
     def _code_position(self) -> tuple[str, int]:

@@ -40,7 +40,8 @@ LATEX_HINT = f"a PDF figure keeps its first {LATEX_MAX_LINES} (:max-depth: draws
 # docutils names node classes in lower case, and so do we.
 class modelvis_figure(nodes.General, nodes.Element):
     """A figure's output, as plain data: ``capture`` (JSON), ``theme``, ``format``, ``columns``, ``open_depth``
-    (-1: none), ``alt``, ``width`` and ``align``. Visitors draw it for their builder."""
+    (-1: none), ``alt``, ``width``, ``align`` and ``anchor`` (a named interactive figure's line anchors' prefix).
+    Visitors draw it for their builder."""
 
 
 class modelvis_details(nodes.General, nodes.Element):
@@ -74,6 +75,7 @@ def visit_figure_html(self: SphinxTranslator, node: modelvis_figure) -> None:
         width=node["columns"],
         label=_label(node),
         open_depth=None if open_depth < 0 else open_depth,
+        anchor=node.get("anchor") or None,  # a named figure's: each module line gets an id
     )
     classes = ["modelvis-figure", f"modelvis-{fmt}"]
     if node.get("align"):

@@ -7,7 +7,11 @@
               regex of a key with a folded group (the markup does not repeat the ancestors' names).
      div.l    one of its lines, the first its own (data-c: guide cells a deep line leaves out)
      i        a guide cell: P │, B ├──, E └──, S blank
-     span.f   a folded range */
+     span.f   a folded range
+   A named figure (.mv data-anchor="NAME") gives each line of its tree an id, NAME:KEY with the key as the line
+   shows it (folded groups as {0-11}); the script goes on from there to any module's key in the page's URL
+   (#NAME:encoder.layer.3: unfolded, opened, highlighted), and points the links of the key role (a.mv-key) at
+   the module they name (data-mv-key) rather than at the line that holds it. */
 (() => {
   "use strict";
   // Each notebook output carries a copy: the first one does the work.
@@ -41,6 +45,11 @@
 
   function scan() {
     elements(document, ".mv[data-mv]:not(.mv-on)").forEach(setUp);
+    // A key role's link goes to the line that holds the module (where a page without this script lands);
+    // with it, straight to the module.
+    elements(document, "a.mv-key[data-mv-key]").forEach((link) => {
+      link.hash = link.dataset.mvKey;
+    });
   }
 
   // Each module's key and, below a folded group, its regex: its parent's, then its own name (or the
@@ -384,7 +393,69 @@
     });
   }
 
+
+  // -- a module's key in the URL: #NAME:KEY -------------------------------------------------------------
+
+  let highlighted = null;
+
+  // Whether a module's key, or the regex of a folded group's key (data-r), is the start of `key`.
+  const leadsTo = (module, key) =>
+    module.dataset.path === key ||
+    key.startsWith(`${module.dataset.path}.`) ||
+    (module.dataset.s && new RegExp(`^(?:${module.dataset.r})(?:\\.|$)`).test(key));
+
+  // The module of `key` in a tree: folded groups on the way unfolded (outermost first), collapsed ancestors
+  // opened. A key below a depth cut gives the deepest module on its way.
+  function findModule(tree, key) {
+    for (;;) {
+      const modules = elements(tree, ".i:not(.mv-unfolded)");
+      const exact = modules.find((module) => module.dataset.path === key);
+      if (exact) return exact;
+      const group = modules.find((module) => module.dataset.s && leadsTo(module, key));
+      if (!group) return modules.filter((module) => leadsTo(module, key)).pop() || null;
+      unfold(group);
+    }
+  }
+
+  function revealAnchor() {
+    let fragment;
+    try {
+      fragment = decodeURIComponent(location.hash.slice(1));
+    } catch (error) {
+      return; // not ours: a malformed escape
+    }
+    const colon = fragment.indexOf(":");
+    if (colon < 0) return;
+    const figure = elements(document, ".mv-on[data-anchor]").find(
+      (candidate) => candidate.dataset.anchor === fragment.slice(0, colon),
+    );
+    if (!figure) return;
+    const trees = elements(figure, ".T");
+    const module = trees.length ? findModule(trees[trees.length - 1], fragment.slice(colon + 1)) : null;
+    if (!module) return;
+    const details = figure.closest("details"); // a figure shown collapsed (:collapse:) opens
+    if (details) details.open = true;
+    for (let above = parentOf(module); above; above = parentOf(above)) setExpanded(above, true);
+    if (highlighted) highlighted.classList.remove("mv-target");
+    highlighted = module;
+    module.classList.add("mv-target");
+    ownLine(module).scrollIntoView({ block: "center" });
+  }
+
+  // The same key again (a link clicked twice) changes no hash: reveal it anyway.
+  function onLinkClick(event) {
+    const link = event.target.closest && event.target.closest("a.mv-key");
+    if (link && link.href === location.href) revealAnchor();
+  }
+
+  function start() {
+    scan();
+    revealAnchor();
+  }
+
   window.modelvisFigures = { scan, noteMilliseconds: NOTE_MILLISECONDS };
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", scan);
-  else scan();
+  window.addEventListener("hashchange", revealAnchor);
+  document.addEventListener("click", onLinkClick);
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
 })();
