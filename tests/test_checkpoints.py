@@ -12,6 +12,8 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -282,3 +284,52 @@ def test_checkpoints_end_when_their_template_is_gone(link: TemplateLink, tmp_pat
     assert template is not None
     os.kill(template, signal.SIGKILL)  # no clean-up: its folder stays, with the checkpoints' sockets in it
     assert all(eventually(lambda pid=pid: not alive(pid)) for pid in checkpoint_pids(link))
+
+
+# -- through a real host ------------------------------------------------------------------------------------
+
+SPHINX_PAGE = """\
+Page
+====
+
+.. modelvis::
+
+   seen = [1]
+   print(seen)
+
+.. modelvis::
+
+   seen.append(2)
+   print(seen)
+
+.. modelvis::
+   :name: last
+
+   print("{}", seen)
+"""
+
+
+def test_sphinx_builds_with_the_template_kept_resume_an_edited_figure(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "conf.py").write_text(
+        'extensions = ["sphinx_modelvis"]\nexclude_patterns = ["_build"]\nmodelvis_format = "html"\n'
+        "modelvis_keep_warm = 120\n"
+    )
+    link = TemplateLink(keep_warm=1, cache_dir=docs / "_build" / ".modelvis-cache")  # the one the builds keep
+    command = [sys.executable, "-m", "sphinx", "build", "--no-color", "-b", "html", str(docs), str(tmp_path / "out")]
+    try:
+        logs = []
+        for word in ("first", "edited"):
+            (docs / "index.rst").write_text(SPHINX_PAGE.format(word))
+            done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+            assert done.returncode == 0, done.stdout + done.stderr
+            logs.append(done.stdout + done.stderr)
+        html = (tmp_path / "out" / "index.html").read_text()
+        assert "edited [1, 2]" in html
+        assert "resumed" not in logs[0]
+        (line,) = [line for line in logs[1].splitlines() if "not replayed" in line]
+        assert line.startswith("modelvis: index.rst:17 ... ")
+        assert line.endswith("(resumed from the checkpoint after index.rst:11; 2 snippet(s) not replayed)")
+    finally:
+        link.end()
