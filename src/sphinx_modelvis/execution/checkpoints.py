@@ -15,7 +15,8 @@ each of those snippets sits (tracebacks name it), so that an edit anywhere befor
 host keeps the dependency manifest of its snippets (``NAME.json``, see
 :mod:`~sphinx_modelvis.execution.manifest`) and checks it before resuming: a stale checkpoint is ended.
 Checkpoints end when the template is gone or their folder removed, and the template ends them when it stops;
-the host ends the oldest when their memory (each one's private pages: forks share the rest) exceeds the bound.
+the host ends the oldest when their memory (each one's private pages: forks share the rest) exceeds the bound
+(see :mod:`~sphinx_modelvis.execution.checkpoint_memory`).
 
 GNU OpenMP is not fork-safe: a process forked after torch ran a parallel operation hangs at its next one. A
 worker resumed from a checkpoint therefore runs torch on one thread (:func:`hold_one_thread`).
@@ -41,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..option_text import memory_size
+from .checkpoint_memory import private_memory, resident_memory
 from .processes import alive
 from .wire import Forked, ForkFailed, ForkRequest, WorkerExited, receive, send
 
@@ -52,9 +53,6 @@ __all__ = [
     "checkpoint_name",
     "end_checkpoints",
     "hold_one_thread",
-    "memory_bound",
-    "private_memory",
-    "resident_memory",
     "take",
 ]
 
@@ -73,40 +71,6 @@ def checkpoint_name(key: str, places: Iterable[str]) -> str:
     """The name of the checkpoint after the snippets whose key chain ends in ``key``, at ``places`` (``page:line``)."""
     text = json.dumps([key, list(places)], ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:NAME_LENGTH]
-
-
-def memory_bound(setting: int | str) -> int:
-    """The ``checkpoint_memory`` setting in bytes (a percentage of the machine's memory, when one is given)."""
-    try:
-        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        total = 0
-    return memory_size(setting, total=total)
-
-
-def private_memory(pid: int) -> int | None:
-    """The memory process ``pid`` holds alone (``Private_Clean + Private_Dirty``: a fork shares the rest with its
-    parent and siblings until one of them writes), in bytes; ``None`` when it cannot be read."""
-    try:
-        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
-    except OSError:
-        return None
-    total = 0
-    for line in text.splitlines():
-        name, _, value = line.partition(":")
-        if name in ("Private_Clean", "Private_Dirty"):
-            total += int(value.split()[0]) * 1024
-    return total
-
-
-def resident_memory(pid: int) -> int | None:
-    """The memory process ``pid`` has resident, shared or not (a cheap upper bound of its private memory), in
-    bytes; ``None`` when it cannot be read."""
-    try:
-        pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return pages * os.sysconf("SC_PAGE_SIZE")
 
 
 # -- in the worker: taking a checkpoint, keeping it, resuming from it -----------------------------------

@@ -14,7 +14,6 @@ the newest valid checkpoint before the figure: only the steps after it run.
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +22,8 @@ from typing import Any
 from ..capture import Capture
 from ..config import FigureOptions, ModelvisConfig
 from .cache import chain_key, format_size
-from .checkpoints import Checkpoints, checkpoint_name, memory_bound
+from .checkpoint_memory import MemoryKeeper, memory_bound
+from .checkpoints import Checkpoints, checkpoint_name
 from .client import Waiting, WorkerClient, WorkerCrashed, WorkerTimeout, frames_in
 from .manifest import DependencyChecker, declared_dependencies
 from .preload import preload_statements
@@ -140,11 +140,8 @@ class StepRunner:
         #: Where the worker of the figure being run was resumed from, and how many steps it did not replay.
         self._resumed: tuple[str, int] | None = None
         self._checkpoint_failure = ""
-        #: The memory bound is kept in a thread (see :meth:`_keep_bound`); the lines it has to say.
-        self._bound_lock = threading.Lock()
-        self._bound_again = False
-        self._bounding: threading.Thread | None = None
-        self._ended: list[str] = []
+        #: Keeps the checkpoints' memory bound, in a thread of its own.
+        self.memory = MemoryKeeper(self._keep_bound)
 
     def run(self, history: PageHistory) -> Ran:
         """Run the last step of ``history`` after the ones before it."""
@@ -277,44 +274,27 @@ class StepRunner:
             declared.extend(declared_dependencies(step.options.depends, history.cwd))
         manifest = checker.manifest(reply.files, reply.distributions, declared)
         store.record(name, steps[-1].snippet.location, manifest)
-        self._keep_bound()
+        self.memory.ask()
 
-    def _keep_bound(self) -> None:
-        """End the oldest checkpoints while they hold more memory than the bound, in a thread: reading a process's
-        private memory walks its page tables (milliseconds for one holding a model, times every checkpoint),
-        which no figure should wait for. Asked again while it runs, it runs once more after."""
+    def _keep_bound(self) -> list[str]:
+        """End the oldest checkpoints while they hold more memory than the bound (in the memory keeper's thread);
+        what to say of each."""
         store = self.checkpoints
         assert store is not None
-        bound = f"checkpoint_memory = {self.config.checkpoint_memory!r} ({format_size(store.bound)})"
+        bound = f"more than checkpoint_memory = {self.config.checkpoint_memory!r} ({format_size(store.bound)})"
+        return [
+            f"modelvis: ended the checkpoint after {place} ({format_size(size)}): the checkpoints held {bound}"
+            for place, size in store.keep_bound()
+        ]
 
-        def keep() -> None:
-            while True:
-                with self._bound_lock:
-                    if not self._bound_again:
-                        self._bounding = None
-                        return
-                    self._bound_again = False
-                for place, size in store.keep_bound():
-                    line = f"ended the checkpoint after {place} ({format_size(size)}): the checkpoints held more"
-                    self._ended.append(f"modelvis: {line} than {bound}")
-
-        with self._bound_lock:
-            self._bound_again = True
-            if self._bounding is None:
-                self._bounding = threading.Thread(target=keep, name="modelvis-checkpoint-memory", daemon=True)
-                self._bounding.start()
-
-    def _say_ended(self) -> None:
+    def _say_ended(self, lines: list[str] | None = None) -> None:
         """Say (in this thread: hosts log from theirs) which checkpoints the memory bound ended since last time."""
-        while self._ended:
-            self.progress(self._ended.pop(0))
+        for line in self.memory.said() if lines is None else lines:
+            self.progress(line)
 
     def finish(self) -> None:
         """At the end of a build: let the memory bound be kept (a bounded wait), and say what it ended."""
-        thread = self._bounding
-        if thread is not None:
-            thread.join(timeout=10.0)
-        self._say_ended()
+        self._say_ended(self.memory.finish())
 
     def _fresh_namespace(self, history: PageHistory) -> FigureFailure | None:
         """The page's namespace, new: in a new worker when this one ran code (and workers fork), then pre_code."""
