@@ -63,6 +63,12 @@ class MemoryKeeper:
 
     def __init__(self, keep: Callable[[], list[str]]) -> None:
         self.keep = keep
+        self._start()
+
+    def _start(self) -> None:
+        """No pass under way (in a new keeper, or in a process forked from its host: ``-j``, where the thread
+        did not follow)."""
+        self._pid = os.getpid()
         self._lock = threading.Lock()
         self._again = False
         self._thread: threading.Thread | None = None
@@ -71,6 +77,8 @@ class MemoryKeeper:
 
     def ask(self) -> None:
         """Keep the bound soon (now, or once more after the pass under way)."""
+        if self._pid != os.getpid():
+            self._start()
         with self._lock:
             self._again = True
             if self._thread is None:
@@ -98,6 +106,8 @@ class MemoryKeeper:
 
     def finish(self) -> list[str]:
         """At the end of a build: the last pass done (a bounded wait); the lines said since the last call."""
+        if self._pid != os.getpid():
+            self._start()
         self._finishing.set()
         thread = self._thread
         if thread is not None:
