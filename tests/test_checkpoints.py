@@ -309,27 +309,33 @@ Page
 """
 
 
-def test_sphinx_builds_with_the_template_kept_resume_an_edited_figure(tmp_path: Path) -> None:
+@pytest.mark.parametrize("jobs", ["1", "2"], ids=["-j 1", "-j 2"])
+def test_sphinx_builds_with_the_template_kept_resume_an_edited_figure(tmp_path: Path, jobs: str) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "conf.py").write_text(
         'extensions = ["sphinx_modelvis"]\nexclude_patterns = ["_build"]\nmodelvis_format = "html"\n'
         "modelvis_keep_warm = 120\n"
     )
+    pages = [f"page{number}" for number in range(4)]
+    (docs / "index.rst").write_text("Pages\n=====\n\n.. toctree::\n\n" + "".join(f"   {page}\n" for page in pages))
     link = TemplateLink(keep_warm=1, cache_dir=docs / "_build" / ".modelvis-cache")  # the one the builds keep
-    command = [sys.executable, "-m", "sphinx", "build", "--no-color", "-b", "html", str(docs), str(tmp_path / "out")]
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "sphinx", "build", "--no-color", "-j", jobs, "-b", "html", str(docs), str(out)]
     try:
         logs = []
         for word in ("first", "edited"):
-            (docs / "index.rst").write_text(SPHINX_PAGE.format(word))
+            for page in pages:
+                (docs / f"{page}.rst").write_text(SPHINX_PAGE.format(f"{word} {page}"))
             done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
             assert done.returncode == 0, done.stdout + done.stderr
             logs.append(done.stdout + done.stderr)
-        html = (tmp_path / "out" / "index.html").read_text()
-        assert "edited [1, 2]" in html
+        for page in pages:
+            assert f"edited {page} [1, 2]" in (out / f"{page}.html").read_text()
         assert "resumed" not in logs[0]
-        (line,) = [line for line in logs[1].splitlines() if "not replayed" in line]
-        assert line.startswith("modelvis: index.rst:17 ... ")
-        assert line.endswith("(resumed from the checkpoint after index.rst:11; 2 snippet(s) not replayed)")
+        resumed = sorted(line for line in logs[1].splitlines() if "not replayed" in line)
+        assert [line.split(" ... ")[0] for line in resumed] == [f"modelvis: {page}.rst:17" for page in pages]
+        for page, line in zip(pages, resumed, strict=True):
+            assert line.endswith(f"(resumed from the checkpoint after {page}.rst:11; 2 snippet(s) not replayed)")
     finally:
         link.end()
