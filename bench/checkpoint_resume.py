@@ -21,6 +21,7 @@ Run it with the dev environment: ``.venv/bin/python bench/checkpoint_resume.py``
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
 import tempfile
@@ -108,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for way in first:
             TemplateLink(keep_warm=KEEP, cache_dir=folder / way / "cache").end()
+        shutil.rmtree(folder, ignore_errors=True)
 
     print("\n".join(describe(("sphinx-modelvis", "torch", "transformers"))))
     print(f"- a page of {len(SNIPPETS)} snippets (a small BERT, a forward pass), its last edited each round")
