@@ -9,6 +9,7 @@ resumed.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -339,3 +340,51 @@ def test_sphinx_builds_with_the_template_kept_resume_an_edited_figure(tmp_path: 
             assert line.endswith(f"(resumed from the checkpoint after {page}.rst:11; 2 snippet(s) not replayed)")
     finally:
         link.end()
+
+
+class _Records(logging.Handler):
+    """What MkDocs and its plugins log, as messages."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_mkdocs_serve_rebuilds_resume_an_edited_figure(tmp_path: Path) -> None:
+    from mkdocs.commands.build import build
+    from mkdocs.config import load_config
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "mkdocs.yml").write_text(
+        "site_name: loop\ntheme: mkdocs\nplugins:\n  - modelvis:\n      format: html\n"
+    )
+    fences = [*SIX[:2], "print('{}', seen)\n"]
+    page = "# Loop\n\n" + "".join(f"```{{modelvis}}\n{code}```\n\n" for code in fences)
+    records = _Records()
+    logger = logging.getLogger("mkdocs")
+    level = logger.level
+    logger.setLevel(logging.INFO)  # as `mkdocs serve` logs: the lines of each figure that ran
+    logger.addHandler(records)
+    plugin = None
+    try:
+        for number, word in enumerate(("first", "served", "edited")):
+            (tmp_path / "docs" / "index.md").write_text(page.replace("{}", word))
+            config = load_config(str(tmp_path / "mkdocs.yml"), site_dir=str(tmp_path / "site"))
+            if number == 1:  # as `mkdocs serve` does, after a first `mkdocs build`: one plugin from now on
+                plugin = config.plugins["modelvis"]
+                plugin.on_startup(command="serve", dirty=False)
+            records.messages.clear()
+            build(config)
+            assert plugin is None or config.plugins["modelvis"] is plugin
+        assert "edited [1, 2]" in (tmp_path / "site" / "index.html").read_text()
+        (resumed,) = [message for message in records.messages if "not replayed" in message]
+        assert resumed.startswith("modelvis: index.md:")
+        assert resumed.endswith("(resumed from the checkpoint after index.md:10; 2 snippet(s) not replayed)")
+    finally:
+        logger.removeHandler(records)
+        logger.setLevel(level)
+        if plugin is not None:
+            plugin.on_shutdown()
