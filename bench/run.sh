@@ -21,6 +21,7 @@ run page_load .venv/bin/python
 run timeout_stop .venv/bin/python
 run target_preview .venv/bin/python
 run edit_loop .venv/bin/python
+run checkpoint_resume .venv/bin/python
 run forward_view bench/.venv/bin/python
 run memory_view .venv/bin/python
 exit $status

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from .errors import ConfigError
 from .memory import memory_mode, optimizer_name
-from .option_text import classes, dependency_list, flag, length, optional_text, parser_for
+from .option_text import classes, dependency_list, flag, length, memory_size, optional_text, parser_for
 
 __all__ = [
     "DEFAULT_COLLAPSE_SUMMARY",
@@ -72,6 +72,14 @@ def _declares_dependencies(value: str) -> bool:
         dependency_list(value)
     except ValueError:
         return not value.strip()  # empty: none declared
+    return True
+
+
+def _memory_size(value: int | str) -> bool:
+    try:
+        memory_size(value, total=1)
+    except ValueError:
+        return False
     return True
 
 
@@ -168,6 +176,14 @@ class ModelvisConfig:
         "variable), separated by commas: paths and globs relative to the configuration directory, `env:NAME`. "
         "A change reruns the figures.",
         Rule(_declares_dependencies, "paths, globs or env:NAME separated by commas", "dependencies"),
+    )
+    checkpoint_memory: int | str = _setting(
+        "25%",
+        "Memory the checkpoints of a kept-warm template may hold (the paused copies of each page's worker after "
+        "each snippet, which let an edited figure run without replaying the snippets before it): bytes, or text "
+        "such as `2GiB`, `512MiB` or `25%` of the machine's memory; the oldest are ended first beyond it. `0` "
+        "keeps none. One-shot builds keep none anyway.",
+        Rule(_memory_size, "a number of bytes or a size such as '2GiB' or '25%'", "a size such as 2GiB or 25%"),
     )
 
     def __post_init__(self) -> None:

@@ -16,6 +16,7 @@ __all__ = [
     "dependency_list",
     "flag",
     "length",
+    "memory_size",
     "number",
     "optional_text",
     "parser_for",
@@ -109,3 +110,30 @@ def parser_for(kind: Any) -> Callable[[str | None], Any]:
         return parser_for(args[0])
     parsers: dict[Any, Callable[[str | None], Any]] = {bool: flag, int: whole_number, float: number, str: required_text}
     return parsers[kind]
+
+
+_MEMORY = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]i?b?|b)?$|^(\d+(?:\.\d*)?|\.\d+)\s*%$", re.IGNORECASE)
+_MEMORY_UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+
+
+def memory_size(value: int | str, *, total: int | None = None) -> int:
+    """An amount of memory in bytes: a whole number of bytes, or text such as ``2GiB``, ``512 MiB``, ``1.5GB`` or
+    ``25%`` (of ``total``, the machine's memory). ``KiB``/``MiB``/``GiB``/``TiB`` count in 1024s, ``kB``/``MB``/
+    ``GB``/``TB`` (and ``k``/``M``/``G``/``T``) in 1000s. ``ValueError`` for anything else (a percentage with no
+    ``total`` too)."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number of bytes or a size such as 2GiB, got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"expected a number of bytes of 0 or more, got {value!r}")
+        return value
+    match = _MEMORY.match(value.strip())
+    if not match:
+        raise ValueError(f"expected a number of bytes or a size such as 2GiB, 512MiB or 25%, got {value!r}")
+    if match.group(3) is not None:
+        if total is None:
+            raise ValueError(f"a share of the machine's memory ({value!r}) needs its total")
+        return int(float(match.group(3)) / 100 * total)
+    unit = (match.group(2) or "").lower()
+    scale = _MEMORY_UNITS[unit[:1]] if "i" not in unit else 1024 ** ("kmgt".index(unit[0]) + 1)
+    return int(float(match.group(1)) * scale)

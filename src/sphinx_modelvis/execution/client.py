@@ -1,8 +1,8 @@
 """The host side of the worker process: started lazily, spoken to on private pipes, killed at a timeout, replaced.
 
 The client knows which namespace its worker holds and how many of that namespace's snippets it has run;
-starting, resetting, running and killing the worker keep that right, so a page session only asks it to run
-what it has not run yet.
+starting, resetting, running, killing the worker and resuming one from a checkpoint keep that right, so a page
+session only asks it to run what it has not run yet.
 """
 
 from __future__ import annotations
@@ -71,6 +71,17 @@ class WorkerCrashed(ExecutionCrashed):
         self.returncode = returncode
 
 
+def _connect(path: str) -> socket.socket:
+    """A connection to the Unix socket at ``path``."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 def frames_in(output: str, filename: str) -> list[int]:
     """Line numbers of ``filename``'s frames in a faulthandler dump, innermost first."""
     return [int(match["line"]) for match in _FRAME.finditer(output) if match["file"] == filename]
@@ -100,6 +111,8 @@ class WorkerClient:
         self.template_failure: str | None = None
         #: How long the latest forked worker waited for the template (importing for it or for others), in seconds.
         self.waited = 0.0
+        #: torch's thread count in the latest worker, as it started (``None``: torch not imported then).
+        self.threads: int | None = None
         self._process: WorkerProcess | None = None
         self._owner = 0
         self._requests: Connection | None = None
@@ -149,13 +162,20 @@ class WorkerClient:
         self._start()
         return True
 
-    def _start(self) -> None:
+    def _start(self, checkpoint: str | None = None) -> None:
+        """Start a worker: forked by the template (or by the checkpoint listening on ``checkpoint``, which raises
+        ``OSError`` if it cannot), else a new process."""
         self.waited = 0.0
+        self.threads = None
         request_read, request_write = os.pipe()
         response_read, response_write = os.pipe()
         self._log = tempfile.TemporaryFile(prefix="modelvis-worker-")
         try:
-            process: WorkerProcess | None = self._fork(request_read, response_write) if self.forks else None
+            process: WorkerProcess | None
+            if checkpoint is not None:
+                process = self._fork_from(lambda: _connect(checkpoint), request_read, response_write)
+            else:
+                process = self._fork(request_read, response_write) if self.forks else None
             if process is None:
                 process = self._spawn(request_read, response_write)
         except BaseException:
@@ -170,7 +190,8 @@ class WorkerClient:
         self._requests = Connection(request_write, readable=False)
         self._responses = Connection(response_read, writable=False)
         self.starts += 1
-        self._request(SetupRequest(tuple(sys.path)), timeout=2 * HOUSEKEEPING_TIMEOUT)
+        reply = self._request(SetupRequest(tuple(sys.path)), timeout=2 * HOUSEKEEPING_TIMEOUT)
+        self.threads = reply.threads
 
     def _spawn(self, request_read: int, response_write: int) -> SpawnedWorker:
         assert self._log is not None
@@ -188,10 +209,19 @@ class WorkerClient:
 
     def _fork(self, request_read: int, response_write: int) -> ForkedWorker | None:
         """A worker forked by the template; ``None`` (and no template from now on) if the template fails."""
-        assert self.template is not None and self._log is not None
+        assert self.template is not None
+        try:
+            return self._fork_from(self.template.connect, request_read, response_write)
+        except (OSError, EOFError, ValueError) as exc:
+            self.template_failure = f"{type(exc).__name__}: {exc}"
+            return None
+
+    def _fork_from(self, connect: Callable[[], socket.socket], request_read: int, response_write: int) -> ForkedWorker:
+        """A worker forked by the process ``connect`` reaches (the template, a checkpoint); raises if it fails."""
+        assert self._log is not None
         connection: socket.socket | None = None
         try:
-            connection = self.template.connect()
+            connection = connect()
             message = ForkRequest(tuple(sys.path), tuple(self.preload_statements), tuple(self.preload_modules))
             asked = time.perf_counter()
             send(connection, message, [request_read, response_write, self._log.fileno()])
@@ -207,11 +237,20 @@ class WorkerClient:
                 raise OSError(f"unexpected answer {reply!r}")
             self.waited = max(0.0, time.perf_counter() - asked - reply.forking)
             return ForkedWorker(reply.pid, connection)
-        except (OSError, EOFError, ValueError) as exc:
+        except BaseException:
             if connection is not None:
                 connection.close()
-            self.template_failure = f"{type(exc).__name__}: {exc}"
-            return None
+            raise
+
+    def resume(self, checkpoint: str, namespace: Hashable, position: int) -> None:
+        """Replace the worker with one forked by the checkpoint listening on ``checkpoint``: it holds
+        ``namespace`` with its first ``position`` snippets run. Raises ``OSError``, ``EOFError`` or ``ValueError``
+        (the checkpoint is gone or failed to fork), or as :meth:`run` does; the worker then holds no namespace."""
+        self.close()
+        self._discard()
+        self._owner = os.getpid()
+        self._start(checkpoint)
+        self._namespace, self._position, self._used = namespace, position, True
 
     def reset(self, namespace: Hashable, *, cwd: str | None) -> None:
         """Give the worker a new, empty namespace, known as ``namespace``, its snippets run in ``cwd``.

@@ -58,10 +58,10 @@ class PageSession:
         self.page = page
         self.cwd = cwd
         self.serial = serial
-        self.history = PageHistory(page, cwd, (serial, 0))
         self.named: dict[str, Capture] = {}
         # The folder is part of every key: the same code in two folders may import two different modules.
         self._start = folder_key(runner.page_key, None if cwd is None else runner.checker.stored_path(cwd))
+        self.history = PageHistory(page, cwd, (serial, 0), start=self._start)
         self._key = self._start
         self._figures = 0
 
@@ -74,7 +74,7 @@ class PageSession:
         """
         if options.reset:
             generation = self.history.namespace[1] + 1
-            self.history = PageHistory(self.page, self.cwd, (self.serial, generation))
+            self.history = PageHistory(self.page, self.cwd, (self.serial, generation), start=self._start)
             self._key = self._start
         previous = self._key
         self._key = chain_key(previous, snippet.code, options.execution_key())
@@ -242,6 +242,8 @@ class FigureRunner:
             stats=RunnerStats(),
             progress=lambda line: self.progress(line),
             live=lambda line: self.live(line),
+            checker=self.checker,
+            declared=self.declared,
         )
         self._pages: dict[str, PageSession] = {}
         self._serials = itertools.count(1)
@@ -324,6 +326,7 @@ class FigureRunner:
         """Stop the worker and the template process, if any (a kept one is left for the next build, told what
         this build's workers imported)."""
         self._client.close()
+        self.steps.finish()
         template = self._client.template
         if template is not None:
             if template.kept and self._client.forks:

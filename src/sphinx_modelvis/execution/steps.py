@@ -5,19 +5,27 @@ bringing it to a figure is: a new namespace (and ``pre_code``) if it holds anoth
 has not run yet (replayed: run for their effect only), then the figure. Timeouts and crashes become
 failures at the page's line; a step that caused one leaves the page's history, as replaying it would
 cause it again.
+
+While the template is kept warm between builds, the worker keeps a checkpoint after each step (a paused fork,
+see :mod:`~sphinx_modelvis.execution.checkpoints`), and a worker that would replay steps is instead resumed from
+the newest valid checkpoint before the figure: only the steps after it run.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..capture import Capture
 from ..config import FigureOptions, ModelvisConfig
+from .cache import chain_key, format_size
+from .checkpoint_memory import MemoryKeeper, memory_bound
+from .checkpoints import Checkpoints, checkpoint_name
 from .client import Waiting, WorkerClient, WorkerCrashed, WorkerTimeout, frames_in
+from .manifest import DependencyChecker, declared_dependencies
 from .preload import preload_statements
 from .results import FigureFailure, Snippet
 from .wire import Reply, RunRequest
@@ -45,7 +53,7 @@ class RunnerStats:
     start_seconds: list[float] = field(default_factory=list)
 
 
-def _run_request(snippet: Snippet, options: FigureOptions, *, replay: bool) -> RunRequest:
+def _run_request(snippet: Snippet, options: FigureOptions, *, replay: bool, checkpoint: str = "") -> RunRequest:
     return RunRequest(
         code=snippet.code,
         filename=snippet.filename,
@@ -57,6 +65,7 @@ def _run_request(snippet: Snippet, options: FigureOptions, *, replay: bool) -> R
         columns=options.columns,
         max_lines=options.max_lines,
         replay=replay,
+        checkpoint=checkpoint,
     )
 
 
@@ -85,17 +94,23 @@ class PageHistory:
     """One namespace of a page: its name for the worker client, its folder, and the steps it holds, in page order.
 
     Every step a figure of the page added is here (cached ones too: a later figure needs their effects), except
-    one whose run timed out or crashed the worker.
+    one whose run timed out or crashed the worker. ``start`` is where the page's key chain starts (the
+    cache's: site settings, versions, ``pre_code``, folder); continued over the steps, it names their checkpoints.
     """
 
     page: str
     cwd: str | None
     namespace: tuple[int, int]
     steps: list[Step] = field(default_factory=list)
+    start: str = ""
 
 
 class StepRunner:
-    """Runs steps of pages in one worker process, started (or forked from the template) when first needed."""
+    """Runs steps of pages in one worker process, started (or forked from the template) when first needed.
+
+    With a kept-warm template (and ``checker``, which checks a checkpoint's dependencies like a cache entry's;
+    ``declared`` are the site's declared dependencies), the worker keeps checkpoints, and resumes from them.
+    """
 
     def __init__(
         self,
@@ -105,6 +120,8 @@ class StepRunner:
         stats: RunnerStats,
         progress: Callable[[str], None],
         live: Callable[[str], None] | None = None,
+        checker: DependencyChecker | None = None,
+        declared: Sequence[str] = (),
     ) -> None:
         self.client = client
         self.config = config
@@ -113,6 +130,18 @@ class StepRunner:
         #: Receives the lines said while a snippet runs (its start, ``still running``): ``progress`` by default.
         self.live = live or progress
         client.preload_statements.update(dict.fromkeys(preload_statements(config.pre_code)))
+        self.checker = checker
+        self.declared = list(declared)
+        template = client.template
+        bound = memory_bound(config.checkpoint_memory)
+        keeps = template is not None and template.kept and checker is not None and bound > 0
+        #: The template's checkpoints, when its workers keep them.
+        self.checkpoints = Checkpoints(template.folder, bound) if keeps and template is not None else None
+        #: Where the worker of the figure being run was resumed from, and how many steps it did not replay.
+        self._resumed: tuple[str, int] | None = None
+        self._checkpoint_failure = ""
+        #: Keeps the checkpoints' memory bound, in a thread of its own.
+        self.memory = MemoryKeeper(self._keep_bound)
 
     def run(self, history: PageHistory) -> Ran:
         """Run the last step of ``history`` after the ones before it."""
@@ -122,6 +151,8 @@ class StepRunner:
             return Ran(None, failure, failure.seconds)
         self.stats.executed += 1
         capture, failure, seconds, reply = self._run(history, step, replay=False)
+        self._resumed = None
+        self._say_ended()
         if reply is None or failure is not None:
             return Ran(capture, failure, seconds)
         return Ran(capture, failure, seconds, reply.files, reply.distributions)
@@ -154,14 +185,16 @@ class StepRunner:
         # What the template should import before it forks this page's worker: what its snippets import.
         for step in history.steps:
             client.preload_statements.update(dict.fromkeys(preload_statements(step.snippet.code)))
-        try:
-            self._ensure_worker()
-        except (WorkerCrashed, WorkerTimeout) as exc:
-            return self._lost_worker(exc, None, "starting the worker process")
-        if client.namespace != history.namespace or client.position > len(before):
-            failure = self._fresh_namespace(history)
-            if failure is not None:
-                return failure
+        self._resumed = None
+        if not self._resume(history, before):
+            try:
+                self._ensure_worker()
+            except (WorkerCrashed, WorkerTimeout) as exc:
+                return self._lost_worker(exc, None, "starting the worker process")
+            if client.namespace != history.namespace or client.position > len(before):
+                failure = self._fresh_namespace(history)
+                if failure is not None:
+                    return failure
         for previous in before[client.position :]:
             _capture, failure, seconds, _reply = self._run(history, previous, replay=True)
             self.stats.replayed += 1
@@ -169,6 +202,99 @@ class StepRunner:
             if failure is not None and failure.kind in ("timeout", "crash"):
                 return failure
         return None
+
+    def _resume(self, history: PageHistory, before: list[Step]) -> bool:
+        """Resume the worker from the newest valid checkpoint that saves replaying some of ``before``; whether it
+        did. A checkpoint whose dependencies changed (or that cannot fork) is ended, and the next older one tried."""
+        client, store = self.client, self.checkpoints
+        if store is None or not client.forks:
+            return False
+        holds = client.namespace == history.namespace and client.position <= len(before)
+        first = client.position if holds else 0
+        for index in range(len(before) - 1, first - 1, -1):
+            name = self._checkpoint_name(history, index)
+            found = store.find(name)
+            if found is None:
+                continue
+            assert self.checker is not None
+            stale, _moved = self.checker.changed(found.manifest)
+            if stale is not None:
+                store.end(name)
+                self.progress(f"modelvis: ended the checkpoint after {found.place}: {stale}")
+                continue
+            started = time.perf_counter()
+            try:
+                client.resume(store.socket_path(name), history.namespace, index + 1)
+            except (WorkerCrashed, WorkerTimeout, OSError, EOFError, ValueError) as exc:
+                store.end(name)
+                self.progress(f"modelvis: ended the checkpoint after {found.place}: it could not resume ({exc})")
+                continue
+            seconds = time.perf_counter() - started
+            self.stats.worker_starts += 1
+            self.stats.start_seconds.append(seconds)
+            threads = "" if client.threads is None else f"threads: {client.threads}, "
+            self.progress(
+                f"modelvis: resumed a worker process (pid {client.pid}) in {seconds:.2f} s "
+                f"({threads}resumed from the checkpoint after {found.place})"
+            )
+            self._resumed = (found.place, index + 1 - first)
+            return True
+        return False
+
+    def _checkpoint_name(self, history: PageHistory, index: int) -> str:
+        """The name of the checkpoint after ``history.steps[index]``: the page's key chain up to it (the cache's,
+        over the steps the namespace holds) and where each of those steps sits."""
+        steps = history.steps[: index + 1]
+        key = history.start
+        for step in steps:
+            key = chain_key(key, step.snippet.code, step.options.execution_key())
+        return checkpoint_name(key, [step.snippet.location for step in steps])
+
+    def _wanted_checkpoint(self, history: PageHistory, step: Step) -> tuple[int, str] | None:
+        """The index and name of the checkpoint to take after ``step`` (about to run): ``None`` if the worker keeps
+        none, or one of that name already runs."""
+        store = self.checkpoints
+        if store is None or not self.client.forks:
+            return None
+        index = next((number for number, known in enumerate(history.steps) if known is step), -1)
+        if index != self.client.position or self.client.namespace != history.namespace:
+            return None
+        name = self._checkpoint_name(history, index)
+        return None if store.live(name) else (index, name)
+
+    def _keep_checkpoint(self, history: PageHistory, index: int, name: str, reply: Reply) -> None:
+        """Record the checkpoint the worker takes after ``history.steps[index]`` (once it has replied), with the
+        dependency manifest of the steps up to it; then end the oldest checkpoints while they hold more memory than
+        the bound."""
+        store, checker = self.checkpoints, self.checker
+        assert store is not None and checker is not None
+        steps = history.steps[: index + 1]
+        declared = [*self.declared]
+        for step in steps:
+            declared.extend(declared_dependencies(step.options.depends, history.cwd))
+        manifest = checker.manifest(reply.files, reply.distributions, declared)
+        store.record(name, steps[-1].snippet.location, manifest)
+        self.memory.ask()
+
+    def _keep_bound(self) -> list[str]:
+        """End the oldest checkpoints while they hold more memory than the bound (in the memory keeper's thread);
+        what to say of each."""
+        store = self.checkpoints
+        assert store is not None
+        bound = f"more than checkpoint_memory = {self.config.checkpoint_memory!r} ({format_size(store.bound)})"
+        return [
+            f"modelvis: ended the checkpoint after {place} ({format_size(size)}): the checkpoints held {bound}"
+            for place, size in store.keep_bound()
+        ]
+
+    def _say_ended(self, lines: list[str] | None = None) -> None:
+        """Say (in this thread: hosts log from theirs) which checkpoints the memory bound ended since last time."""
+        for line in self.memory.said() if lines is None else lines:
+            self.progress(line)
+
+    def finish(self) -> None:
+        """At the end of a build: let the memory bound be kept (a bounded wait), and say what it ended."""
+        self._say_ended(self.memory.finish())
 
     def _fresh_namespace(self, history: PageHistory) -> FigureFailure | None:
         """The page's namespace, new: in a new worker when this one ran code (and workers fork), then pre_code."""
@@ -216,16 +342,27 @@ class StepRunner:
         started = time.perf_counter()
         timeout = step.options.timeout
         waiting = self._announce(snippet.location, "replaying" if replay else "running", timeout)
+        wanted = self._wanted_checkpoint(history, step)
         try:
-            request = _run_request(snippet, step.options, replay=replay)
+            path = "" if wanted is None or self.checkpoints is None else self.checkpoints.socket_path(wanted[1])
+            request = _run_request(snippet, step.options, replay=replay, checkpoint=path)
             reply = self.client.run(request, timeout=timeout, waiting=waiting)
         except (WorkerCrashed, WorkerTimeout) as exc:
             history.steps.remove(step)
             what = "replaying the earlier snippet at " + snippet.location if replay else "running the snippet"
             failure = self._lost_worker(exc, snippet, what, seconds=time.perf_counter() - started)
             return None, failure, failure.seconds, None
+        if reply.checkpoint_error and reply.checkpoint_error != self._checkpoint_failure:
+            self._checkpoint_failure = reply.checkpoint_error  # said once, not after every snippet
+            self.progress(f"modelvis: a checkpoint could not be kept: {reply.checkpoint_error}")
+        if wanted is not None:
+            self._keep_checkpoint(history, *wanted, reply)
         if not replay:
-            self.progress(f"modelvis: {snippet.location} ... {reply.seconds:.1f} s")
+            note = ""
+            if self._resumed is not None:
+                place, skipped = self._resumed
+                note = f" (resumed from the checkpoint after {place}; {skipped} snippet(s) not replayed)"
+            self.progress(f"modelvis: {snippet.location} ... {reply.seconds:.1f} s{note}")
         self.client.preload_modules.update(dict.fromkeys(reply.imported))
         if not reply.ok:
             return None, self._failure(reply, snippet, replay=replay), reply.seconds, reply

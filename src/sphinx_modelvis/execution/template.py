@@ -38,6 +38,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from .checkpoints import end_checkpoints
 from .dependencies import warm_distributions, warm_modules
 from .link import SOCKET_NAME, TemplateLink
 from .processes import alive
@@ -89,6 +90,7 @@ class _Template:
         self.removed = False
 
     def serve(self) -> None:
+        _adopt_orphans()
         signal.set_wakeup_fd(self.wake_write.fileno())
         signal.signal(signal.SIGCHLD, lambda number, frame: None)  # wakes the selector through the fd above
         signal.signal(signal.SIGTERM, self._stop)
@@ -134,7 +136,11 @@ class _Template:
         return True
 
     def _end_workers(self) -> None:
-        """Reap the workers still running (their clients have told them to exit); kill those that do not."""
+        """Reap the workers still running (their clients have told them to exit); kill those that do not.
+
+        Their checkpoints are ended first (they would notice the template gone, within a second).
+        """
+        end_checkpoints(self.folder)
         deadline = time.monotonic() + WORKER_GRACE
         while self.children and time.monotonic() < deadline:
             self._reap()
@@ -255,6 +261,15 @@ class _Template:
             if known is connection:
                 del self.workers[pid]  # its exit is nobody's business now; it is still reaped
         connection.close()
+
+
+def _adopt_orphans() -> None:
+    """Become the parent of the processes the template's workers leave behind (Linux), so they are reaped here:
+    a page worker's checkpoints outlive the worker that forked them."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
 
 
 def _quietly(action: Any, *args: Any) -> None:

@@ -28,8 +28,8 @@ __all__ = ["UnsafeFolder", "changed_parts", "fingerprint", "private_folder", "wa
 
 #: A Unix socket's path holds at most 107 bytes (108 with its terminating NUL) on Linux.
 SOCKET_PATH_LIMIT = 107
-#: The longest name of a file the folder holds (its socket).
-LONGEST_NAME = "template.sock"
+#: The longest name of a socket the folder holds: a checkpoint's (see :mod:`.checkpoints`), longer than its own.
+LONGEST_NAME = "checkpoints/" + "0" * 24 + ".sock"
 _PACKAGE = Path(__file__).resolve().parents[1]
 #: Variables that differ from one shell command to the next without changing what a snippet sees that matters.
 _VOLATILE = frozenset({"_", "OLDPWD", "PWD", "SHLVL", "COLUMNS", "LINES", "PYTEST_CURRENT_TEST"})

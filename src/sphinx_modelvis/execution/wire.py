@@ -63,6 +63,8 @@ class RunRequest:
 
     ``first_line`` is the snippet's first line in ``filename`` (its page), ``expr`` the figure's argument,
     written at ``expr_line``; ``settings``, ``device``, ``columns`` and ``max_lines`` shape what is shown.
+    ``checkpoint``, if not empty, is the socket path a checkpoint of the namespace after this snippet listens on
+    (see :mod:`~sphinx_modelvis.execution.checkpoints`).
     """
 
     op: ClassVar[str] = "run"
@@ -76,6 +78,7 @@ class RunRequest:
     columns: int = 100
     max_lines: int = 0
     replay: bool = False
+    checkpoint: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +98,9 @@ class Reply:
     ``distributions`` (name to version); see :mod:`~sphinx_modelvis.execution.dependencies`.
     A failure has ``ok`` false, a ``kind`` (see :data:`~sphinx_modelvis.execution.results.FAILURE_KINDS`),
     a ``message``, the snippet's own ``traceback`` and the docs ``line`` to report (``None``: the snippet's first).
+    A run that asked for a checkpoint lists ``files`` and ``distributions`` for a replay too (the checkpoint's
+    manifest; it is taken after the reply); ``checkpoint_error`` says why the last checkpoint could not be taken.
+    ``threads`` is torch's thread count when torch is imported (the answer to ``setup``).
     """
 
     op: ClassVar[str] = "reply"
@@ -109,6 +115,8 @@ class Reply:
     message: str = ""
     traceback: str = ""
     line: int | None = None
+    checkpoint_error: str = ""
+    threads: int | None = None
 
 
 # -- the template's request and answers ------------------------------------------------------------

@@ -3,8 +3,10 @@
 It reads requests and writes replies as JSON messages on two private pipes, never on stdout:
 snippets and C extensions may write to file descriptor 1 and 2 as they like (the client sends both
 to a log file it reads when the worker crashes). One namespace at a time: ``reset`` starts a new one.
-A worker is started as a new process, or forked from the build's template process (see ``template.py``);
-either way it ends when its client is gone.
+A worker is started as a new process, or forked from the build's template process (see ``template.py``), or
+from a checkpoint of a worker (see ``checkpoints.py``): after a run that asks for one, the worker forks a paused
+copy of itself that can later fork workers holding the namespace as it was then. Either way it ends when its
+client is gone.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ForwardError, NotAModule, SnippetError
+from .checkpoints import take
 from .dependencies import DependencyTracker
 from .preload import is_installed_file
 from .snippet import captured_output, run_snippet, show_snippet
@@ -41,13 +44,23 @@ class Worker:
         #: The page folder this worker put at the front of ``sys.path``, if any.
         self.page_path: str | None = None
         self.tracker = DependencyTracker()
+        #: The file descriptors of the pipes it serves on (a checkpoint closes its copies).
+        self.channels: tuple[int, int] = (-1, -1)
+        #: Where to take a checkpoint once the reply is sent (see :meth:`after_reply`), and why the last failed.
+        self.checkpoint = ""
+        self.checkpoint_error = ""
+        #: Held from a reply to the fork of the checkpoint that follows it: a client gone meanwhile (it may close
+        #: the pipes as soon as it has the reply) ends the worker's group after the fork, which the checkpoint left.
+        self.forking = threading.Lock()
 
     def handle(self, request: SetupRequest | ResetRequest | RunRequest) -> Reply:
         """Answer one request (``setup``, ``reset`` or ``run``)."""
         if isinstance(request, SetupRequest):
             missing = [entry for entry in request.sys_path if entry not in sys.path]
             sys.path[:0] = missing
-            return Reply(pid=os.getpid())
+            torch = sys.modules.get("torch")
+            threads = torch.get_num_threads() if torch is not None and hasattr(torch, "get_num_threads") else None
+            return Reply(pid=os.getpid(), threads=threads)
         if isinstance(request, ResetRequest):
             _end_children()  # what the last page's snippets started ends with that page
             self.namespace = {"__name__": "__main__"}
@@ -72,12 +85,13 @@ class Worker:
 
         A reply that succeeds names the installed modules the snippet imported (``imported``): the template
         imports them too, so that the next worker starts with them. A figure's reply lists what the namespace's
-        snippets depended on so far (``files``, ``distributions``).
+        snippets depended on so far (``files``, ``distributions``); so does one that asked for a checkpoint, which
+        is taken once the reply is sent (:meth:`after_reply`). A reply says why the last checkpoint failed, if it did.
         """
         before = set(sys.modules)
         with self.tracker.running():
             reply = self._run(request)
-        if reply.ok and not request.replay:
+        if (reply.ok and not request.replay) or (request.checkpoint and reply.kind != "internal"):
             files, distributions = self.tracker.dependencies()
             reply = replace(reply, files=files, distributions=distributions)
         if reply.ok:
@@ -86,7 +100,30 @@ class Worker:
             imported = tuple(name for name, module in new if _installed(module))
             if imported:
                 reply = replace(reply, imported=imported)
+        if self.checkpoint_error:
+            reply, self.checkpoint_error = replace(reply, checkpoint_error=self.checkpoint_error), ""
+        if request.checkpoint and reply.kind != "internal":
+            self.checkpoint = request.checkpoint
         return reply
+
+    def after_reply(self) -> None:
+        """Take the checkpoint the last run asked for: after its reply, so that forking a worker that holds a
+        model (tens of milliseconds) does not delay the figure. Called holding :attr:`forking`."""
+        path, self.checkpoint = self.checkpoint, ""
+        if not path:
+            return
+        if _cuda_in_use():
+            self.checkpoint_error = "CUDA is in use, and a forked process cannot use it: no checkpoints for this page"
+            return
+        with self.tracker.paused():
+            try:
+                take(path, self.channels, self._resume)
+            except OSError as error:
+                self.checkpoint_error = f"{type(error).__name__}: {error}"
+
+    def _resume(self, requests_fd: int, responses_fd: int) -> typing.NoReturn:
+        """In a worker forked from a checkpoint of this one: serve a new client, the namespace as it was."""
+        serve(requests_fd, responses_fd, worker=self)
 
     def _run(self, request: RunRequest) -> Reply:
         started = time.perf_counter()
@@ -128,6 +165,16 @@ class Worker:
         return Reply(capture=capture_json, seconds=time.perf_counter() - started)
 
 
+def _cuda_in_use() -> bool:
+    """Whether torch has set CUDA up in this process (a forked child of it cannot use CUDA)."""
+    torch = sys.modules.get("torch")
+    cuda = getattr(torch, "cuda", None)
+    try:
+        return bool(cuda is not None and cuda.is_initialized())
+    except Exception:  # an odd build of torch: assume the worst
+        return True
+
+
 def _failure(kind: str, message: str, trace: str, line: int | None, started: float) -> Reply:
     seconds = time.perf_counter() - started
     return Reply(ok=False, kind=kind, message=message, traceback=trace, line=line, seconds=seconds)
@@ -137,7 +184,7 @@ def _installed(module: Any) -> bool:
     return is_installed_file(getattr(module, "__file__", None))
 
 
-def _exit_when_orphaned(requests: int) -> None:
+def _exit_when_orphaned(requests: int, forking: threading.Lock) -> None:
     """End the worker once no process can send it a request: its client is gone, even while a snippet runs.
 
     A parallel Sphinx reader ends with ``os._exit``, which runs no clean-up. The requests pipe then has no
@@ -148,8 +195,9 @@ def _exit_when_orphaned(requests: int) -> None:
     while True:
         for _fd, events in poller.poll():
             if events & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
-                _end_group()
-                os._exit(0)
+                with forking:
+                    _end_group()
+                    os._exit(0)
 
 
 def _report_exits() -> None:
@@ -226,8 +274,11 @@ def main(argv: list[str] | None = None) -> int:
     serve(int(args[0]), int(args[1]))
 
 
-def serve(requests_fd: int, responses_fd: int) -> typing.NoReturn:
-    """Answer requests read from ``requests_fd`` on ``responses_fd`` until told to exit or orphaned; never returns."""
+def serve(requests_fd: int, responses_fd: int, *, worker: Worker | None = None) -> typing.NoReturn:
+    """Answer requests read from ``requests_fd`` on ``responses_fd`` until told to exit or orphaned; never returns.
+
+    ``worker`` is the state to go on from (a worker resumed from a checkpoint); by default a new one.
+    """
     requests = Connection(requests_fd, writable=False)
     responses = Connection(responses_fd, readable=False)
     # A crash or a timeout dump shows where the snippet was (the client reads stderr then).
@@ -235,8 +286,10 @@ def serve(requests_fd: int, responses_fd: int) -> typing.NoReturn:
     if hasattr(signal, "SIGUSR1"):
         faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=False)
     _report_exits()
-    threading.Thread(target=_exit_when_orphaned, args=(requests_fd,), daemon=True).start()
-    worker = Worker()
+    worker = worker or Worker()
+    worker.channels = (requests_fd, responses_fd)
+    worker.forking = threading.Lock()  # a resumed worker's copy was held (by the fork of its checkpoint)
+    threading.Thread(target=_exit_when_orphaned, args=(requests_fd, worker.forking), daemon=True).start()
     while True:
         try:
             request = decode(requests.recv_bytes())
@@ -249,7 +302,9 @@ def serve(requests_fd: int, responses_fd: int) -> typing.NoReturn:
         else:
             reply = Reply(ok=False, kind="internal", message=f"unknown request {request.op!r}")
         sys.stderr.flush()
-        responses.send_bytes(encode(reply))
+        with worker.forking:
+            responses.send_bytes(encode(reply))
+            worker.after_reply()
 
 
 if __name__ == "__main__":
