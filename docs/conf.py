@@ -40,6 +40,10 @@ _pdflatex_characters = {
     "▾": r"\ensuremath{\blacktriangledown}",  # the figure's markers, expanded
     "▸": r"\ensuremath{\blacktriangleright}",  # and collapsed
     "←": r"\ensuremath{\leftarrow}",  # the arrow keys
+    "−": r"\ensuremath{-}",  # a minus sign in prose
+    "◆": r"\ensuremath{\blacklozenge}",  # an adapter preview's marks: adapted,
+    "■": r"\ensuremath{\blacksquare}",  # saved (modules_to_save)
+    "◇": r"\ensuremath{\lozenge}",  # and excluded
     "→": r"\ensuremath{\rightarrow}",
 }
 latex_elements = {
