@@ -22,7 +22,7 @@ from multiprocessing.connection import Connection
 from typing import IO
 
 from ..errors import ExecutionCrashed, ExecutionTimeout
-from .processes import ForkedWorker, SpawnedWorker, WorkerProcess, describe_exit, python_environment
+from .processes import ForkedWorker, SpawnedWorker, WorkerProcess, describe_exit, python_environment, thread_share
 from .template import TemplateLink
 from .wire import (
     ExitRequest,
@@ -100,9 +100,22 @@ class WorkerClient:
     killed, or whose namespace's prelude failed holds none (``None``).
     """
 
-    def __init__(self, *, python: str | None = None, template: TemplateLink | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        python: str | None = None,
+        template: TemplateLink | None = None,
+        jobs: int = 1,
+        build_pid: int | None = None,
+    ) -> None:
         self.python = python or sys.executable
         self.template = template
+        #: How many processes of the build run workers at once (Sphinx's ``-j``), and the build's first process:
+        #: a worker started from another one (a parallel reader) gets its share of the cores (:meth:`_start`).
+        self.jobs = jobs
+        self.build_pid = build_pid
+        #: The thread count the latest worker was given (``None``: torch's default).
+        self.thread_share: int | None = None
         self.starts = 0
         #: What the next forked worker should find imported: import statements, then module names (in order).
         self.preload_statements: dict[str, None] = {}
@@ -190,7 +203,12 @@ class WorkerClient:
         self._requests = Connection(request_write, readable=False)
         self._responses = Connection(response_read, writable=False)
         self.starts += 1
-        reply = self._request(SetupRequest(tuple(sys.path)), timeout=2 * HOUSEKEEPING_TIMEOUT)
+        # Parallel readers run their workers at once: each gets its share of the cores. A build that reads its
+        # pages in its first process (one job, or too few pages for Sphinx to read them in parallel) does not.
+        parallel = self.build_pid is not None and os.getpid() != self.build_pid
+        self.thread_share = thread_share(self.jobs) if parallel else None
+        setup = SetupRequest(tuple(sys.path), threads=self.thread_share)
+        reply = self._request(setup, timeout=2 * HOUSEKEEPING_TIMEOUT)
         self.threads = reply.threads
 
     def _spawn(self, request_read: int, response_write: int) -> SpawnedWorker:

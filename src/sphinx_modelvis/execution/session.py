@@ -194,7 +194,8 @@ class FigureRunner:
     its start, and ``still running`` every ``progress_interval`` seconds. A build whose figures are all cached
     starts no worker and never imports torch in this process. ``keep_warm`` seconds (more than 0) keep the
     template process for the next build, and, if ``warm_owner`` is a process id, not longer than that process
-    (see :class:`~sphinx_modelvis.execution.link.TemplateLink`).
+    (see :class:`~sphinx_modelvis.execution.link.TemplateLink`). ``jobs`` processes of the build running
+    workers at once (Sphinx's ``-j``) give each worker started outside ``build_pid`` a share of the cores.
     """
 
     def __init__(
@@ -210,6 +211,8 @@ class FigureRunner:
         python: str | None = None,
         keep_warm: float = 0.0,
         warm_owner: int = 0,
+        jobs: int = 1,
+        build_pid: int | None = None,
     ) -> None:
         self.config = config
         self.cache = FigureCache(cache_dir) if cache_dir is not None else None
@@ -233,7 +236,7 @@ class FigureRunner:
                 report=lambda line: self.progress(line),
                 warm_owner=warm_owner,
             )
-        self._client = WorkerClient(python=python, template=template)
+        self._client = WorkerClient(python=python, template=template, jobs=jobs, build_pid=build_pid)
         #: Runs the snippets that the cache does not answer for, in the worker.
         self.live: Callable[[str], None] = live or (lambda message: self.progress(message))
         self.steps = StepRunner(

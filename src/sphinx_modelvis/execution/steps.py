@@ -175,9 +175,10 @@ class StepRunner:
             # The first workers of a build wait for the template to import torch & co.; the others only fork.
             waited = client.waited
             note = f" ({waited:.2f} s of it waiting for the template to import)" if waited >= WAIT_NOTED else ""
+            note += _share(client)
             self.progress(f"modelvis: forked a worker process (pid {client.pid}) in {seconds:.2f} s{note}")
         else:
-            self.progress(f"modelvis: started a worker process (pid {client.pid}) in {seconds:.2f} s")
+            self.progress(f"modelvis: started a worker process (pid {client.pid}) in {seconds:.2f} s{_share(client)}")
 
     def _prepare(self, history: PageHistory, before: list[Step]) -> FigureFailure | None:
         """Bring the worker to just before this figure: the page's namespace, with what it has not run yet run."""
@@ -415,6 +416,13 @@ class StepRunner:
 
 
 _MACHINERY = (os.sep + os.path.join("sphinx_modelvis", "execution") + os.sep, '"<frozen runpy>"')
+
+
+def _share(client: WorkerClient) -> str:
+    """What the start line says of a worker given a share of the cores (nothing for torch's default)."""
+    if client.thread_share is None:
+        return ""
+    return f" (threads: {client.thread_share}, its share of the cores among {client.jobs} parallel readers)"
 
 
 def _last_words(output: str) -> str:

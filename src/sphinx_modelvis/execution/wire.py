@@ -43,10 +43,12 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class SetupRequest:
-    """The first request of a worker: the build's import path, put in front of the worker's own."""
+    """The first request of a worker: the build's import path, put in front of the worker's own, and the number of
+    threads torch should use (``None``: its default; see :func:`~sphinx_modelvis.execution.processes.thread_share`)."""
 
     op: ClassVar[str] = "setup"
     sys_path: tuple[str, ...] = ()
+    threads: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from ..errors import ForwardError, NotAModule, SnippetError
 from .checkpoints import take
 from .dependencies import DependencyTracker
 from .preload import is_installed_file
+from .processes import THREAD_VARIABLES
 from .snippet import captured_output, run_snippet, show_snippet
 from .wire import ExitRequest, Reply, ResetRequest, RunRequest, SetupRequest, decode, encode
 
@@ -59,8 +60,10 @@ class Worker:
             missing = [entry for entry in request.sys_path if entry not in sys.path]
             sys.path[:0] = missing
             torch = sys.modules.get("torch")
+            if request.threads is not None:
+                _share_cores(request.threads, torch)
             threads = torch.get_num_threads() if torch is not None and hasattr(torch, "get_num_threads") else None
-            return Reply(pid=os.getpid(), threads=threads)
+            return Reply(pid=os.getpid(), threads=request.threads if threads is None else threads)
         if isinstance(request, ResetRequest):
             _end_children()  # what the last page's snippets started ends with that page
             self.namespace = {"__name__": "__main__"}
@@ -182,6 +185,16 @@ def _failure(kind: str, message: str, trace: str, line: int | None, started: flo
 
 def _installed(module: Any) -> bool:
     return is_installed_file(getattr(module, "__file__", None))
+
+
+def _share_cores(threads: int, torch: Any) -> None:
+    """Run torch on ``threads`` threads: now if the template imported it, else when a snippet imports it (the
+    environment variables it reads then). Before any snippet runs, so a snippet or ``pre_code`` that sets its
+    own count still has the last word."""
+    for name in THREAD_VARIABLES:
+        os.environ[name] = str(threads)
+    if torch is not None and hasattr(torch, "set_num_threads"):
+        torch.set_num_threads(threads)
 
 
 def _exit_when_orphaned(requests: int, forking: threading.Lock) -> None:

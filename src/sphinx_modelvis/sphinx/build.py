@@ -68,6 +68,8 @@ class ExtensionState:
     """The site configuration of one Sphinx application, validated once, and its figure runner, made on first use."""
 
     def __init__(self) -> None:
+        #: The build's first process (``setup`` runs there); parallel readers are forked from it.
+        self.pid = os.getpid()
         self._config: ModelvisConfig | None = None
         self._runner: FigureRunner | None = None
         self._counted: tuple[int, int, int] = (0, 0, 0)
@@ -95,6 +97,8 @@ class ExtensionState:
                 root=app.confdir,
                 keep_warm=keep_warm,
                 warm_owner=os.getppid() if autobuild else 0,  # sphinx-autobuild stopped: nobody to keep it for
+                jobs=app.parallel,
+                build_pid=self.pid,
             )
         return self._runner
 
