@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Run the nine benchmarks one after another (about 27 minutes); each table goes to the terminal and to
-# bench/out/<name>.md. tree_speed and forward_view need bench/.venv (bigmodelvis, torchinfo), the others the dev
+# Run the benchmarks one after another (about 27 minutes); each table goes to the terminal and to
+# bench/out/<name>.md. tree_speed, forward_view and flops_view need bench/.venv (bigmodelvis, torchinfo), the others the dev
 # environment .venv (figure_size and page_load also run treescope in bench/.venv, as a child process). A script
 # that misses one of its targets exits with 1: the others still run, and this script then exits with 1.
 set -uo pipefail
@@ -24,4 +24,5 @@ run edit_loop .venv/bin/python
 run checkpoint_resume .venv/bin/python
 run forward_view bench/.venv/bin/python
 run memory_view .venv/bin/python
+run flops_view bench/.venv/bin/python
 exit $status

@@ -114,6 +114,19 @@ def test_will_it_fit_says_what_its_figures_show(site: Path) -> None:
     assert fp8[-2].startswith("parameters: 69.0B total"), "as many parameters in float8 as in bf16"
 
 
+def test_what_a_forward_pass_costs_says_what_its_figure_shows(site: Path) -> None:
+    """The "Will it fit?" tutorial's FLOPs are read in its live figure: the total, a layer, the decoder."""
+    page = BeautifulSoup((site / "tutorial" / "will-it-fit.html").read_text(), "html.parser")
+    prose = " ".join(page.select_one("article").get_text().split())
+    lines = [line.strip() for line in figure_lines(figure_by_name(page, "fit_bert_flops"))]
+    assert lines[-1] == "flops: 28.5 GFLOPs in the pass (addmm 27.9 GFLOPs, bmm 604 MFLOPs)"
+    assert "0-11 (BertLayer) → [1, 128, 768] 1.86 GFLOPs each" in lines
+    assert "attention (BertAttention) → ([1, 128, 768], None) 654 MFLOPs" in " ".join(lines)
+    assert any(line.endswith("→ [1, 128, 30522] 6.00 GFLOPs") for line in lines)
+    assert "The pass costs 28.5 GFLOPs" in prose and "Each of the 12 layers costs 1.86 GFLOPs" in prose
+    assert "costs 6.00 GFLOPs on its own" in prose
+
+
 def test_the_conf_py_example_of_the_options_guide_builds(tmp_path: Path) -> None:
     """The guide's example `conf.py` block, exactly as printed, configures a working project."""
     guide = (DOCS / "guides" / "options.md").read_text()

@@ -103,6 +103,7 @@ def test_every_directive_option_is_parsed_from_its_text() -> None:
         "depends": " spec.json, data/*.txt ,env:MODEL_SIZE",
         "memory": " Training ",
         "optimizer": "SGD-Momentum",
+        "flops": None,
     }
     assert set(raw) | {"show-code"} == set(OPTION_SPEC), "this test covers every option (show-code: below)"
     options = parse_figure_options(" model.bert ", raw, ModelvisConfig())
@@ -115,6 +116,7 @@ def test_every_directive_option_is_parsed_from_its_text() -> None:
             max_depth=2,
             rootname="bert",
             inputs="torch.ones(1, 4)",
+            flops=True,
             memory="training",
             optimizer="sgd-momentum",
             targets="LoraConfig(target_modules=['query'])",

@@ -330,6 +330,8 @@ SAMPLES = {
     "memory": (("bfloat16", 64), ("float32", 8)),
     "training": (64, 256, 128),
     "memory_was": 512,
+    "flops": 4096,
+    "flops_was": 2048,
     "common": False,
     "target": "adapted",
 }
@@ -338,6 +340,7 @@ MADE_BY = {
     "annotate_forward": {"calls", "output"},
     "compare_trees": {"change", "was_type"},
     "annotate_memory": {"memory", "training"},
+    "annotate_flops": {"flops"},
     "annotate_targets": {"target"},
 }
 
@@ -345,6 +348,7 @@ MADE_BY = {
 @pytest.mark.parametrize("name", [item.name for item in fields(ModuleNode) if item.name not in ("name", "children")])
 def test_every_field_of_a_module_travels_through_every_stage(name: str) -> None:
     from sphinx_modelvis.compare import compare_trees
+    from sphinx_modelvis.flops import FlopSummary, annotate_flops
     from sphinx_modelvis.forward import annotate_forward
     from sphinx_modelvis.memory import annotate_memory
     from sphinx_modelvis.target_summary import TargetSummary
@@ -363,6 +367,7 @@ def test_every_field_of_a_module_travels_through_every_stage(name: str) -> None:
         "annotate_forward": annotate_forward(tree, {}).root,
         "compare_trees": compare_trees(tree, tree).root,
         "annotate_memory": annotate_memory(tree, {}).root,
+        "annotate_flops": annotate_flops(tree, {}, FlopSummary()).root,
         "annotate_targets": annotate_targets(tree, {"a": "saved"}, TargetSummary()).root,
     }
     for stage, root in copies.items():

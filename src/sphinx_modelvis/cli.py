@@ -122,6 +122,12 @@ def _parser(kind: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> ar
         "snippet, under --device) and show call order, output shapes and call counts",
     )
     parser.add_argument(
+        "--flops",
+        action="store_true",
+        help="with --inputs: each module's FLOPs in the pass (all its calls summed), counted by PyTorch's flop "
+        "counter (attention included), and the pass's total",
+    )
+    parser.add_argument(
         "--memory",
         nargs="?",
         const="weights",
@@ -198,6 +204,7 @@ def _snippet_tree(
         max_depth=args.max_depth,
         rootname=args.rootname,
         inputs=inputs,
+        flops=bool(args.flops) and inputs is not None,
         memory=args.memory or "",
         optimizer=args.optimizer,
         targets=targets,
@@ -329,11 +336,18 @@ def _one_figure(args: argparse.Namespace) -> int:
     if (args.compare_model or args.changes_only) and args.compare is None:
         print("modelvis: --compare-model and --changes-only go with --compare BEFORE", file=sys.stderr)
         return EXIT_ERROR
+    if args.flops and args.inputs is None:
+        print("modelvis: --flops counts a forward pass: give --inputs EXPR too", file=sys.stderr)
+        return EXIT_ERROR
 
     from .capture import Capture
 
     try:
-        before = _snippet_tree(args.compare, args.compare_model, "--compare-model", args) if args.compare else None
+        # Under --flops the earlier model runs on the inputs too, so that the figure shows what the FLOPs were.
+        earlier_inputs = args.inputs if args.flops else None
+        before = None
+        if args.compare:
+            before = _snippet_tree(args.compare, args.compare_model, "--compare-model", args, inputs=earlier_inputs)
         block = _snippet_tree(args.snippet, args.model, "--model", args, inputs=args.inputs, targets=args.targets)
         if before is not None:
             from .compare import compare_trees

@@ -13,9 +13,11 @@ further down is *moved* (and shows what else changed), not removed and added.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 from .capture import Capture, TreeBlock
 from .errors import ModelvisError
+from .flops import compare_flops
 from .folding import summarize
 from .memory import compare_memory
 from .tree import ChangeSummary, ModelTree, ModuleNode, ParamInfo, format_shape
@@ -253,11 +255,15 @@ def compare_trees(before: ModelTree, after: ModelTree, *, changes_only: bool = F
         modules_unchanged=modules_unchanged,
         changes_only=changes_only,
     )
+    counted: dict[str, Any] = {}
+    if before.flops is not None and after.flops is not None:  # both counted: the same, for FLOPs
+        root = compare_flops(before, root, matched)
+        counted["flops"] = replace(after.flops, before=before.flops.total)
     if before.memory is None or after.memory is None:
-        return after.with_root(root, changes=summary)
+        return after.with_root(root, changes=summary, **counted)
     # Both measured: each changed module says its earlier bytes, and the summary the earlier total.
     root = compare_memory(before, after, root, matched)
-    return after.with_root(root, changes=summary, memory=replace(after.memory, before=before.memory.total))
+    return after.with_root(root, changes=summary, memory=replace(after.memory, before=before.memory.total), **counted)
 
 
 def _changes_only(root: ModuleNode) -> ModuleNode:

@@ -277,8 +277,10 @@ class TreeSettings:
     max_depth: int | None = _option(site="max_depth")
     rootname: str = _option("root")
     #: An expression giving the inputs of one forward pass (a tensor, a tuple of positional arguments or a dict
-    #: of keyword arguments): the tree is then the forward view (see :mod:`sphinx_modelvis.forward`).
+    #: of keyword arguments): the tree is then the forward view (see :mod:`sphinx_modelvis.forward`), with ``flops``
+    #: each module's FLOPs in the pass, by PyTorch's flop counter (see :mod:`sphinx_modelvis.flops`).
     inputs: str | None = _option(None)
+    flops: bool = _option(False)
     #: The memory view (see :mod:`sphinx_modelvis.memory`): ``weights`` (``:memory:`` with no value), ``training``,
     #: or ``""`` for none; under training, the optimizer whose state is counted.
     memory: str = _option("", parse=memory_mode)
@@ -293,8 +295,9 @@ class TreeSettings:
         for late in ("inputs", "targets"):  # added after the others: keys made before them stay valid
             if values[late] is None:
                 del values[late]
-        if not values["memory"]:  # the same
-            del values["memory"]
+        for flag_name in ("memory", "flops"):  # the same
+            if not values[flag_name]:
+                del values[flag_name]
         if values["optimizer"] == "adam":
             del values["optimizer"]
         return values
@@ -436,6 +439,8 @@ def resolve_figure_options(argument: str | None, options: Mapping[str, Any], con
         figure["collapse"] = config.collapse_summary
     figure["classes"] = tuple(figure.get("classes", ()))
     figure["depends"] = tuple(figure.get("depends", ()))
+    if values[TreeSettings].get("flops") and not values[TreeSettings].get("inputs"):
+        raise ConfigError(":flops: counts a forward pass: give the figure :inputs: too")
     expr = (argument or "").strip() or None
     return FigureOptions(expr=expr, tree=TreeSettings(**values[TreeSettings]), **figure)
 

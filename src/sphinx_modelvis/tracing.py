@@ -17,7 +17,7 @@ from .tree import ModelTree
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["ForwardRecord", "forward_view", "summarize_output", "trace_forward"]
+__all__ = ["ForwardRecord", "counted_forward_view", "forward_view", "summarize_output", "trace_forward"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,3 +102,52 @@ def forward_view(model: torch.nn.Module, tree: ModelTree, inputs: Any) -> ModelT
     annotated on the tree (:func:`~sphinx_modelvis.forward.annotate_forward`). What the pass raises goes on."""
     records, given, output = trace_forward(model, inputs)
     return annotate_forward(tree, records, inputs=given, output=output)
+
+
+def counted_forward_view(model: torch.nn.Module, tree: ModelTree, inputs: Any) -> ModelTree:
+    """:func:`forward_view` with each module's FLOPs, counted in the same pass by PyTorch's flop counter
+    (``torch.utils.flop_counter.FlopCounterMode``), whose module tracker gives each module's share (see
+    :func:`~sphinx_modelvis.flops.annotate_flops`). What the pass raises goes on."""
+    from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+    from .flop_summary import FlopSummary
+    from .flops import annotate_flops
+
+    torch = sys.modules["torch"]
+    mapping: dict[Any, Any] = {}
+    cpu_attention = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    if cpu_attention is not None:
+        # PyTorch counts its CUDA attention kernels but not the CPU one (the meta device takes the math path,
+        # counted as its matmuls): the same formula for the CPU kernel, so attention counts alike everywhere.
+        def attention(query: Any, key: Any, value: Any, *_args: Any, out_shape: Any = None, **_kwargs: Any) -> int:
+            return int(sdpa_flop_count(query, key, value))
+
+        mapping[cpu_attention] = attention
+    counter = FlopCounterMode(display=False, custom_mapping=mapping)
+    with counter:
+        records, given, output = trace_forward(model, inputs)
+    tree = annotate_forward(tree, records, inputs=given, output=output)
+    counts = counter.get_flop_counts()
+    # The tracker names a module by the root's class and its path (``BertModel.encoder.layer.0``); a module
+    # reachable from two parents by one of them: each is shown at the path met first.
+    first = {id(module): path for path, module in model.named_modules()}
+    root_name = type(model).__name__
+    by_path: dict[str, int] = {}
+    for name, operations in counts.items():
+        if name != root_name and not name.startswith(root_name + "."):
+            continue  # "Global", or a module outside the model
+        try:
+            module = model.get_submodule(name[len(root_name) + 1 :])
+        except AttributeError:
+            continue
+        if id(module) in first:
+            by_path[first[id(module)]] = sum(operations.values())
+    # Each operation's total, attention's kernels (flash, efficient, the CPU's) under one name.
+    by_operation: dict[str, int] = {}
+    for op, count in counts.get("Global", {}).items():
+        name = str(op).removeprefix("aten.")
+        name = "attention" if "attention" in name else name
+        by_operation[name] = by_operation.get(name, 0) + int(count)
+    ranked = sorted(by_operation.items(), key=lambda pair: (-pair[1], pair[0]))
+    summary = FlopSummary(total=sum(by_operation.values()), by_operation=tuple(ranked))
+    return annotate_flops(tree, by_path, summary)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from .fields import LAYOUTS, JsonField, field_values, layout, list_or_none, read_fields, tuple_or_none, write_fields
+from .flop_summary import FlopSummary
 from .sizes import MemorySummary, ints_from_json, pairs_from_json, pairs_to_json
 from .target_summary import TargetSummary
 
@@ -177,6 +178,10 @@ class ModuleNode:
     memory: tuple[tuple[str, int], ...] = field(default=(), kw_only=True, metadata={"json": _PAIRS})
     training: tuple[int, ...] = field(default=(), kw_only=True, metadata={"json": _INTS})
     memory_was: int = field(default=-1, kw_only=True)
+    #: In a forward view with FLOPs (:mod:`~sphinx_modelvis.flops`): the subtree's FLOPs in the pass, all its calls
+    #: summed (-1: not counted); compared, the earlier count where it differs (or -1).
+    flops: int = field(default=-1, kw_only=True)
+    flops_was: int = field(default=-1, kw_only=True)
     #: In a common structure (``structure_graph(common_structure=True, mapping=...)``): ``False`` for a module
     #: the mapping names no common name for (its own name kept, drawn faint, as bigmodelvis draws it grey).
     common: bool = field(default=True, kw_only=True)
@@ -369,6 +374,10 @@ class ModelTree:
     forward: str = field(default="", kw_only=True)
     #: For a memory view (:func:`~sphinx_modelvis.memory.annotate_memory`): its totals.
     memory: MemorySummary | None = field(default=None, kw_only=True, metadata={"json": _SUMMARY})
+    #: For a forward view with FLOPs (:func:`~sphinx_modelvis.flops.annotate_flops`): the pass's totals.
+    flops: FlopSummary | None = field(
+        default=None, kw_only=True, metadata={"json": JsonField(write=FlopSummary.to_json, read=FlopSummary.from_json)}
+    )
     #: For an adapter preview (:func:`~sphinx_modelvis.targets.preview_targets`): what the config would touch.
     targets: TargetSummary | None = field(
         default=None,

@@ -196,6 +196,7 @@ class Visualization:
         compare: TreeFigure | TreeBlock | ModelTree | None = None,
         changes_only: bool = False,
         inputs: Any = None,
+        flops: bool = False,
         memory: bool | str = False,
         optimizer: str = "adam",
         targets: Any = None,
@@ -221,7 +222,9 @@ class Visualization:
         ``inputs`` (a tensor, a tuple of positional arguments or a dict of keyword arguments) gives the
         forward view: the model runs once on them under ``torch.no_grad()`` (on the meta device, for free),
         and the tree shows children in the order they were called, each module's output shape, how many
-        times it ran when more than once, and the modules never called, faint.
+        times it ran when more than once, and the modules never called, faint. With ``flops=True`` each line
+        also carries its subtree's FLOPs in the pass (all calls summed; ``each`` on a folded line), counted by
+        PyTorch's flop counter (``torch.utils.flop_counter``; attention included), and the summary the pass's total.
 
         ``memory=True`` (or ``"weights"``) puts on each line the bytes its subtree's parameters and buffers
         store, by dtype when mixed (``each`` on a folded line; tied and shared tensors once), and the totals by
@@ -254,10 +257,12 @@ class Visualization:
             show_buffers=show_buffers,
             delta=self.delta,
         )
+        if flops and inputs is None:
+            raise ValueError("flops=True counts a forward pass: give inputs too")
         if inputs is not None:
-            from .tracing import forward_view
+            from .tracing import counted_forward_view, forward_view
 
-            tree = forward_view(self.plm, tree, inputs)
+            tree = (counted_forward_view if flops else forward_view)(self.plm, tree, inputs)
         if memory:
             from .memory import memory_mode
             from .precision import memory_view

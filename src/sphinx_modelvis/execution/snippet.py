@@ -268,7 +268,7 @@ def module_block(
         show_buffers=settings.show_buffers,
     )
     if settings.inputs:
-        tree = _forward_view(module, tree, settings.inputs, namespace or {}, device, line)
+        tree = _forward_view(module, tree, settings.inputs, namespace or {}, device, line, flops=settings.flops)
     if settings.memory:
         from ..precision import memory_view
 
@@ -308,9 +308,11 @@ def _target_view(module: Any, tree: Any, expr: str, namespace: dict[str, Any], l
 INPUTS_FILENAME = "<inputs>"
 
 
-def _forward_view(module: Any, tree: Any, expr: str, namespace: dict[str, Any], device: str | None, line: int) -> Any:
-    """The forward view of ``module``: one traced pass on the value of ``expr``."""
-    from ..tracing import forward_view
+def _forward_view(
+    module: Any, tree: Any, expr: str, namespace: dict[str, Any], device: str | None, line: int, *, flops: bool = False
+) -> Any:
+    """The forward view of ``module``: one traced pass on the value of ``expr`` (with ``flops``, counted)."""
+    from ..tracing import counted_forward_view, forward_view
 
     try:
         _register_source(expr, INPUTS_FILENAME, 1)
@@ -322,7 +324,7 @@ def _forward_view(module: Any, tree: Any, expr: str, namespace: dict[str, Any], 
         error.line = line
         raise error from None
     try:
-        return forward_view(module, tree, inputs)
+        return (counted_forward_view if flops else forward_view)(module, tree, inputs)
     except Exception as exc:
         raise _forward_error(exc, line) from None
 

@@ -9,7 +9,7 @@ from ..capture import Capture, TextBlock, TreeBlock
 from ..folding import ParamSummary, fold_siblings, summarize
 from ..theme import PROBE, Theme, get_theme
 from ..tree import ModelTree
-from .costs import memory_summary_lines
+from .costs import flop_summary_lines, memory_summary_lines
 from .figure import SHORTER_HINT, Figure, figure_ansi, figure_html, figure_svg, figure_text
 from .lines import TreeLine, TreeOptions, forward_lines, summary_lines, tree_rows
 from .marks import change_lines, target_lines
@@ -58,6 +58,8 @@ def _tree_block_rows(block: TreeBlock, theme: Theme, *, width: int) -> tuple[lis
             summary.extend(target_lines(block.tree.targets, theme, total=totals.total, width=width))
         if block.tree.forward:
             summary.extend(forward_lines(block.tree.forward, theme, width=width))
+        if block.tree.flops is not None:
+            summary.extend(flop_summary_lines(block.tree.flops, theme, width=width))
         if block.tree.memory is not None:
             summary.extend(memory_summary_lines(block.tree.memory, theme, width=width))
         lines.extend(summary)

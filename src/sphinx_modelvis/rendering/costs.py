@@ -1,16 +1,18 @@
-"""The memory view drawn: each module's bytes on its line, and the totals under the tree."""
+"""The memory view and the forward view's FLOPs drawn: each module's bytes or FLOPs on its line, the totals under
+the tree."""
 
 from __future__ import annotations
 
 from rich.text import Text
 
+from ..flop_summary import FlopSummary, format_flops
 from ..memory import HALF_PRECISION, OPTIMIZER_NAMES, OPTIMIZERS, format_bytes, node_bytes
 from ..sizes import MemorySummary
 from ..theme import Theme
 from ..tree import ModuleNode, format_dtype
 from .styled import Styles, Token, wrap
 
-__all__ = ["memory_summary_lines", "memory_tokens"]
+__all__ = ["flop_summary_lines", "flop_tokens", "memory_summary_lines", "memory_tokens"]
 
 #: Where a wrapped summary line goes on.
 INDENT = "    "
@@ -95,3 +97,44 @@ def memory_summary_lines(summary: MemorySummary, theme: Theme, *, width: int = 1
     )
     lines.extend(wrap([Token(word, note) for word in assumed.split(" ")], "", INDENT, max(width, 24), note))
     return lines
+
+
+def _flop_difference(now: int, was: int) -> str:
+    change = now - was
+    return f"(was {format_flops(was)}, {'+' if change >= 0 else '-'}{format_flops(abs(change))})"
+
+
+def flop_tokens(node: ModuleNode, styles: Styles, *, folded: bool) -> list[Token]:
+    """A counted module's FLOPs in the pass: ``4.72 MFLOPs``, ``over 2 calls`` when it ran more than once (the
+    count is their sum), ``each`` on a folded line, and in a comparison what it was where that differs."""
+    if node.flops <= 0 and node.flops_was < 0:  # not counted, or nothing the counter counts (a norm, a dropout)
+        return []
+    tokens = [Token(format_flops(max(node.flops, 0)), styles.foreground)]
+    if node.calls > 1:
+        tokens.append(Token(f"over {node.calls} calls", styles.note))
+    if folded:
+        tokens.append(Token("each", styles.folded))
+    if node.flops_was >= 0:
+        tokens.append(Token(_flop_difference(max(node.flops, 0), node.flops_was), styles.change["changed"]))
+    return tokens
+
+
+#: At most this many operations are named in the FLOPs' summary line; more are left to the total.
+OPERATIONS_SHOWN = 4
+
+
+def flop_summary_lines(summary: FlopSummary, theme: Theme, *, width: int = 100) -> list[Text]:
+    """``flops: 22.4 GFLOPs in the pass (addmm 21.7 GFLOPs, bmm 0.60 GFLOPs)``: the pass's total as PyTorch's
+    flop counter counts it, each operation's when more than one and few, and in a comparison the earlier total."""
+    styles = Styles(theme)
+    note = styles.note
+    tokens = [Token("flops:", note), Token(format_flops(summary.total), styles.foreground)]
+    tokens[-1].append(" in the pass", note)
+    if 1 < len(summary.by_operation) <= OPERATIONS_SHOWN:
+        parts = [f"{name} {format_flops(count)}" for name, count in summary.by_operation]
+        for index, part in enumerate(parts):
+            text = ("(" if index == 0 else "") + part + (")" if index == len(parts) - 1 else ",")
+            tokens.append(Token(text, note))
+    if summary.before >= 0:
+        tokens.append(Token(_flop_difference(summary.total, summary.before), styles.change["changed"]))
+    return wrap(tokens, "", INDENT, max(width, 24), note)

@@ -12,7 +12,7 @@ from rich.text import Text
 from ..folding import LABEL_LIMIT, FoldedNode, ParamSummary, format_count
 from ..theme import Theme
 from ..tree import ModuleNode, ParamInfo, format_dtype, format_shape
-from .costs import memory_tokens
+from .costs import flop_tokens, memory_tokens
 from .marks import MARKS, common_change_note, line_mark, marked, param_change_note, target_marked, target_note
 from .styled import Styles, Token, role_style, wrap
 
@@ -222,6 +222,8 @@ def tree_rows(
         if item.node.memory or any(item.node.training):
             tokens.extend(memory_tokens(item.node, styles, folded=item.folded, dominant_dtype=dominant_dtype))
         tokens.extend(_forward_tokens(item.node, styles))
+        if item.node.flops > 0 or item.node.flops_was >= 0:
+            tokens.extend(flop_tokens(item.node, styles, folded=item.folded))
         if item.node.target:
             tokens.append(target_note(item.node.target, theme))
         if item.node.shared_with is not None or item.hidden:
