@@ -43,8 +43,9 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoint_memory import private_memory, resident_memory
+from .exits import WorkerExits
 from .processes import alive
-from .wire import Forked, ForkFailed, ForkRequest, WorkerExited, receive, send
+from .wire import Forked, ForkFailed, ForkRequest, receive, send
 
 __all__ = [
     "CHECKPOINTS",
@@ -138,8 +139,8 @@ class _Keeper:
             end.setblocking(False)
         self.selector.register(listener, selectors.EVENT_READ)
         self.selector.register(self.wake_read, selectors.EVENT_READ)
-        #: Each resumed worker's pid and the connection its exit status goes to.
-        self.workers: dict[int, socket.socket] = {}
+        #: Each resumed worker's client, told when it ends.
+        self.exits = WorkerExits(self.selector)
 
     def serve(self) -> None:
         signal.set_wakeup_fd(self.wake_write.fileno())
@@ -157,8 +158,8 @@ class _Keeper:
                         while self.wake_read.recv(4096):
                             pass
                 else:  # its client is done with the worker
-                    self._forget(key.fileobj)  # type: ignore[arg-type]
-            self._reap()
+                    self.exits.forget(key.fileobj)  # type: ignore[arg-type]
+            self.exits.reap()
 
     def _reachable(self) -> bool:
         """Whether hosts can still reach it: its socket is in place (not removed, nor taken by another)."""
@@ -199,8 +200,7 @@ class _Keeper:
         except OSError:
             connection.close()
             return
-        self.workers[pid] = connection
-        self.selector.register(connection, selectors.EVENT_READ)
+        self.exits.watch(pid, connection)
 
     def _become_worker(self, connection: socket.socket, fds: list[int]) -> typing.NoReturn:
         """In the forked child: the checkpoint's parts dropped, the log as stdout and stderr, one torch thread."""
@@ -209,7 +209,7 @@ class _Keeper:
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             self.selector.close()
-            for sock in (self.listener, self.wake_read, self.wake_write, connection, *self.workers.values()):
+            for sock in (self.listener, self.wake_read, self.wake_write, connection, *self.exits.connections.values()):
                 sock.close()
             requests, responses, log = fds
             os.dup2(log, 1)
@@ -222,28 +222,6 @@ class _Keeper:
             traceback.print_exc()
         finally:
             os._exit(70)
-
-    def _reap(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            connection = self.workers.pop(pid, None)
-            if connection is not None:
-                with contextlib.suppress(OSError):
-                    send(connection, WorkerExited(os.waitstatus_to_exitcode(status)))
-                self._forget(connection)
-
-    def _forget(self, connection: socket.socket) -> None:
-        with contextlib.suppress(KeyError, ValueError):
-            self.selector.unregister(connection)
-        for pid, known in list(self.workers.items()):
-            if known is connection:
-                del self.workers[pid]
-        connection.close()
 
 
 def hold_one_thread() -> None:

@@ -40,9 +40,10 @@ from typing import Any
 
 from .checkpoints import end_checkpoints
 from .dependencies import warm_distributions, warm_modules
+from .exits import WorkerExits
 from .link import SOCKET_NAME, TemplateLink
 from .processes import alive
-from .wire import Forked, ForkFailed, ForkRequest, WorkerExited, receive, send
+from .wire import Forked, ForkFailed, ForkRequest, receive, send
 
 __all__ = ["TemplateLink", "forking_supported", "main"]
 
@@ -81,8 +82,8 @@ class _Template:
             end.setblocking(False)
         self.selector.register(self.listener, selectors.EVENT_READ)
         self.selector.register(self.wake_read, selectors.EVENT_READ)
-        #: Each worker's pid and the connection its exit status goes to (while its client listens).
-        self.workers: dict[int, socket.socket] = {}
+        #: Each worker's client, told when it ends.
+        self.exits = WorkerExits(self.selector)
         #: Every worker not yet reaped.
         self.children: set[int] = set()
         self.done: set[str] = set()
@@ -105,7 +106,7 @@ class _Template:
                         while self.wake_read.recv(4096):
                             pass
                 else:  # a client closed the connection of a worker (it is done with it)
-                    self._forget(key.fileobj)  # type: ignore[arg-type]
+                    self.exits.forget(key.fileobj)  # type: ignore[arg-type]
             self._reap()
             if self.owner and not alive(self.owner):
                 break
@@ -197,8 +198,7 @@ class _Template:
             connection.close()
             return
         self.children.add(pid)
-        self.workers[pid] = connection
-        self.selector.register(connection, selectors.EVENT_READ)
+        self.exits.watch(pid, connection)
 
     def _prepare(self, request: ForkRequest) -> None:
         """Take on the client's import path and import what the request names (once; failures are the worker's)."""
@@ -225,7 +225,7 @@ class _Template:
             for number in (signal.SIGCHLD, signal.SIGTERM):
                 signal.signal(number, signal.SIG_DFL)
             self.selector.close()
-            for sock in (self.listener, self.wake_read, self.wake_write, connection, *self.workers.values()):
+            for sock in (self.listener, self.wake_read, self.wake_write, connection, *self.exits.connections.values()):
                 sock.close()
             requests, responses, log = fds
             os.dup2(log, 1)
@@ -240,27 +240,7 @@ class _Template:
             os._exit(70)  # serve() never returns; nothing here may go back to the template's loop
 
     def _reap(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            self.children.discard(pid)
-            connection = self.workers.pop(pid, None)
-            if connection is not None:
-                with contextlib.suppress(OSError):
-                    send(connection, WorkerExited(os.waitstatus_to_exitcode(status)))
-                self._forget(connection)
-
-    def _forget(self, connection: socket.socket) -> None:
-        with contextlib.suppress(KeyError, ValueError):
-            self.selector.unregister(connection)
-        for pid, known in list(self.workers.items()):
-            if known is connection:
-                del self.workers[pid]  # its exit is nobody's business now; it is still reaped
-        connection.close()
+        self.children.difference_update(self.exits.reap())
 
 
 def _adopt_orphans() -> None:
