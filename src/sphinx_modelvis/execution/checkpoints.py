@@ -34,7 +34,6 @@ import signal
 import socket
 import sys
 import tempfile
-import time
 import traceback
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -43,9 +42,9 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoint_memory import private_memory, resident_memory
-from .exits import WorkerExits
+from .forked import ForkedWorkers
 from .processes import alive
-from .wire import Forked, ForkFailed, ForkRequest, receive, send
+from .wire import ForkFailed, ForkRequest, receive, send
 
 __all__ = [
     "CHECKPOINTS",
@@ -140,7 +139,7 @@ class _Keeper:
         self.selector.register(listener, selectors.EVENT_READ)
         self.selector.register(self.wake_read, selectors.EVENT_READ)
         #: Each resumed worker's client, told when it ends.
-        self.exits = WorkerExits(self.selector)
+        self.exits = ForkedWorkers(self.selector)
 
     def serve(self) -> None:
         signal.set_wakeup_fd(self.wake_write.fileno())
@@ -181,26 +180,7 @@ class _Keeper:
                 send(connection, ForkFailed("unknown request"))
             connection.close()
             return
-        started = time.perf_counter()
-        try:
-            pid = os.fork()
-        except OSError as error:
-            for fd in fds:
-                os.close(fd)
-            with contextlib.suppress(OSError):
-                send(connection, ForkFailed(f"fork failed: {error}"))
-            connection.close()
-            return
-        if pid == 0:
-            self._become_worker(connection, fds)
-        for fd in fds:
-            os.close(fd)
-        try:
-            send(connection, Forked(pid, time.perf_counter() - started))
-        except OSError:
-            connection.close()
-            return
-        self.exits.watch(pid, connection)
+        self.exits.fork(connection, fds, lambda: self._become_worker(connection, fds))
 
     def _become_worker(self, connection: socket.socket, fds: list[int]) -> typing.NoReturn:
         """In the forked child: the checkpoint's parts dropped, the log as stdout and stderr, one torch thread."""

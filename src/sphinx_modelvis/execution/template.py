@@ -36,14 +36,14 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .checkpoints import end_checkpoints
 from .dependencies import warm_distributions, warm_modules
-from .exits import WorkerExits
+from .forked import ForkedWorkers
 from .link import SOCKET_NAME, TemplateLink
 from .processes import alive
-from .wire import Forked, ForkFailed, ForkRequest, receive, send
+from .wire import ForkFailed, ForkRequest, receive, send
 
 __all__ = ["TemplateLink", "forking_supported", "main"]
 
@@ -83,7 +83,7 @@ class _Template:
         self.selector.register(self.listener, selectors.EVENT_READ)
         self.selector.register(self.wake_read, selectors.EVENT_READ)
         #: Each worker's client, told when it ends.
-        self.exits = WorkerExits(self.selector)
+        self.exits = ForkedWorkers(self.selector)
         #: Every worker not yet reaped.
         self.children: set[int] = set()
         self.done: set[str] = set()
@@ -177,28 +177,9 @@ class _Template:
         self._prepare(request)
         sys.stdout.flush()
         sys.stderr.flush()
-        started = time.perf_counter()
-        try:
-            pid = os.fork()
-        except OSError as error:  # out of memory or processes: this client starts its worker another way
-            pid = -1
-            failure = f"fork failed: {error}"
-        if pid == 0:
-            self._become_worker(connection, fds, request)
-        for fd in fds:
-            os.close(fd)
-        if pid < 0:
-            with contextlib.suppress(OSError):
-                send(connection, ForkFailed(failure))
-            connection.close()
-            return
-        try:
-            send(connection, Forked(pid, time.perf_counter() - started))
-        except OSError:
-            connection.close()
-            return
-        self.children.add(pid)
-        self.exits.watch(pid, connection)
+        pid = self.exits.fork(connection, fds, lambda: self._become_worker(connection, fds, request))
+        if pid is not None:
+            self.children.add(pid)
 
     def _prepare(self, request: ForkRequest) -> None:
         """Take on the client's import path and import what the request names (once; failures are the worker's)."""
@@ -217,7 +198,7 @@ class _Template:
         # And what each module it has loaded counts as (its distribution), for the same reason.
         warm_modules()
 
-    def _become_worker(self, connection: socket.socket, fds: list[int], request: ForkRequest) -> None:
+    def _become_worker(self, connection: socket.socket, fds: list[int], request: ForkRequest) -> NoReturn:
         """In the forked child: drop the template's parts, take the log as stdout and stderr, serve requests."""
         try:
             os.setsid()  # a group of its own: a timeout kills it and what it started, not the template

@@ -1,6 +1,6 @@
-"""What a process that forks workers owes their clients: each worker's exit status, told on the connection that
-asked for it. The template and each checkpoint (:mod:`~sphinx_modelvis.execution.checkpoints`) fork workers on
-request, reap them, and report their ends the same way."""
+"""Workers forked on request, and what their clients are owed: the worker's pid, then its exit status, on the
+connection that asked for it. The template and each checkpoint (:mod:`~sphinx_modelvis.execution.checkpoints`)
+fork workers this way; they differ in what the child does (see their ``_become_worker``)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,16 @@ import contextlib
 import os
 import selectors
 import socket
+import time
+from collections.abc import Callable
+from typing import NoReturn
 
-from .wire import WorkerExited, send
+from .wire import Forked, ForkFailed, WorkerExited, send
 
-__all__ = ["WorkerExits"]
+__all__ = ["ForkedWorkers"]
 
 
-class WorkerExits:
+class ForkedWorkers:
     """The workers a process forked and the connection each one's exit status goes to, watched by ``selector``
     (a client that closes its connection is done with the worker: its exit is then nobody's business)."""
 
@@ -23,10 +26,31 @@ class WorkerExits:
         #: Each worker's pid and the connection its exit status goes to, while its client listens.
         self.connections: dict[int, socket.socket] = {}
 
-    def watch(self, pid: int, connection: socket.socket) -> None:
-        """Tell ``connection`` when the worker ``pid`` ends."""
+    def fork(self, connection: socket.socket, fds: list[int], become: Callable[[], NoReturn]) -> int | None:
+        """Fork a worker for the client on ``connection``; the child runs ``become`` (it never returns), given
+        ``fds`` (the worker's pipes and log, which the parent then closes). The client is answered with the
+        worker's pid (or why there is none), then, when it ends, with its exit status. The pid, or ``None``."""
+        started = time.perf_counter()
+        try:
+            pid = os.fork()
+        except OSError as error:  # out of memory or processes: the client starts its worker another way
+            failure = f"fork failed: {error}"
+            pid = -1
+        if pid == 0:
+            become()
+        for fd in fds:
+            os.close(fd)
+        try:
+            send(connection, Forked(pid, time.perf_counter() - started) if pid > 0 else ForkFailed(failure))
+        except OSError:
+            connection.close()
+            return pid if pid > 0 else None
+        if pid < 0:
+            connection.close()
+            return None
         self.connections[pid] = connection
         self.selector.register(connection, selectors.EVENT_READ)
+        return pid
 
     def reap(self) -> list[int]:
         """Reap every child that has ended, tell each worker's client its exit status; the pids reaped."""
