@@ -282,19 +282,28 @@ def module_block(
 TARGETS_FILENAME = "<targets>"
 
 
+def _evaluate(
+    expr: str, filename: str, namespace: dict[str, Any], line: int, *, what: str, device: str | None = None
+) -> Any:
+    """The value of a figure option's expression (``:inputs:``, ``:targets:``) in the page's namespace, under
+    ``device``; an error is the snippet's, named ``filename`` in its traceback, at the directive's ``line``."""
+    try:
+        _register_source(expr, filename, 1)
+        with _device(device):
+            return eval(compile(expr, filename, "eval", dont_inherit=True), namespace)
+    except Exception as exc:
+        error = _snippet_error(exc, filename)
+        error.args = (f"the {what} `{expr}` could not be evaluated: {error}",)
+        error.line = line
+        raise error from None
+
+
 def _target_view(module: Any, tree: Any, expr: str, namespace: dict[str, Any], line: int) -> Any:
     """The adapter preview of ``module``: what the config ``expr`` gives would touch (the model is only read)."""
     from ..errors import ModelvisError
     from ..targets import target_view
 
-    try:
-        _register_source(expr, TARGETS_FILENAME, 1)
-        spec = eval(compile(expr, TARGETS_FILENAME, "eval", dont_inherit=True), namespace)
-    except Exception as exc:
-        error = _snippet_error(exc, TARGETS_FILENAME)
-        error.args = (f"the targets `{expr}` could not be evaluated: {error}",)
-        error.line = line
-        raise error from None
+    spec = _evaluate(expr, TARGETS_FILENAME, namespace, line, what="targets")
     try:
         return target_view(module, tree, spec)
     except ModelvisError as exc:
@@ -314,15 +323,7 @@ def _forward_view(
     """The forward view of ``module``: one traced pass on the value of ``expr`` (with ``flops``, counted)."""
     from ..tracing import counted_forward_view, forward_view
 
-    try:
-        _register_source(expr, INPUTS_FILENAME, 1)
-        with _device(device):
-            inputs = eval(compile(expr, INPUTS_FILENAME, "eval", dont_inherit=True), namespace)
-    except Exception as exc:
-        error = _snippet_error(exc, INPUTS_FILENAME)
-        error.args = (f"the inputs `{expr}` could not be evaluated: {error}",)
-        error.line = line
-        raise error from None
+    inputs = _evaluate(expr, INPUTS_FILENAME, namespace, line, what="inputs", device=device)
     try:
         return (counted_forward_view if flops else forward_view)(module, tree, inputs)
     except Exception as exc:

@@ -6,7 +6,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from rich.style import Style
 from rich.text import Text
 
 from ..folding import LABEL_LIMIT, FoldedNode, ParamSummary, format_count
@@ -14,7 +13,7 @@ from ..theme import Theme
 from ..tree import ModuleNode, ParamInfo, format_dtype, format_shape
 from .costs import flop_tokens, memory_tokens
 from .marks import MARKS, common_change_note, line_mark, marked, param_change_note, target_marked, target_note
-from .styled import Styles, Token, role_style, wrap
+from .styled import Styles, Token, joined, role_style, wrap
 
 __all__ = [
     "TreeLine",
@@ -283,21 +282,15 @@ def summary_lines(summary: ParamSummary, theme: Theme, *, width: int = 100) -> l
     """``parameters: 109.5M total, 109.5M tunable (100.00%), 0 frozen, 0 delta``, each count in its role's color."""
     note = role_style(theme.note)
 
-    def token(*parts: tuple[str, Style]) -> Token:
-        assembled = Token()
-        for text, style in parts:
-            assembled.append(text, style)
-        return assembled
-
     tokens = [
-        token(("parameters:", note)),
-        token((format_count(summary.total), role_style(theme.module_name)), (" total,", note)),
-        token(
+        joined(("parameters:", note)),
+        joined((format_count(summary.total), role_style(theme.module_name)), (" total,", note)),
+        joined(
             (f"{format_count(summary.tunable)} tunable", role_style(theme.tunable)),
             (f" ({summary.tunable_ratio * 100:.2f}%),", note),
         ),
-        token((f"{format_count(summary.frozen)} frozen", role_style(theme.frozen)), (",", note)),
-        token((f"{format_count(summary.delta)} delta", role_style(theme.delta))),
+        joined((f"{format_count(summary.frozen)} frozen", role_style(theme.frozen)), (",", note)),
+        joined((f"{format_count(summary.delta)} delta", role_style(theme.delta))),
     ]
     return wrap(tokens, "", SPACE, max(width, 24), note)
 

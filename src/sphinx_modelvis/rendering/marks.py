@@ -10,7 +10,7 @@ from ..folding import FoldedNode, format_count
 from ..target_summary import TargetSummary
 from ..theme import Theme
 from ..tree import ChangeSummary, ParamInfo
-from .styled import Styles, Token, role_style, wrap
+from .styled import Styles, Token, joined, role_style, wrap
 
 __all__ = [
     "MARKS",
@@ -166,12 +166,6 @@ def target_lines(targets: TargetSummary, theme: Theme, *, total: int, width: int
     entries of ``target_modules`` that matched nothing or only part of a repeated stack, and other notes."""
     note = role_style(theme.note)
 
-    def token(*parts: tuple[str, Style]) -> Token:
-        assembled = Token()
-        for text, style in parts:
-            assembled.append(text, style)
-        return assembled
-
     adapted = role_style(theme.role(TARGET_ROLES["adapted"]))
     # Each count: its text in its role's color, then a note after it.
     counts: list[tuple[str, Style, str]] = [
@@ -188,7 +182,7 @@ def target_lines(targets: TargetSummary, theme: Theme, *, total: int, width: int
         counts.append((f"◇ {targets.excluded:,} excluded", role_style(theme.role(TARGET_ROLES["excluded"])), ""))
     tokens = [Token("targets:", note)]
     for index, (text, style, after) in enumerate(counts):
-        tokens.append(token((text, style), (after + ("," if index < len(counts) - 1 else ""), note)))
+        tokens.append(joined((text, style), (after + ("," if index < len(counts) - 1 else ""), note)))
     lines = wrap(tokens, "", "    ", max(width, 24), note)
     if targets.unmatched:
         error = role_style(theme.error)
@@ -203,7 +197,7 @@ def target_lines(targets: TargetSummary, theme: Theme, *, total: int, width: int
         part = [Token("matched part of a stack:", changed)]
         for index, (entry, hits, alike, indices) in enumerate(targets.partial):
             comma = "," if index < len(targets.partial) - 1 else ""
-            part.append(token((f"'{entry}'", changed), (f" {hits} of {alike} ({indices}){comma}", note)))
+            part.append(joined((f"'{entry}'", changed), (f" {hits} of {alike} ({indices}){comma}", note)))
         lines.extend(wrap(part, "", "    ", max(width, 24), note))
     for text in targets.notes:
         lines.extend(wrap([Token(word, note) for word in text.split(" ")], "", "    ", max(width, 24), note))

@@ -11,7 +11,7 @@ from rich.text import Span, Text
 
 from ..theme import Role, Theme
 
-__all__ = ["Styles", "Token", "role_style", "wrap"]
+__all__ = ["Styles", "Token", "joined", "role_style", "wrap"]
 
 
 def role_style(role: Role) -> Style:
@@ -87,6 +87,14 @@ class Styles:
             "changed": changed,
             "moved": changed,
         }
+
+
+def joined(*parts: tuple[str, Style]) -> Token:
+    """One token of several ``(text, style)`` parts: they wrap together (``109.5M total,`` in two colors)."""
+    assembled = Token()
+    for text, style in parts:
+        assembled.append(text, style)
+    return assembled
 
 
 def wrap(tokens: list[Token], first: str, rest: str, width: int, guide: Style) -> list[Text]:
