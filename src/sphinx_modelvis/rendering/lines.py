@@ -14,6 +14,7 @@ from ..theme import Theme
 from ..tree import ModuleNode, ParamInfo, format_dtype, format_shape
 from .costs import memory_tokens
 from .marks import MARKS, common_change_note, line_mark, marked, param_change_note, target_marked, target_note
+from .placement import device_tokens, shard_tokens
 from .styled import Styles, Token, role_style, wrap
 
 __all__ = [
@@ -213,6 +214,8 @@ def tree_rows(
             kids.extend(item.node.params)
         kids.extend(item.children)
         tokens = [_head(item, styles, options.rootname if is_root else None)]
+        if item.node.device:  # a placement view: the device where it changes (``0-39 @0``)
+            tokens.extend(device_tokens(item.node, None if parent is None else parent.node.device, styles))
         if not options.expand_params:
             common = common_change_note(item.node.params) if options.compared else None
             for param in item.node.params:
@@ -222,6 +225,8 @@ def tree_rows(
         if item.node.memory or any(item.node.training):
             tokens.extend(memory_tokens(item.node, styles, folded=item.folded, dominant_dtype=dominant_dtype))
         tokens.extend(_forward_tokens(item.node, styles))
+        if item.node.tp_style or item.node.shards:
+            tokens.extend(shard_tokens(item.node, styles))
         if item.node.target:
             tokens.append(target_note(item.node.target, theme))
         if item.node.shared_with is not None or item.hidden:
