@@ -26,8 +26,8 @@ def sort_devices(devices: Any) -> list[str]:
 
 
 def device_label(devices: str) -> str:
-    """A node's devices (``"0,1,2,3,cpu"``) as a figure writes them: runs of accelerator indices as ranges
-    (``0-3,cpu``)."""
+    """A node's devices (``"0,1,2,3,cpu"``) as a figure writes them: runs of three or more accelerator indices as
+    ranges (``0-3,cpu``; ``0,1``)."""
     names = [name for name in devices.split(",") if name]
     out: list[str] = []
     index = 0
@@ -35,7 +35,9 @@ def device_label(devices: str) -> str:
         end = index
         while end + 1 < len(names) and names[end].isdecimal() and names[end + 1] == str(int(names[end]) + 1):
             end += 1
-        out.append(names[index] if end - index < 1 else f"{names[index]}-{names[end]}")
+        if end - index < 2:  # two in a row stay a list: 0,1
+            end = index
+        out.append(names[index] if end == index else f"{names[index]}-{names[end]}")
         index = end + 1
     return ",".join(out)
 
