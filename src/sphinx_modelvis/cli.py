@@ -146,7 +146,7 @@ def _parser(kind: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> ar
         "--device-map",
         nargs="?",
         const=OWN_MAP,
-        type=device_map_option,
+        type=_said(device_map_option),
         metavar="MODE|EXPR",
         help=f"the placement view: {', '.join(DEVICE_MAP_MODES)} (accelerate's infer_auto_device_map for the "
         "devices of --max-memory), a dict expression, or no value for the model's own hf_device_map",
@@ -158,11 +158,23 @@ def _parser(kind: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> ar
     )
     parser.add_argument(
         "--tp-plan",
-        type=tp_ranks,
+        type=_said(tp_ranks),
         metavar="RANKS",
         help="show a transformers model's tensor-parallel plan: each planned module's style and shard shapes on RANKS",
     )
     return parser
+
+
+def _said(parse: Any) -> Any:
+    """``parse`` as an argparse type whose ``ValueError`` shows its message (argparse hides a plain one's)."""
+
+    def convert(value: str) -> Any:
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
 
 
 def _format_for(args: argparse.Namespace) -> str | None:
