@@ -24,4 +24,5 @@ run edit_loop .venv/bin/python
 run checkpoint_resume .venv/bin/python
 run forward_view bench/.venv/bin/python
 run memory_view .venv/bin/python
+run placement .venv/bin/python
 exit $status
