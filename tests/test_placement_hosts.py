@@ -57,7 +57,8 @@ def test_tp_plan_and_a_dict_map_in_myst(built: Build) -> None:
     lines = [line.strip() for line in figure_lines(figure_by_name(built.soup("page"), "tp"))]
     assert "q_proj (Linear) weight:[32, 32] colwise: weight [4, 32] each" in lines
     assert "down_proj (Linear) weight:[32, 64] rowwise: weight [32, 8] each" in lines
-    assert any(line.startswith("tensor parallel over 8 ranks, transformers' tp_plan") for line in lines)
+    by_style = "tensor parallel over 8 ranks by transformers' tp_plan; parameters by style: colwise"
+    assert any(line.startswith(by_style) for line in lines)
     lines = [line.strip() for line in figure_lines(figure_by_name(built.soup("page"), "dict"))]
     assert lines[0] == "root @0,1,cpu"
     assert "embed_tokens (Embedding) @0 weight:[128, 32]" in lines

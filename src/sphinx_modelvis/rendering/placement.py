@@ -30,7 +30,8 @@ def device_tokens(node: ModuleNode, parent_device: str | None, styles: Styles) -
     across devices: ``⚠ parameters split across 0,1``, ``⚠ no-split module split across 0,1``."""
     tokens: list[Token] = []
     if node.device and node.device != parent_device:
-        tokens.append(Token(f"@{device_label(node.device)}", styles.folded))
+        # Amber, as a memory note or a change is: the folded role's red would read as a name to unfold.
+        tokens.append(Token(f"@{device_label(node.device)}", styles.change["changed"]))
     if node.split:
         what = "parameters" if node.split == "parameters" else "no-split module"
         tokens.append(Token(f"⚠ {what} split across {device_label(node.device)}", styles.change["removed"]))
@@ -59,7 +60,7 @@ def shard_tokens(node: ModuleNode, styles: Styles) -> list[Token]:
     rank keeps whole: ``bias replicated``."""
     tokens: list[Token] = []
     if node.tp_style:
-        tokens.append(Token(f"{node.tp_style}:", styles.folded))
+        tokens.append(Token(f"{node.tp_style}:", styles.change["changed"]))
     for name, style, shapes in node.shards:
         label = name if style == node.tp_style else f"{name} ({style})"
         text = f"{label} {_shapes(shapes)}" if shapes else f"{label} replicated"
@@ -88,7 +89,7 @@ def placement_summary_lines(summary: PlacementSummary, theme: Theme, *, width: i
     lines: list[Text] = []
     size = max(width, 24)
     if summary.ranks:
-        words = f"tensor parallel over {summary.ranks} ranks, transformers' tp_plan ({summary.planned} entries):"
+        words = f"tensor parallel over {summary.ranks} ranks by transformers' tp_plan; parameters by style:"
         tokens = [Token(word, note) for word in words.split(" ")]
         tokens.extend(Token(f"{style} {count},", styles.foreground) for style, count in summary.styles)
         if tokens[-1].plain.endswith(","):
