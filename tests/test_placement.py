@@ -273,3 +273,30 @@ def test_the_bytes_each_rank_holds() -> None:
 def test_a_model_without_a_plan_is_an_error() -> None:
     with pytest.raises(ValueError, match="Sequential has no tensor-parallel plan"):
         placed(torch.nn.Sequential(torch.nn.Linear(2, 2)), tp_plan=2)
+
+
+def test_a_placed_tree_round_trips_through_json_and_compares() -> None:
+    model = small_llama(num_hidden_layers=2)
+    for options in (
+        {"device_map": "auto", "max_memory": {0: "60KiB", 1: "60KiB", "cpu": "1GiB"}},
+        {"tp_plan": 3},
+    ):
+        tree, _lines = placed(model, **options)
+        assert ModelTree.from_json(tree.to_json()) == tree, options
+    before = Visualization(model).structure_graph(printTree=False)
+    compared = Visualization(model).structure_graph(
+        printTree=False, compare=before, device_map={"model": 0, "lm_head": 1}, memory=True
+    )
+    lines = str(compared.render("text", width=120)).splitlines()
+    assert lines[0].startswith("  root @0,1 "), "the compared figure keeps its devices"
+    assert any(line.startswith("  └── lm_head (Linear) @1 ") for line in lines), lines
+
+
+def test_any_module_is_placed_without_no_split_classes() -> None:
+    model = torch.nn.Sequential(*[torch.nn.Linear(64, 64) for _ in range(6)])  # 16.25 KiB each
+    tree, _lines = placed(model, device_map="sequential", max_memory={0: "40KiB", 1: "40KiB", 2: "1MiB"})
+    expected = infer_auto_device_map(model, max_memory=get_max_memory({0: "40KiB", 1: "40KiB", 2: "1MiB"}))
+    assert len(set(expected.values())) == 3
+    shown = devices_by_path(tree)
+    assert {name: shown[name] for name in expected} == {name: str(device) for name, device in expected.items()}
+    assert tree.placement is not None and tree.placement.no_split == ()
