@@ -114,6 +114,29 @@ def test_the_map_is_the_one_from_pretrained_makes() -> None:
     assert all(shown[name] == str(theirs[name]) for name in drawn)
 
 
+def test_llama_70b_on_four_40_gib_devices_as_from_pretrained_places_it() -> None:
+    """transformers 5 carries its own copy of accelerate's functions (its balanced buffer counts the biggest leaf
+    where accelerate's counts the mean leaf): for the tutorial's case, both give the same map."""
+    from transformers.integrations.accelerate import _get_device_map
+
+    config = LlamaConfig(
+        hidden_size=8192,
+        intermediate_size=28672,
+        num_hidden_layers=80,
+        num_attention_heads=64,
+        num_key_value_heads=8,
+        vocab_size=32000,
+    )
+    with torch.device("meta"):
+        model = LlamaForCausalLM._from_config(config, dtype=torch.bfloat16)
+    memory = {device: "40GiB" for device in range(4)}
+    tree, _lines = placed(model, device_map="auto", max_memory=memory)
+    theirs = _get_device_map(model, "auto", dict(memory), None)
+    shown = devices_by_path(tree)
+    assert all(shown[name] == str(device) for name, device in theirs.items() if name in shown)
+    assert [shown[f"model.layers.{index}"] for index in (0, 19, 20, 40, 41, 61, 62, 79)] == list("00112233")
+
+
 def test_the_summary_gives_the_bytes_on_each_device() -> None:
     model = small_llama()
     tree, lines = placed(model, device_map="auto", max_memory=MEMORIES["2 devices"])
