@@ -87,8 +87,9 @@ def shard_shapes(shape: tuple[int, ...], dim: int, split_factor: int, ranks: int
 
 def _expanded_plan(model: Any) -> dict[str, str]:
     """The model's plan with concrete names, each parameter and module it names, as transformers expands it."""
-    plan = getattr(model, "tp_plan", None) if not callable(getattr(model, "tp_plan", None)) else None
-    plan = plan if isinstance(plan, dict) else getattr(model, "_tp_plan", None)
+    plan = getattr(model, "tp_plan", None)  # the property (transformers 5), else the attribute
+    if not isinstance(plan, dict):
+        plan = getattr(model, "_tp_plan", None)
     expand = getattr(model, "_expand_parallel_plan", None)
     if not plan or expand is None:
         kind = type(model).__name__
