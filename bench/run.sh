@@ -25,4 +25,5 @@ run checkpoint_resume .venv/bin/python
 run forward_view bench/.venv/bin/python
 run memory_view .venv/bin/python
 run flops_view bench/.venv/bin/python
+run placement .venv/bin/python
 exit $status

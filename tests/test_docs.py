@@ -127,6 +127,24 @@ def test_what_a_forward_pass_costs_says_what_its_figure_shows(site: Path) -> Non
     assert "costs 6.00 GFLOPs on its own" in prose
 
 
+def test_will_it_fit_places_llama_70b_as_it_says(site: Path) -> None:
+    """The placement sections' words are read in their live figures: the layers by device, each rank's shards."""
+    page = BeautifulSoup((site / "tutorial" / "will-it-fit.html").read_text(), "html.parser")
+    prose = " ".join(page.select_one("article").get_text().split())
+    placed = [line.strip() for line in figure_lines(figure_by_name(page, "fit_llama70b_placed"))]
+    layers = [line.split(" 1.6 GiB")[0] for line in placed if "(LlamaDecoderLayer)" in line]
+    assert layers == [
+        "0-19 (LlamaDecoderLayer) @0",
+        "20-40 (LlamaDecoderLayer) @1",
+        "41-61 (LlamaDecoderLayer) @2",
+        "62-79 (LlamaDecoderLayer) @3",
+    ]
+    assert "0-19 on GPU 0 (with the embedding), 20-40 on GPU 1, 41-61 on GPU 2 and 62-79 on GPU 3" in prose
+    tp = " ".join(line.strip() for line in figure_lines(figure_by_name(page, "fit_llama70b_tp")))
+    assert "q_proj (Linear) weight:[8192, 8192] colwise: weight [1024, 8192] each" in tp
+    assert "per rank: 16.1 GiB each" in tp and "Each rank holds 16.1 GiB" in prose
+
+
 def test_the_conf_py_example_of_the_options_guide_builds(tmp_path: Path) -> None:
     """The guide's example `conf.py` block, exactly as printed, configures a working project."""
     guide = (DOCS / "guides" / "options.md").read_text()

@@ -104,6 +104,9 @@ def test_every_directive_option_is_parsed_from_its_text() -> None:
         "memory": " Training ",
         "optimizer": "SGD-Momentum",
         "flops": None,
+        "device-map": " Balanced_Low_0 ",
+        "max-memory": ' {0: "40GiB", "cpu": "1GiB"} ',
+        "tp-plan": " 8 ",
     }
     assert set(raw) | {"show-code"} == set(OPTION_SPEC), "this test covers every option (show-code: below)"
     options = parse_figure_options(" model.bert ", raw, ModelvisConfig())
@@ -120,6 +123,9 @@ def test_every_directive_option_is_parsed_from_its_text() -> None:
             memory="training",
             optimizer="sgd-momentum",
             targets="LoraConfig(target_modules=['query'])",
+            device_map="balanced_low_0",
+            max_memory='{0: "40GiB", "cpu": "1GiB"}',
+            tp_plan=8,
         ),
         max_lines=40,
         device="meta",
@@ -209,6 +215,23 @@ def test_the_execution_key_keeps_the_layout_of_existing_caches() -> None:
     assert with_memory == {**FigureOptions().execution_key(), "memory": "weights"}
     with_targets = FigureOptions(tree=TreeSettings(targets="config")).execution_key()
     assert with_targets == {**FigureOptions().execution_key(), "targets": "config"}, "the preview changes the figure"
+    placed = FigureOptions(tree=TreeSettings(device_map="auto", max_memory="{0: 1}")).execution_key()
+    assert placed == {**FigureOptions().execution_key(), "device_map": "auto", "max_memory": "{0: 1}"}
+    planned = FigureOptions(tree=TreeSettings(tp_plan=8)).execution_key()
+    assert planned == {**FigureOptions().execution_key(), "tp_plan": 8}, "the placement changes the figure"
+
+
+def test_device_map_and_tp_plan_options_are_read_and_checked() -> None:
+    def tree(**raw: str | None) -> TreeSettings:
+        return parse_figure_options(None, raw, ModelvisConfig()).tree
+
+    assert tree(**{"device-map": None}).device_map == "hf_device_map", "no value: the model's own map"
+    assert tree(**{"device-map": "{'': 0}"}).device_map == "{'': 0}", "a dict expression, evaluated later"
+    assert tree(**{"device-map": "my_map"}).device_map == "my_map", "a name, evaluated later"
+    with pytest.raises(ConfigError, match=r"invalid value for :device-map:.*auto, balanced"):
+        tree(**{"device-map": "everywhere please"})
+    with pytest.raises(ConfigError, match=r"invalid value for :tp-plan:.*at least 1"):
+        tree(**{"tp-plan": "0"})
 
 
 def test_a_bare_memory_option_means_weights() -> None:

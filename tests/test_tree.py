@@ -334,6 +334,10 @@ SAMPLES = {
     "flops_was": 2048,
     "common": False,
     "target": "adapted",
+    "device": "0,1",
+    "split": "parameters",
+    "tp_style": "colwise",
+    "shards": (("w", "colwise", ((1,), (1,))),),
 }
 #: What each stage that copies a tree works out itself (the others it must carry over as they are).
 MADE_BY = {
@@ -342,6 +346,8 @@ MADE_BY = {
     "annotate_memory": {"memory", "training"},
     "annotate_flops": {"flops"},
     "annotate_targets": {"target"},
+    "annotate_devices": {"device", "split"},
+    "annotate_shards": {"tp_style", "shards"},
 }
 
 
@@ -351,8 +357,11 @@ def test_every_field_of_a_module_travels_through_every_stage(name: str) -> None:
     from sphinx_modelvis.flops import FlopSummary, annotate_flops
     from sphinx_modelvis.forward import annotate_forward
     from sphinx_modelvis.memory import annotate_memory
+    from sphinx_modelvis.placement import annotate_devices
+    from sphinx_modelvis.placement_summary import PlacementSummary
     from sphinx_modelvis.target_summary import TargetSummary
     from sphinx_modelvis.targets import annotate_targets
+    from sphinx_modelvis.tensor_plan import annotate_shards
 
     value = SAMPLES[name]
     plain = ModuleNode("a", "Linear", [ParamInfo("w", (2,))])
@@ -369,6 +378,8 @@ def test_every_field_of_a_module_travels_through_every_stage(name: str) -> None:
         "annotate_memory": annotate_memory(tree, {}).root,
         "annotate_flops": annotate_flops(tree, {}, FlopSummary()).root,
         "annotate_targets": annotate_targets(tree, {"a": "saved"}, TargetSummary()).root,
+        "annotate_devices": annotate_devices(tree, [], {"": 0}, summary=PlacementSummary()).root,
+        "annotate_shards": annotate_shards(tree, {}, {}, PlacementSummary(ranks=2)).root,
     }
     for stage, root in copies.items():
         if name not in MADE_BY.get(stage, ()):

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from .errors import ModelvisError, NotAModule, SnippetError
 from .memory import MEMORY_MODES, OPTIMIZERS
+from .placement import DEVICE_MAP_MODES, OWN_MAP, device_map_option, tp_ranks
 
 if TYPE_CHECKING:
     from .capture import TreeBlock
@@ -147,7 +148,39 @@ def _parser(kind: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> ar
         help="preview an adapter config before applying it: EXPR (evaluated after the snippet) is a PEFT config "
         "or a list of module names; marks the modules it would adapt, save and exclude, and counts what it adds",
     )
+    parser.add_argument(
+        "--device-map",
+        nargs="?",
+        const=OWN_MAP,
+        type=_said(device_map_option),
+        metavar="MODE|EXPR",
+        help=f"the placement view: {', '.join(DEVICE_MAP_MODES)} (accelerate's infer_auto_device_map for the "
+        "devices of --max-memory), a dict expression, or no value for the model's own hf_device_map",
+    )
+    parser.add_argument(
+        "--max-memory",
+        metavar="EXPR",
+        help='with --device-map: the devices and their memory, e.g. \'{0: "40GiB", 1: "40GiB", "cpu": "200GiB"}\'',
+    )
+    parser.add_argument(
+        "--tp-plan",
+        type=_said(tp_ranks),
+        metavar="RANKS",
+        help="show a transformers model's tensor-parallel plan: each planned module's style and shard shapes on RANKS",
+    )
     return parser
+
+
+def _said(parse: Any) -> Any:
+    """``parse`` as an argparse type whose ``ValueError`` shows its message (argparse hides a plain one's)."""
+
+    def convert(value: str) -> Any:
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
 
 
 def _format_for(args: argparse.Namespace) -> str | None:
@@ -208,6 +241,9 @@ def _snippet_tree(
         memory=args.memory or "",
         optimizer=args.optimizer,
         targets=targets,
+        device_map=args.device_map or "",
+        max_memory=args.max_memory,
+        tp_plan=args.tp_plan,
     )
     namespace = {"__name__": "__main__", "__file__": str(snippet)}
     # As `python SNIPPET.py` would: modules next to the snippet are importable, and `sys.argv` is

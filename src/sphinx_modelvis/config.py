@@ -8,7 +8,6 @@ rule (``_option(site="columns")``); the hosts register, convert and check every 
 from __future__ import annotations
 
 import dataclasses
-import re
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -18,6 +17,8 @@ from typing import Any, Literal
 from .errors import ConfigError
 from .memory import memory_mode, optimizer_name
 from .option_text import classes, dependency_list, flag, length, memory_size, optional_text, parser_for
+from .placement import device_map_option, tp_ranks
+from .setting_rules import POSITIVE_SECONDS, TORCH_DEVICE, Rule, at_least
 
 __all__ = [
     "DEFAULT_COLLAPSE_SUMMARY",
@@ -32,39 +33,6 @@ __all__ = [
 ]
 
 DEFAULT_COLLAPSE_SUMMARY = "Click to view output"
-
-_DEVICE = re.compile(r"^[a-z_]+(:\d+)?$")
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """What a setting's value must be beyond its type, declared with the setting.
-
-    ``holds(value)`` says whether a (typed, not ``None``) value keeps the rule; ``must_be`` says what it must
-    be as a site setting's error puts it (``columns = 5 is invalid: it must be at least 20``), ``expected`` as
-    a figure option's error does (``expected a number of at least 20, got 5``).
-    """
-
-    holds: Callable[[Any], bool]
-    must_be: str
-    expected: str
-
-    def check(self, value: Any) -> bool:
-        """Whether ``value`` keeps the rule (``None``, where the type allows it, always does)."""
-        return value is None or self.holds(value)
-
-
-def at_least(minimum: int) -> Rule:
-    """A number of at least ``minimum``."""
-    return Rule(lambda value: value >= minimum, f"at least {minimum}", f"a number of at least {minimum}")
-
-
-POSITIVE_SECONDS = Rule(lambda value: value > 0, "more than 0", "a positive number of seconds")
-TORCH_DEVICE = Rule(
-    lambda value: bool(_DEVICE.match(value)),
-    "a torch device such as 'meta', 'cpu' or 'cuda:0'",
-    "a torch device such as meta, cpu or cuda:0",
-)
 
 
 def _declares_dependencies(value: str) -> bool:
@@ -288,6 +256,13 @@ class TreeSettings:
     #: An expression giving an adapter config (a PEFT config, or a list of names as OpenDelta's
     #: ``modified_modules``): the tree then previews what it would touch (see :mod:`sphinx_modelvis.targets`).
     targets: str | None = _option(None)
+    #: The placement view (see :mod:`sphinx_modelvis.placement`): a device map mode (``auto``, ``balanced``,
+    #: ``balanced_low_0``, ``sequential``), ``hf_device_map`` (``:device-map:`` with no value) or a dict
+    #: expression, for the devices of the ``max_memory`` expression; or the tensor-parallel plan over ``tp_plan``
+    #: ranks (see :mod:`sphinx_modelvis.tensor_plan`).
+    device_map: str = _option("", parse=device_map_option)
+    max_memory: str | None = _option(None)
+    tp_plan: int | None = _option(None, parse=tp_ranks)
 
     def key(self) -> dict[str, Any]:
         """The settings as a cache key holds them."""
@@ -300,6 +275,9 @@ class TreeSettings:
                 del values[flag_name]
         if values["optimizer"] == "adam":
             del values["optimizer"]
+        for late, unset in (("device_map", ""), ("max_memory", None), ("tp_plan", None)):  # the same
+            if values[late] == unset:
+                del values[late]
         return values
 
 

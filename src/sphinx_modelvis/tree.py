@@ -9,6 +9,7 @@ from typing import Any
 
 from .fields import LAYOUTS, JsonField, field_values, layout, list_or_none, read_fields, tuple_or_none, write_fields
 from .flop_summary import FlopSummary
+from .placement_summary import PlacementSummary, shards_from_json, shards_to_json
 from .sizes import MemorySummary, ints_from_json, pairs_from_json, pairs_to_json
 from .target_summary import TargetSummary
 
@@ -187,6 +188,15 @@ class ModuleNode:
     common: bool = field(default=True, kw_only=True)
     #: In an adapter preview: what the config would do to this module (one of :data:`TARGETS`, or empty).
     target: str = field(default="", kw_only=True)
+    #: In a placement view (:mod:`~sphinx_modelvis.placement`): the devices its subtree's tensors are on
+    #: (``"0"``, ``"0,1,cpu"``), why it is flagged as split across devices (``parameters``, ``no-split``), its
+    #: tensor-parallel style and its parameters' shards: ``(name, style, shape on each rank)``.
+    device: str = field(default="", kw_only=True)
+    split: str = field(default="", kw_only=True)
+    tp_style: str = field(default="", kw_only=True)
+    shards: tuple[tuple[str, str, tuple[tuple[int, ...], ...]], ...] = field(
+        default=(), kw_only=True, metadata={"json": JsonField(write=shards_to_json, read=shards_from_json)}
+    )
 
     @property
     def shown_type(self) -> str:
@@ -383,6 +393,12 @@ class ModelTree:
         default=None,
         kw_only=True,
         metadata={"json": JsonField(write=TargetSummary.to_json, read=TargetSummary.from_json)},
+    )
+    #: For a placement view (:mod:`~sphinx_modelvis.placement`): the device map's or tensor-parallel plan's totals.
+    placement: PlacementSummary | None = field(
+        default=None,
+        kw_only=True,
+        metadata={"json": JsonField(write=PlacementSummary.to_json, read=PlacementSummary.from_json)},
     )
     #: What the tree's builder already worked out, so that figures need not work it out again on a big
     #: tree; not part of the data (not compared, not written to JSON). Valid while the tree is not changed.

@@ -146,6 +146,19 @@ def _rich_output(lines: list[Text], console: Console, options: ConsoleOptions) -
     return output
 
 
+def _placement(model: Any, tree: ModelTree, device_map: Any, max_memory: Any, tp_plan: int | None) -> ModelTree:
+    """The placement view: a device map (see :func:`~sphinx_modelvis.placement.placement_view`) or a
+    tensor-parallel plan (see :func:`~sphinx_modelvis.tensor_plan.tensor_plan_view`), not both."""
+    from .placement import OWN_MAP, placement_view
+    from .tensor_plan import tensor_plan_view
+
+    if tp_plan is not None:
+        if device_map is not None:
+            raise ValueError("a tensor-parallel plan and a device map can't be shown together (nor loaded)")
+        return tensor_plan_view(model, tree, tp_plan)
+    return placement_view(model, tree, OWN_MAP if device_map is True else device_map, max_memory)
+
+
 def _ipython_shell() -> Any:
     """The running IPython shell, if any (a Jupyter kernel's, or a terminal's)."""
     ipython = sys.modules.get("IPython")
@@ -200,6 +213,9 @@ class Visualization:
         memory: bool | str = False,
         optimizer: str = "adam",
         targets: Any = None,
+        device_map: Any = None,
+        max_memory: Any = None,
+        tp_plan: int | None = None,
     ) -> TreeFigure:
         """Print the folded tree to the current ``sys.stdout`` through rich (in a Jupyter kernel: show the
         interactive HTML figure), and return it.
@@ -241,6 +257,15 @@ class Visualization:
         matching: ``◆`` on each module it would adapt, ``■`` on each ``modules_to_save`` copies, ``◇`` on each
         ``exclude_modules`` leaves out, and a line counting them and the parameters the adapter would add, naming
         the entries that matched nothing or only part of a stack. The model is only read.
+
+        ``device_map`` places the model as ``from_pretrained(device_map=...)`` would: ``"auto"``, ``"balanced"``,
+        ``"balanced_low_0"`` or ``"sequential"`` runs accelerate's ``infer_auto_device_map`` (with the model's
+        ``_no_split_modules``) for the devices of ``max_memory`` (``{0: "40GiB", 1: "40GiB", "cpu": "200GiB"}``;
+        the devices need not exist), a dict is taken as given, ``True`` shows the model's own ``hf_device_map``.
+        Each line says its device where it differs from its parent's (``@0``), folding splits where the device
+        changes, a module split across devices is flagged, and the summary gives the bytes on each device.
+        ``tp_plan`` (a number of ranks) shows a transformers model's tensor-parallel plan instead: each planned
+        module's style and each sharded parameter's shape on every rank, and the bytes each rank holds.
         """
         if common_structure and keep_non_params:  # as bigmodelvis: a common structure holds parameters only
             raise ValueError(
@@ -273,6 +298,8 @@ class Visualization:
             from .targets import target_view
 
             tree = target_view(self.plm, tree, targets)
+        if device_map is not None or tp_plan is not None or max_memory is not None:
+            tree = _placement(self.plm, tree, device_map, max_memory, tp_plan)
         if common_structure:  # last: the views above read the model's own names
             from .common_structure import common_tree
 

@@ -275,6 +275,8 @@ def module_block(
         tree = memory_view(module, tree, training=settings.memory == "training", optimizer=settings.optimizer)
     if settings.targets:
         tree = _target_view(module, tree, settings.targets, namespace or {}, line)
+    if settings.device_map or settings.tp_plan or settings.max_memory:
+        tree = _placement_view(module, tree, settings, namespace or {}, line)
     return TreeBlock(tree, rootname=settings.rootname, max_depth=settings.max_depth)
 
 
@@ -310,6 +312,38 @@ def _target_view(module: Any, tree: Any, expr: str, namespace: dict[str, Any], l
         raise SnippetError(f"the targets `{expr}`: {exc}", filename="", line=line, traceback="") from None
     except Exception as exc:  # PEFT refused the config (no target_modules and no default for this model, ...)
         message = f"the targets `{expr}` could not be previewed: {type(exc).__name__}: {exc}"
+        raise SnippetError(message, filename="", line=line, traceback="") from None
+
+
+#: The name tracebacks give the placement expressions (``:device-map:``, ``:max-memory:``).
+PLACEMENT_FILENAME = "<placement>"
+
+
+def _placement_view(module: Any, tree: Any, settings: TreeSettings, namespace: dict[str, Any], line: int) -> Any:
+    """The placement view of ``module``: its device map (the dict and ``max_memory`` expressions evaluated in the
+    page's namespace) or its tensor-parallel plan; a failure is an error at the figure's line."""
+    from ..placement import DEVICE_MAP_MODES, OWN_MAP, placement_view
+    from ..tensor_plan import tensor_plan_view
+
+    values: dict[str, Any] = {"device_map": settings.device_map, "max_memory": None}
+    for name, expr in (("device_map", settings.device_map), ("max_memory", settings.max_memory)):
+        if expr and expr not in (*DEVICE_MAP_MODES, OWN_MAP):
+            try:
+                _register_source(expr, PLACEMENT_FILENAME, 1)
+                values[name] = eval(compile(expr, PLACEMENT_FILENAME, "eval", dont_inherit=True), namespace)
+            except Exception as exc:
+                error = _snippet_error(exc, PLACEMENT_FILENAME)
+                error.args = (f"the {name.replace('_', '-')} `{expr}` could not be evaluated: {error}",)
+                error.line = line
+                raise error from None
+    try:
+        if settings.tp_plan:
+            if settings.device_map:
+                raise ValueError("a tensor-parallel plan and a device map can't be shown together (nor loaded)")
+            return tensor_plan_view(module, tree, settings.tp_plan)
+        return placement_view(module, tree, values["device_map"], values["max_memory"])
+    except Exception as exc:  # a map accelerate refused, a model without a plan, ...
+        message = f"the placement could not be shown: {type(exc).__name__}: {exc}"
         raise SnippetError(message, filename="", line=line, traceback="") from None
 
 

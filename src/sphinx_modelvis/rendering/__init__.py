@@ -13,6 +13,7 @@ from .costs import flop_summary_lines, memory_summary_lines
 from .figure import SHORTER_HINT, Figure, figure_ansi, figure_html, figure_svg, figure_text
 from .lines import TreeLine, TreeOptions, forward_lines, summary_lines, tree_rows
 from .marks import change_lines, target_lines
+from .placement import placement_summary_lines
 from .printed import printed_lines
 
 __all__ = [
@@ -62,6 +63,8 @@ def _tree_block_rows(block: TreeBlock, theme: Theme, *, width: int) -> tuple[lis
             summary.extend(flop_summary_lines(block.tree.flops, theme, width=width))
         if block.tree.memory is not None:
             summary.extend(memory_summary_lines(block.tree.memory, theme, width=width))
+        if block.tree.placement is not None:
+            summary.extend(placement_summary_lines(block.tree.placement, theme, width=width))
         lines.extend(summary)
         rows.extend(None for _ in summary)
     return lines, rows

@@ -13,6 +13,7 @@ from ..theme import Theme
 from ..tree import ModuleNode, ParamInfo, format_dtype, format_shape
 from .costs import flop_tokens, memory_tokens
 from .marks import MARKS, common_change_note, line_mark, marked, param_change_note, target_marked, target_note
+from .placement import device_tokens, shard_tokens
 from .styled import Styles, Token, joined, role_style, wrap
 
 __all__ = [
@@ -212,6 +213,8 @@ def tree_rows(
             kids.extend(item.node.params)
         kids.extend(item.children)
         tokens = [_head(item, styles, options.rootname if is_root else None)]
+        if item.node.device:  # a placement view: the device where it changes (``0-39 @0``)
+            tokens.extend(device_tokens(item.node, None if parent is None else parent.node.device, styles))
         if not options.expand_params:
             common = common_change_note(item.node.params) if options.compared else None
             for param in item.node.params:
@@ -223,6 +226,8 @@ def tree_rows(
         tokens.extend(_forward_tokens(item.node, styles))
         if item.node.flops > 0 or item.node.flops_was >= 0:
             tokens.extend(flop_tokens(item.node, styles, folded=item.folded))
+        if item.node.tp_style or item.node.shards:
+            tokens.extend(shard_tokens(item.node, styles))
         if item.node.target:
             tokens.append(target_note(item.node.target, theme))
         if item.node.shared_with is not None or item.hidden:
