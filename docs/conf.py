@@ -44,6 +44,8 @@ _pdflatex_characters = {
     "◆": r"\ensuremath{\blacklozenge}",  # an adapter preview's marks: adapted,
     "■": r"\ensuremath{\blacksquare}",  # saved (modules_to_save)
     "◇": r"\ensuremath{\lozenge}",  # and excluded
+    "⚠": r"\textbf{!}",  # a placement's split module, as an exclamation mark
+    "ᵀ": r"\textsuperscript{T}",  # a transpose, in the FLOPs prose
     "→": r"\ensuremath{\rightarrow}",
 }
 latex_elements = {

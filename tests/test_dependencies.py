@@ -6,6 +6,8 @@ the snippet depends on, builds again and reads the figure; the log says why each
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import shutil
@@ -173,6 +175,32 @@ def test_an_upgraded_distribution_runs_the_figures_that_import_it(tmp_path: Path
     fake_distribution(site, "2.0")  # its module's file stays as it was: only the version says it changed
     upgraded = sphinx(docs, tmp_path / "out")  # incremental: the page is read again for its new version
     assert ran(upgraded) == ["index.rst:6: ran: fakedist 1.0 -> 2.0"]
+
+
+def reinstall_with_hashes(folder: Path, module: str) -> None:
+    """``fakedist`` 1.0 installed in ``folder`` as pip installs it, its RECORD listing each file's hash."""
+    fake_distribution(folder, "1.0")
+    write(folder / "fakemod.py", module)
+    digest = base64.urlsafe_b64encode(hashlib.sha256(module.encode()).digest()).rstrip(b"=").decode()
+    record = f"fakemod.py,sha256={digest},{len(module)}\nfakedist-1.0.dist-info/METADATA,,\n"
+    write(folder / "fakedist-1.0.dist-info" / "RECORD", record)
+
+
+def test_a_distribution_reinstalled_at_the_same_version_with_other_files_runs_its_figures(tmp_path: Path) -> None:
+    # `pip install .` of the library a site documents, its version string not bumped: the version alone would
+    # keep the old figure; the hashes pip records say the files changed.
+    site = tmp_path / "site-packages"
+    linear = "from torch import nn\n\n\ndef model():\n    return nn.Linear(2, {size})\n"
+    reinstall_with_hashes(site, linear.format(size=2))
+    conf = f"import sys\nsys.path.insert(0, {str(site)!r})\n"
+    page = PAGE.replace("   import mylib\n   model = mylib.Net()\n", "   import fakemod\n   model = fakemod.model()\n")
+    docs = sphinx_project(tmp_path, page, conf)
+    sphinx(docs, tmp_path / "out")
+    reinstall_with_hashes(site, linear.format(size=7))
+    again = sphinx(docs, tmp_path / "out")  # incremental: the page is read again
+    assert ran(again) == ["index.rst:6: ran: fakedist 1.0 was reinstalled with other files"]
+    html = (tmp_path / "out" / "index.html").read_text()
+    assert "weight:[7, 2]" in html and "weight:[2, 2]" not in html
 
 
 def test_two_pages_in_two_folders_each_show_their_own_module(tmp_path: Path) -> None:

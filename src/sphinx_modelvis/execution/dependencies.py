@@ -81,7 +81,22 @@ def _in_standard_library(real: str) -> bool:
     return "site-packages" not in real and "dist-packages" not in real
 
 
-#: Per ``sys.path`` folder (real path): the top-level names its distributions install, and their (name, version).
+def installed_as(distribution: metadata.Distribution) -> str:
+    """What an installed distribution counts as: its version, and, when its ``RECORD`` lists its files' hashes (as
+    pip writes it), a digest of that list (``1.0 (files 3f2a9c1b0d4e)``). A reinstall of the same version with
+    other files (``pip install .`` of the library a site documents, its version string not bumped) is a change."""
+    version = distribution.version
+    try:
+        record = distribution.read_text("RECORD")
+    except Exception:  # unreadable metadata: the version alone
+        record = None
+    if not record or "sha256=" not in record:
+        return version
+    return f"{version} (files {hashlib.sha256(record.encode()).hexdigest()[:12]})"
+
+
+#: Per ``sys.path`` folder (real path): the top-level names its distributions install, and their (name,
+#: :func:`installed_as`).
 _DISTRIBUTIONS: dict[str, dict[str, list[tuple[str, str]]]] = {}
 
 
@@ -97,7 +112,7 @@ def _distributions_in(folder: str) -> dict[str, list[tuple[str, str]]]:
         found = []
     for distribution in found:
         try:
-            name, version = distribution.metadata["Name"], distribution.version
+            name, version = distribution.metadata["Name"], installed_as(distribution)
             tops = (distribution.read_text("top_level.txt") or "").split()
             if not tops:
                 # The first part of each installed path, read from RECORD's text (``distribution.files`` makes an

@@ -24,7 +24,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .dependencies import FileState, file_state
+from .dependencies import FileState, file_state, installed_as
 
 __all__ = ["DependencyChecker", "declared_dependencies"]
 
@@ -122,7 +122,7 @@ class DependencyChecker:
         for name, version in manifest.get("distributions", {}).items():
             now = self._version(name)
             if now != version:
-                return f"{name} {version} -> {now or 'not installed'}", False
+                return _upgraded(name, version, now), False
         for name, value in manifest.get("env", {}).items():
             if os.environ.get(name) != value:
                 return f"env:{name} changed", False
@@ -173,7 +173,7 @@ class DependencyChecker:
     def _version(self, name: str) -> str | None:
         if name not in self._versions:
             try:
-                self._versions[name] = metadata.version(name)
+                self._versions[name] = installed_as(metadata.distribution(name))
             except metadata.PackageNotFoundError:
                 self._versions[name] = None
         return self._versions[name]
@@ -182,3 +182,12 @@ class DependencyChecker:
         """Drop what was learnt (``mkdocs serve``'s next build must look at the files again)."""
         self._stats.clear()
         self._versions.clear()
+
+
+def _upgraded(name: str, was: str, now: str | None) -> str:
+    """Why a distribution no longer holds: ``fakedist 1.0 -> 2.0``, or a reinstall of one version with other files."""
+    if now is None:
+        return f"{name} {was.split(' ')[0]} -> not installed"
+    if was.split(" ")[0] == now.split(" ")[0]:
+        return f"{name} {now.split(' ')[0]} was reinstalled with other files"
+    return f"{name} {was.split(' ')[0]} -> {now.split(' ')[0]}"
