@@ -14,6 +14,8 @@ __all__ = [
     "field_values",
     "layout",
     "list_or_none",
+    "plain_from_json",
+    "plain_to_json",
     "read_fields",
     "tuple_or_none",
     "write_fields",
@@ -88,3 +90,26 @@ def list_or_none(shape: tuple[int, ...] | None) -> list[int] | None:
 def tuple_or_none(shape: list[int] | None) -> tuple[int, ...] | None:
     """A shape read back from JSON."""
     return None if shape is None else tuple(shape)
+
+
+def plain_to_json(value: Any) -> dict[str, Any]:
+    """A summary's JSON-ready dict: every field of the data class ``value``, its tuples (of tuples) as lists."""
+    data: dict[str, Any] = {}
+    for item in fields(value):
+        field_value = getattr(value, item.name)
+        if isinstance(field_value, tuple):
+            field_value = [list(entry) if isinstance(entry, tuple) else entry for entry in field_value]
+        data[item.name] = field_value
+    return data
+
+
+def plain_from_json(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments that make a ``cls`` of what :func:`plain_to_json` wrote (missing: the defaults)."""
+    values: dict[str, Any] = {}
+    for item in fields(cls):
+        if item.name in data:
+            value = data[item.name]
+            if isinstance(value, list):
+                value = tuple(tuple(entry) if isinstance(entry, list) else entry for entry in value)
+            values[item.name] = value
+    return values

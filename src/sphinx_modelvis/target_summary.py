@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
+
+from .fields import plain_from_json, plain_to_json
 
 __all__ = ["TargetSummary"]
 
@@ -32,21 +34,9 @@ class TargetSummary:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict of every field (tuples as lists)."""
-        return {
-            item.name: [list(entry) if isinstance(entry, tuple) else entry for entry in value]
-            if isinstance(value := getattr(self, item.name), tuple)
-            else value
-            for item in fields(self)
-        }
+        return plain_to_json(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TargetSummary:
         """Read what :meth:`to_json` wrote (fields it lacks keep their defaults)."""
-        values: dict[str, Any] = {}
-        for item in fields(cls):
-            if item.name in data:
-                value = data[item.name]
-                if isinstance(value, list):
-                    value = tuple(tuple(entry) if isinstance(entry, list) else entry for entry in value)
-                values[item.name] = value
-        return cls(**values)
+        return cls(**plain_from_json(cls, data))
