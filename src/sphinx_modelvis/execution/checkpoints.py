@@ -42,9 +42,8 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoint_memory import private_memory, resident_memory
-from .forked import ForkedWorkers
+from .forked import ForkedWorkers, fork_request
 from .processes import alive
-from .wire import ForkFailed, ForkRequest, receive, send
 
 __all__ = [
     "CHECKPOINTS",
@@ -168,18 +167,10 @@ class _Keeper:
             return False
 
     def _answer(self, connection: socket.socket) -> None:
-        try:
-            request, fds = receive(connection, max_fds=3)
-        except (EOFError, OSError, ValueError):
-            connection.close()
+        asked = fork_request(connection)
+        if asked is None:
             return
-        if not isinstance(request, ForkRequest) or len(fds) != 3:
-            for fd in fds:
-                os.close(fd)
-            with contextlib.suppress(OSError):
-                send(connection, ForkFailed("unknown request"))
-            connection.close()
-            return
+        _request, fds = asked
         self.exits.fork(connection, fds, lambda: self._become_worker(connection, fds))
 
     def _become_worker(self, connection: socket.socket, fds: list[int]) -> typing.NoReturn:

@@ -12,9 +12,28 @@ import time
 from collections.abc import Callable
 from typing import NoReturn
 
-from .wire import Forked, ForkFailed, WorkerExited, send
+from .wire import Forked, ForkFailed, ForkRequest, WorkerExited, receive, send
 
-__all__ = ["ForkedWorkers"]
+__all__ = ["ForkedWorkers", "fork_request"]
+
+
+def fork_request(connection: socket.socket, *, bare: bool = False) -> tuple[ForkRequest, list[int]] | None:
+    """The fork request on ``connection`` and the worker's pipes and log it carries; ``None`` for anything else
+    (the client told, the connection closed). ``bare``: a request without them is taken too (the template's
+    "import this, fork nothing")."""
+    try:
+        request, fds = receive(connection, max_fds=3)
+    except (EOFError, OSError, ValueError):
+        connection.close()
+        return None
+    if isinstance(request, ForkRequest) and (len(fds) == 3 or (bare and not fds)):
+        return request, fds
+    for fd in fds:
+        os.close(fd)
+    with contextlib.suppress(OSError):
+        send(connection, ForkFailed("unknown request"))
+    connection.close()
+    return None
 
 
 class ForkedWorkers:

@@ -40,10 +40,10 @@ from typing import Any, NoReturn
 
 from .checkpoints import end_checkpoints
 from .dependencies import warm_distributions, warm_modules
-from .forked import ForkedWorkers
+from .forked import ForkedWorkers, fork_request
 from .link import SOCKET_NAME, TemplateLink
 from .processes import alive
-from .wire import ForkFailed, ForkRequest, receive, send
+from .wire import ForkRequest
 
 __all__ = ["TemplateLink", "forking_supported", "main"]
 
@@ -156,23 +156,15 @@ class _Template:
         self.stopping = True
 
     def _answer(self, connection: socket.socket) -> None:
-        try:
-            request, fds = receive(connection, max_fds=3)
-        except (EOFError, OSError, ValueError):
-            connection.close()
+        asked = fork_request(connection, bare=True)
+        if asked is None:
             return
-        if isinstance(request, ForkRequest) and not fds:
+        request, fds = asked
+        if not fds:
             # No worker to fork: a build that ends asks its kept template to import, while it waits for the
             # next build, what the build's workers imported (installed modules only, as ever).
             connection.close()
             self._prepare(request)
-            return
-        if not isinstance(request, ForkRequest) or len(fds) != 3:
-            for fd in fds:
-                os.close(fd)
-            with contextlib.suppress(OSError):
-                send(connection, ForkFailed("unknown request"))
-            connection.close()
             return
         self._prepare(request)
         sys.stdout.flush()
