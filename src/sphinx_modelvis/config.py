@@ -22,6 +22,7 @@ from .setting_rules import POSITIVE_SECONDS, TORCH_DEVICE, Rule, at_least
 
 __all__ = [
     "DEFAULT_COLLAPSE_SUMMARY",
+    "LATE_TREE_SETTINGS",
     "OPTION_SPEC",
     "FigureOptions",
     "ModelvisConfig",
@@ -235,6 +236,10 @@ def _option(
     return field(default=default, metadata=metadata)
 
 
+#: The tree settings added after cache keys were first written (see :meth:`TreeSettings.key`).
+LATE_TREE_SETTINGS = ("inputs", "flops", "memory", "optimizer", "targets", "device_map", "max_memory", "tp_plan")
+
+
 @dataclass(frozen=True, kw_only=True)
 class TreeSettings:
     """How the tree of a figure's module is built and laid out: what the worker needs, and part of the cache key."""
@@ -267,17 +272,10 @@ class TreeSettings:
     def key(self) -> dict[str, Any]:
         """The settings as a cache key holds them."""
         values = dataclasses.asdict(self)
-        for late in ("inputs", "targets"):  # added after the others: keys made before them stay valid
-            if values[late] is None:
-                del values[late]
-        for flag_name in ("memory", "flops"):  # the same
-            if not values[flag_name]:
-                del values[flag_name]
-        if values["optimizer"] == "adam":
-            del values["optimizer"]
-        for late, unset in (("device_map", ""), ("max_memory", None), ("tp_plan", None)):  # the same
-            if values[late] == unset:
-                del values[late]
+        for item in dataclasses.fields(self):
+            # Added after the others: left out while at their default, so that keys made before them stay valid.
+            if item.name in LATE_TREE_SETTINGS and values[item.name] == item.default:
+                del values[item.name]
         return values
 
 

@@ -185,9 +185,11 @@ class DependencyChecker:
 
 
 def _upgraded(name: str, was: str, now: str | None) -> str:
-    """Why a distribution no longer holds: ``fakedist 1.0 -> 2.0``, or a reinstall of one version with other files."""
-    if now is None:
-        return f"{name} {was.split(' ')[0]} -> not installed"
-    if was.split(" ")[0] == now.split(" ")[0]:
-        return f"{name} {now.split(' ')[0]} was reinstalled with other files"
-    return f"{name} {was.split(' ')[0]} -> {now.split(' ')[0]}"
+    """Why a distribution no longer holds: ``fakedist 1.0 -> 2.0``, or a reinstall of one version with other files.
+    (``was`` and ``now`` are :func:`~sphinx_modelvis.execution.dependencies.installed_as` answers: the version
+    first, then the files' digest.)"""
+    before = was.split(" ")[0]
+    after = now.split(" ")[0] if now is not None else "not installed"
+    if after == before:
+        return f"{name} {after} was reinstalled with other files"
+    return f"{name} {before} -> {after}"
