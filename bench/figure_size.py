@@ -39,11 +39,12 @@ TARGET_BYTES = 40_000
 
 #: The interactive figure's budget (issue 10): the BERT figure's HTML.
 TARGET_INTERACTIVE_BYTES = 25_000
-#: What a page's browser receives once for our figures (stylesheets and script), gzipped, at most; the same
-#: number as ``tests/test_figure_markup.py``'s. Issue 10's was 12 KB raw of the figure's stylesheet and script,
-#: met by a home-made minifier; issue 18 asked for 6 KB gzipped with the script written for its reader and
-#: served as written, which its full names and comments put over 6 KB (see RESULTS.md): that budget gave way.
-TARGET_ASSETS_GZIPPED = 8_000
+#: What a page's browser receives once for the interactive figures (their stylesheet and script), gzipped, at
+#: most: issue 18's budget, the same number as ``tests/test_figure_markup.py``'s. Issue 10's was 12 KB raw, met by a
+#: home-made minifier; now the files are written to be read and served as rJSmin and rCSSmin minify them. The
+#: table prints every file a page links; the verdict is on the figures' two (MkDocs serves the layout's rules and
+#: the figures' in one stylesheet: that row is reported, its figures' part being the same files).
+TARGET_ASSETS_GZIPPED = 6_000
 #: Figures on the page of the "ten figures" rows (as ``page_load.py`` opens).
 PAGE_FIGURES = 10
 
@@ -234,9 +235,14 @@ def assets_table() -> tuple[list[str], bool]:
         raw = sum(len(data) for data in files.values())
         gzipped = sum(gz(data) for data in files.values())
         parts = ", ".join(f"`{name}` {len(data):,} B ({gz(data):,} B gz)" for name, data in files.items())
-        met = gzipped <= TARGET_ASSETS_GZIPPED
-        missed = missed or not met
-        verdict = f"<= {TARGET_ASSETS_GZIPPED // 1000} KB gzipped: {'met' if met else 'MISSED'}"
+        figures = [data for name, data in files.items() if "modelvis-figure." in name]
+        if len(figures) == 2:
+            judged = sum(gz(data) for data in figures)
+            met = judged <= TARGET_ASSETS_GZIPPED
+            missed = missed or not met
+            verdict = f"the figures' two: {judged:,} B <= {TARGET_ASSETS_GZIPPED:,} B: {'met' if met else 'MISSED'}"
+        else:
+            verdict = "reported (one stylesheet: the layout's rules and the figures')"
         rows.append(f"| {host} | {parts} | {raw:,} B | {gzipped:,} B | {verdict} |")
     return rows, missed
 

@@ -300,7 +300,7 @@ def test_material_palettes(tutorial: Built) -> None:
 
 def test_css_asset_written_and_linked(tutorial: Built) -> None:
     css = (tutorial.site / "assets" / "modelvis" / "modelvis.css").read_text(encoding="utf-8")
-    assert "div.modelvis-figure" in css and "pre.modelvis-html > code" in css
+    assert "div.modelvis-figure" in css and "pre.modelvis-html>code" in css
     links = [link["href"] for link in tutorial.page().find_all("link", rel="stylesheet")]
     assert "assets/modelvis/modelvis.css" in links
     nested = [link["href"] for link in tutorial.page("other/index.html").find_all("link", rel="stylesheet")]

@@ -35,15 +35,7 @@ def _declared(option: str) -> Callable[[str], Any]:
     """An argument type that reads a value as the figure option ``option`` does, with the same rule."""
     from .config import OPTION_SPEC
 
-    convert = OPTION_SPEC[option]
-
-    def parse(text: str) -> Any:
-        try:
-            return convert(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    return parse
+    return _said(OPTION_SPEC[option])
 
 
 class _LineParser(argparse.ArgumentParser):

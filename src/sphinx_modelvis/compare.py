@@ -12,14 +12,14 @@ further down is *moved* (and shows what else changed), not removed and added.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from .capture import Capture, TreeBlock
 from .errors import ModelvisError
-from .flops import compare_flops
 from .folding import summarize
-from .memory import compare_memory
+from .memory import node_bytes
 from .tree import ChangeSummary, ModelTree, ModuleNode, ParamInfo, format_shape
 
 __all__ = ["compare_captures", "compare_named", "compare_trees", "figure_key", "last_tree"]
@@ -256,14 +256,41 @@ def compare_trees(before: ModelTree, after: ModelTree, *, changes_only: bool = F
         changes_only=changes_only,
     )
     counted: dict[str, Any] = {}
-    if before.flops is not None and after.flops is not None:  # both counted: the same, for FLOPs
-        root = compare_flops(before, root, matched)
+    # Both counted: each changed module says its earlier count, and the summary the earlier total.
+    if before.flops is not None and after.flops is not None:
+        root = _with_earlier(before, root, matched, lambda node: node.flops, "flops_was")
         counted["flops"] = replace(after.flops, before=before.flops.total)
-    if before.memory is None or after.memory is None:
-        return after.with_root(root, changes=summary, **counted)
-    # Both measured: each changed module says its earlier bytes, and the summary the earlier total.
-    root = compare_memory(before, after, root, matched)
-    return after.with_root(root, changes=summary, memory=replace(after.memory, before=before.memory.total), **counted)
+    if before.memory is not None and after.memory is not None:
+        root = _with_earlier(before, root, matched, node_bytes, "memory_was")
+        counted["memory"] = replace(after.memory, before=before.memory.total)
+    return after.with_root(root, changes=summary, **counted)
+
+
+def _with_earlier(
+    before: ModelTree,
+    root: ModuleNode,
+    matched: Mapping[str, str],
+    measure: Callable[[ModuleNode], int],
+    field: str,
+) -> ModuleNode:
+    """``root`` (the marked copy of a later tree's root) with each module whose ``measure`` changed keeping what it
+    was in ``field`` (``flops_was``, ``memory_was``; -1: unchanged, new, or not measured), by ``matched``: each
+    later module's path and its earlier counterpart's."""
+    earlier = {path: measure(node) for path, node in before.root.places()}
+    copies: dict[str, ModuleNode] = {}
+    for path, node in root.places(leaves_first=True):
+        children = [copies[f"{path}.{child.name}" if path else child.name] for child in node.children]
+        old_path = matched.get(path)
+        was = earlier.get(old_path, -1) if old_path is not None and node.change != "removed" else -1
+        now = measure(node)
+        if was == now or now < 0:
+            was = -1
+        if was == getattr(node, field) and all(new is old for new, old in zip(children, node.children, strict=True)):
+            copies[path] = node
+        else:
+            marked: dict[str, Any] = {field: was}
+            copies[path] = replace(node, children=children, **marked)
+    return copies[""]
 
 
 def _changes_only(root: ModuleNode) -> ModuleNode:

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass, fields
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = [
     "LAYOUTS",
     "JsonField",
+    "PlainJson",
     "field_values",
     "layout",
     "list_or_none",
@@ -113,3 +114,22 @@ def plain_from_json(cls: type, data: dict[str, Any]) -> dict[str, Any]:
                 value = tuple(tuple(entry) if isinstance(entry, list) else entry for entry in value)
             values[item.name] = value
     return values
+
+
+_Plain = TypeVar("_Plain", bound="PlainJson")
+
+
+class PlainJson:
+    """The JSON form of a summary: a frozen data class of plain values and tuples (of tuples) that a tree carries
+    (what a placement view or an adapter preview found)."""
+
+    __slots__ = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field (tuples as lists)."""
+        return plain_to_json(self)
+
+    @classmethod
+    def from_json(cls: type[_Plain], data: dict[str, Any]) -> _Plain:
+        """Read what :meth:`to_json` wrote (fields it lacks keep their defaults)."""
+        return cls(**plain_from_json(cls, data))

@@ -13,7 +13,7 @@ from dataclasses import replace
 from .flop_summary import FlopSummary, format_flops
 from .tree import ModelTree, ModuleNode
 
-__all__ = ["FlopSummary", "annotate_flops", "compare_flops", "format_flops"]
+__all__ = ["FlopSummary", "annotate_flops", "format_flops"]
 
 
 def annotate_flops(tree: ModelTree, counts: Mapping[str, int], summary: FlopSummary) -> ModelTree:
@@ -34,21 +34,3 @@ def annotate_flops(tree: ModelTree, counts: Mapping[str, int], summary: FlopSumm
             count = sum(child.flops for child in children if child.flops > 0)
         done[path] = replace(node, children=children, flops=count)
     return tree.with_root(done[""], flops=summary)
-
-
-def compare_flops(before: ModelTree, root: ModuleNode, matched: Mapping[str, str]) -> ModuleNode:
-    """``root`` (the marked copy of a later tree's root) with each module whose FLOPs changed saying what they
-    were (``flops_was``), by ``matched``: each later module's path and its earlier counterpart's."""
-    earlier = {path: node.flops for path, node in before.root.places()}
-    copies: dict[str, ModuleNode] = {}
-    for path, node in root.places(leaves_first=True):
-        children = [copies[f"{path}.{child.name}" if path else child.name] for child in node.children]
-        old_path = matched.get(path)
-        was = earlier.get(old_path, -1) if old_path is not None and node.change != "removed" else -1
-        if was == node.flops or node.flops < 0:
-            was = -1
-        if was == node.flops_was and all(new is old for new, old in zip(children, node.children, strict=True)):
-            copies[path] = node
-        else:
-            copies[path] = replace(node, children=children, flops_was=was)
-    return copies[""]

@@ -21,7 +21,6 @@ __all__ = [
     "OPTIMIZERS",
     "TensorRecord",
     "annotate_memory",
-    "compare_memory",
     "format_bytes",
     "memory_mode",
     "optimizer_name",
@@ -240,23 +239,3 @@ def annotate_memory(
 def node_bytes(node: ModuleNode) -> int:
     """All a measured module's subtree costs: its weights, and under training what training adds."""
     return sum(size for _dtype, size in node.memory) + sum(node.training)
-
-
-def compare_memory(before: ModelTree, after: ModelTree, root: ModuleNode, matched: Mapping[str, str]) -> ModuleNode:
-    """``root`` (the marked copy of ``after`` 's root) with each module whose bytes changed saying what they were
-    (``memory_was``), by ``matched``: each later module's path and its earlier counterpart's."""
-    if before.memory is None or after.memory is None:
-        return root
-    earlier = {path: node_bytes(node) for path, node in before.root.places()}
-    copies: dict[str, ModuleNode] = {}
-    for path, node in root.places(leaves_first=True):
-        children = [copies[f"{path}.{child.name}" if path else child.name] for child in node.children]
-        old_path = matched.get(path)
-        was = earlier.get(old_path, -1) if old_path is not None and node.change != "removed" else -1
-        if was == node_bytes(node):
-            was = -1
-        if was == node.memory_was and all(new is old for new, old in zip(children, node.children, strict=True)):
-            copies[path] = node
-        else:
-            copies[path] = replace(node, children=children, memory_was=was)
-    return copies[""]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .fields import plain_from_json, plain_to_json
+from .fields import PlainJson
 
 __all__ = ["PlacementSummary", "device_label", "shards_from_json", "shards_to_json"]
 
@@ -58,7 +58,7 @@ def shards_from_json(items: list[list[Any]]) -> tuple[tuple[str, str, tuple[tupl
 
 
 @dataclass(frozen=True, slots=True)
-class PlacementSummary:
+class PlacementSummary(PlainJson):
     """What a placement view found (see :mod:`sphinx_modelvis.placement`), in bytes, each tensor once.
 
     For a device map: ``source`` says where the map came from (``auto``, ``balanced``, ``balanced_low_0``,
@@ -83,12 +83,3 @@ class PlacementSummary:
     planned: int = 0
     styles: tuple[tuple[str, int], ...] = ()
     unknown: tuple[str, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict of every field (tuples as lists)."""
-        return plain_to_json(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> PlacementSummary:
-        """Read what :meth:`to_json` wrote (fields it lacks keep their defaults)."""
-        return cls(**plain_from_json(cls, data))

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from .fields import plain_from_json, plain_to_json
+from .fields import PlainJson
 
 __all__ = ["TargetSummary"]
 
 
 @dataclass(frozen=True, slots=True)
-class TargetSummary:
+class TargetSummary(PlainJson):
     """What an adapter preview found (see :mod:`sphinx_modelvis.targets`).
 
     ``method`` names the config (``LoRA r=8``; empty for a plain list of names); ``adapted``, ``saved`` and
@@ -31,12 +30,3 @@ class TargetSummary:
     unmatched: tuple[str, ...] = ()
     partial: tuple[tuple[str, int, int, str], ...] = ()
     notes: tuple[str, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict of every field (tuples as lists)."""
-        return plain_to_json(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> TargetSummary:
-        """Read what :meth:`to_json` wrote (fields it lacks keep their defaults)."""
-        return cls(**plain_from_json(cls, data))

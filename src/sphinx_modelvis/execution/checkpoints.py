@@ -171,28 +171,13 @@ class _Keeper:
         if asked is None:
             return
         _request, fds = asked
-        self.exits.fork(connection, fds, lambda: self._become_worker(connection, fds))
+        self.exits.fork(connection, fds, self._serve, (self.listener, self.wake_read, self.wake_write))
 
-    def _become_worker(self, connection: socket.socket, fds: list[int]) -> typing.NoReturn:
-        """In the forked child: the checkpoint's parts dropped, the log as stdout and stderr, one torch thread."""
-        try:
-            os.setsid()  # a group of its own: a timeout kills it and what it started, not the checkpoint
-            signal.set_wakeup_fd(-1)
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            self.selector.close()
-            for sock in (self.listener, self.wake_read, self.wake_write, connection, *self.exits.connections.values()):
-                sock.close()
-            requests, responses, log = fds
-            os.dup2(log, 1)
-            os.dup2(log, 2)
-            os.close(log)
-            gc.enable()
-            hold_one_thread()
-            self.resume(requests, responses)
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(70)
+    def _serve(self, requests: int, responses: int) -> None:
+        """In the forked worker: collection back on, one torch thread, then the page's requests from here on."""
+        gc.enable()
+        hold_one_thread()
+        self.resume(requests, responses)
 
 
 def hold_one_thread() -> None:

@@ -391,13 +391,17 @@ class WorkerClient:
                 process.wait(timeout=10)
         self._discard()
 
-    def _discard(self) -> None:
-        """Close this process's ends of the pipes (the worker, if alive, sees the end of its requests)."""
+    def _close_pipes(self) -> None:
+        """Close this process's ends of the worker's pipes and its log."""
         for connection in (self._requests, self._responses):
             if connection is not None:
                 connection.close()
         if self._log is not None:
             self._log.close()
+
+    def _discard(self) -> None:
+        """Close this process's ends of the pipes (the worker, if alive, sees the end of its requests)."""
+        self._close_pipes()
         process = self._process
         # A forked worker is the template's child: it is reaped there, so a new worker need not wait for an
         # old one to free its memory. A worker started here is reaped here.
@@ -418,11 +422,7 @@ class WorkerClient:
 
     def _forget(self) -> None:
         """After a fork: drop the parent's worker without touching it (its pipes' copies here are closed)."""
-        for connection in (self._requests, self._responses):
-            if connection is not None:
-                connection.close()
-        if self._log is not None:
-            self._log.close()
+        self._close_pipes()
         if self._process is not None:
             self._process.close()
         self._requests = self._responses = None

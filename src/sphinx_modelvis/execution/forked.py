@@ -1,15 +1,17 @@
 """Workers forked on request, and what their clients are owed: the worker's pid, then its exit status, on the
 connection that asked for it. The template and each checkpoint (:mod:`~sphinx_modelvis.execution.checkpoints`)
-fork workers this way; they differ in what the child does (see their ``_become_worker``)."""
+fork workers this way; they differ in what the child then serves."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import selectors
+import signal
 import socket
 import time
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Iterable
 from typing import NoReturn
 
 from .wire import Forked, ForkFailed, ForkRequest, WorkerExited, receive, send
@@ -45,10 +47,18 @@ class ForkedWorkers:
         #: Each worker's pid and the connection its exit status goes to, while its client listens.
         self.connections: dict[int, socket.socket] = {}
 
-    def fork(self, connection: socket.socket, fds: list[int], become: Callable[[], NoReturn]) -> int | None:
-        """Fork a worker for the client on ``connection``; the child runs ``become`` (it never returns), given
-        ``fds`` (the worker's pipes and log, which the parent then closes). The client is answered with the
-        worker's pid (or why there is none), then, when it ends, with its exit status. The pid, or ``None``."""
+    def fork(
+        self,
+        connection: socket.socket,
+        fds: list[int],
+        serve: Callable[[int, int], object],
+        own: Iterable[socket.socket],
+    ) -> int | None:
+        """Fork a worker for the client on ``connection``; the child drops this process's parts (the selector, the
+        sockets ``own`` and every client's connection), takes the log of ``fds`` as its stdout and stderr and runs
+        ``serve`` on the request and response pipes of ``fds`` (which the parent then closes); it never returns.
+        The client is answered with the worker's pid (or why there is none), then, when it ends, with its exit
+        status. The pid, or ``None``."""
         started = time.perf_counter()
         try:
             pid = os.fork()
@@ -56,7 +66,7 @@ class ForkedWorkers:
             failure = f"fork failed: {error}"
             pid = -1
         if pid == 0:
-            become()
+            self._become_worker(connection, fds, serve, own)
         for fd in fds:
             os.close(fd)
         try:
@@ -70,6 +80,32 @@ class ForkedWorkers:
         self.connections[pid] = connection
         self.selector.register(connection, selectors.EVENT_READ)
         return pid
+
+    def _become_worker(
+        self,
+        connection: socket.socket,
+        fds: list[int],
+        serve: Callable[[int, int], object],
+        own: Iterable[socket.socket],
+    ) -> NoReturn:
+        """In the forked child: drop the parent's parts, take the log as stdout and stderr, serve requests."""
+        try:
+            os.setsid()  # a group of its own: a timeout kills it and what it started, not its parent
+            signal.set_wakeup_fd(-1)
+            for number in (signal.SIGCHLD, signal.SIGTERM):
+                signal.signal(number, signal.SIG_DFL)
+            self.selector.close()
+            for sock in (*own, connection, *self.connections.values()):
+                sock.close()
+            requests, responses, log = fds
+            os.dup2(log, 1)
+            os.dup2(log, 2)
+            os.close(log)
+            serve(requests, responses)
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(70)  # serve() never returns; nothing here may go back to the parent's loop
 
     def reap(self) -> list[int]:
         """Reap every child that has ended, tell each worker's client its exit status; the pids reaped."""

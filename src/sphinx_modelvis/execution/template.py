@@ -34,9 +34,8 @@ import signal
 import socket
 import sys
 import time
-import traceback
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from .checkpoints import end_checkpoints
 from .dependencies import warm_distributions, warm_modules
@@ -169,7 +168,7 @@ class _Template:
         self._prepare(request)
         sys.stdout.flush()
         sys.stderr.flush()
-        pid = self.exits.fork(connection, fds, lambda: self._become_worker(connection, fds, request))
+        pid = self.exits.fork(connection, fds, _serve, (self.listener, self.wake_read, self.wake_write))
         if pid is not None:
             self.children.add(pid)
 
@@ -190,30 +189,15 @@ class _Template:
         # And what each module it has loaded counts as (its distribution), for the same reason.
         warm_modules()
 
-    def _become_worker(self, connection: socket.socket, fds: list[int], request: ForkRequest) -> NoReturn:
-        """In the forked child: drop the template's parts, take the log as stdout and stderr, serve requests."""
-        try:
-            os.setsid()  # a group of its own: a timeout kills it and what it started, not the template
-            signal.set_wakeup_fd(-1)
-            for number in (signal.SIGCHLD, signal.SIGTERM):
-                signal.signal(number, signal.SIG_DFL)
-            self.selector.close()
-            for sock in (self.listener, self.wake_read, self.wake_write, connection, *self.exits.connections.values()):
-                sock.close()
-            requests, responses, log = fds
-            os.dup2(log, 1)
-            os.dup2(log, 2)
-            os.close(log)
-            from .worker import serve
-
-            serve(requests, responses)
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(70)  # serve() never returns; nothing here may go back to the template's loop
-
     def _reap(self) -> None:
         self.children.difference_update(self.exits.reap())
+
+
+def _serve(requests: int, responses: int) -> None:
+    """In the forked worker: the page's requests, from its first snippet."""
+    from .worker import serve
+
+    serve(requests, responses)
 
 
 def _adopt_orphans() -> None:

@@ -7,7 +7,6 @@ import html
 import logging
 import os
 import re
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from ..execution.cache import cache_folder
 from ..execution.link import TemplateLink
 from ..execution.session import FigureFailure, FigureRunner, PageSession, RunnerStats, Snippet
 from ..rendering import page_figure
+from ..rendering.assets import minified_css, written
 from ..rendering.interactive import figure_assets
 from ..targets import target_warnings
 from .fences import ModelvisFence, find_fences
@@ -153,12 +153,11 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
         target = Path(config.site_dir, CSS_PATH)
         target.parent.mkdir(parents=True, exist_ok=True)
         # The stylesheet both hosts share (it only lays figures out: each figure paints its own background),
-        # then what MkDocs themes need on top of it.
-        package = resources.files("sphinx_modelvis")
-        shared = package.joinpath("sphinx", "static", "modelvis.css").read_text("utf-8")
-        themes = package.joinpath("mkdocs", "static", "modelvis-mkdocs.css").read_text("utf-8")
+        # then what MkDocs themes need on top of it, then the interactive figures' own; minified as served.
+        layout = written("sphinx_modelvis.sphinx", "modelvis.css")
+        layout += written("sphinx_modelvis.mkdocs", "modelvis-mkdocs.css")
         figure_css, figure_js = figure_assets()
-        target.write_text(f"{shared.rstrip()}\n\n{themes.rstrip()}\n\n{figure_css}", encoding="utf-8")
+        target.write_text(minified_css(layout) + figure_css, encoding="utf-8")
         Path(config.site_dir, JS_PATH).write_text(figure_js, encoding="utf-8")
         self._watch()
         stats = self.stats

@@ -19,7 +19,6 @@ import html
 import json
 import re
 from functools import lru_cache
-from importlib import resources
 
 from rich.color import ColorType
 from rich.console import Console
@@ -29,6 +28,7 @@ from rich.text import Text
 from ..folding import label_lists_all
 from ..keys import line_anchor
 from ..theme import CSS_NAMES, DARK, LIGHT, PROBE_NAMES, THEME_CHOICES, Theme, css_colors
+from .assets import minified_css, minified_js, written
 from .figure import FONT_STACK, Figure, _console, terminal_theme
 from .lines import TreeLine, role_style
 
@@ -332,17 +332,13 @@ def follow_page(markup: str) -> str:
     return _PROBE_COLOR.sub(lambda match: f"var(--mv-{PROBE_NAMES[match[0].lower()]})", markup)
 
 
-def _static(name: str) -> str:
-    """A file of ``static/``, as written: served as it is (comments and all), since what a reader's browser
-    receives is gzipped, where comments and full names cost little (``bench/figure_size.py`` measures it)."""
-    return resources.files(__package__).joinpath("static", name).read_text(encoding="utf-8")
-
-
 @lru_cache(maxsize=1)
 def figure_assets() -> tuple[str, str]:
-    """The stylesheet (layout, both palettes) and the script every interactive figure of a page shares."""
-    css = _static("modelvis-figure.css").replace("FONT_STACK", FONT_STACK) + "\n" + palette_css()
-    return css, _static("modelvis-figure.js")
+    """The stylesheet (layout, both palettes) and the script every interactive figure of a page shares, minified
+    as a page is served them (see :mod:`~sphinx_modelvis.rendering.assets`)."""
+    css = written(__name__.rpartition(".")[0], "modelvis-figure.css").replace("FONT_STACK", FONT_STACK)
+    script = written(__name__.rpartition(".")[0], "modelvis-figure.js")
+    return minified_css(css + "\n" + palette_css()), minified_js(script)
 
 
 def standalone_html(figure: Figure, *, label: str = "model structure", mode: str = "auto") -> str:

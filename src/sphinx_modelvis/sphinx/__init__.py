@@ -51,19 +51,25 @@ def _types(annotation: Any) -> tuple[type, ...]:
     return (annotation,)
 
 
-def _add_static_path(app: Sphinx) -> None:
-    static = str(Path(__file__).parent / "static")
-    if static not in app.config.html_static_path:
-        app.config.html_static_path.append(static)
-    if app.builder.format != "html":
-        return
-    # The interactive figures' stylesheet (its palettes made from theme.py) and script, once per page.
+def page_assets() -> dict[str, str]:
+    """What an HTML page with figures links once, by file name, minified as served (rendering/assets.py): the
+    layout stylesheet (``static/modelvis.css``), the interactive figures' stylesheet (its palettes made from
+    theme.py) and their script."""
+    from ..rendering.assets import minified_css, written
     from ..rendering.interactive import figure_assets
 
+    css, script = figure_assets()
+    layout = minified_css(written(__name__, "modelvis.css"))
+    return {"modelvis.css": layout, "modelvis-figure.css": css, "modelvis-figure.js": script}
+
+
+def _add_static_path(app: Sphinx) -> None:
+    if app.builder.format != "html":
+        return
+    # Written where the doctrees are, so that a source tree never holds a generated file.
     generated = Path(app.doctreedir) / "modelvis-static"
     generated.mkdir(parents=True, exist_ok=True)
-    css, script = figure_assets()
-    for name, text in (("modelvis-figure.css", css), ("modelvis-figure.js", script)):
+    for name, text in page_assets().items():
         path = generated / name
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             path.write_text(text, encoding="utf-8")
