@@ -292,6 +292,11 @@ def test_the_snippet_sees_sys_argv_as_python_would_give_it(tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr
     assert "before ['models/before.py']\n" in result.stderr
     assert "after ['models/snippet.py']\n" in result.stderr
+    # Written as given, not normalized: `python ./models/snippet.py` gives "./models/snippet.py".
+    dotted = modelvis("./models/snippet.py", "--compare", "./models/before.py", "--width", "60", cwd=tmp_path)
+    assert dotted.returncode == 0, dotted.stderr
+    assert "before ['./models/before.py']\n" in dotted.stderr
+    assert "after ['./models/snippet.py']\n" in dotted.stderr
 
 
 WIDE = """\

@@ -72,3 +72,18 @@ def test_counts() -> None:
     both = ModuleNode("root", "Net", [ParamInfo("a", (2,), delta=True), ParamInfo("b", (3,), delta=True)])
     assert summarize(both).delta == 5
     assert (format_count(999), format_count(1000), format_count(1_000_000)) == ("999", "1.0K", "1.0M")
+
+
+def test_the_summary_s_json_names_each_count() -> None:
+    # summarize() is public (the API guide); its JSON is what a script writes down: each count under its own name.
+    params = [
+        ParamInfo("lora", (2, 3), delta=True),
+        ParamInfo("head", (5,)),
+        ParamInfo("base", (7,), requires_grad=False),
+    ]
+    assert summarize(ModuleNode("root", "Net", params)).to_json() == {
+        "total": 18,
+        "tunable": 11,
+        "frozen": 7,
+        "delta": 6,
+    }

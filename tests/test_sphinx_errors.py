@@ -211,6 +211,22 @@ def test_sphinx_build_ends_a_user_error_with_our_message(user_error: tuple[str, 
     assert category in done.stderr and message in done.stderr, done.stderr
 
 
+def test_the_sphinx_guide_says_what_sphinx_build_prints_for_a_user_error(user_error: tuple[str, str, Any]) -> None:
+    """The guide's sentence against what this Sphinx printed: our message under Sphinx's heading, and, where
+    Sphinx wraps it in its crash report, the guide says so and where the message is."""
+    category, message, done = user_error
+    guide = " ".join((ROOTS.parents[1] / "docs" / "guides" / "sphinx.md").read_text().split())
+    assert f"`{category}!`" in guide and f"{category}!" in done.stderr
+    if "please open an issue" in done.stderr:
+        assert "Sphinx 8.2 and later print every error that ends a build inside a crash report" in guide
+        assert "sphinx-doc/sphinx#14543" in guide
+        assert "Our message ends the report's `Traceback` section, after the error's class name." in guide
+        traceback = done.stderr.split("\nTraceback\n=========\n", 1)[1].split("\nThe full traceback", 1)[0]
+        ours = rf"^    sphinx_modelvis\.[\w.]+Error: \S*{re.escape(message)}"
+        assert re.search(ours, traceback, flags=re.M), traceback
+        assert "sphinx_modelvis" not in traceback.split(message, 1)[1], "nothing of ours after the message"
+
+
 @pytest.mark.compat
 @pytest.mark.xfail(
     sphinx.version_info[:2] >= (8, 2),

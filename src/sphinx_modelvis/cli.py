@@ -99,7 +99,6 @@ def _parser(kind: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> ar
     )
     parser.add_argument(
         "--compare",
-        type=Path,
         metavar="BEFORE",
         help="another snippet (the model before a change, e.g. before adding adapters): draw SNIPPET's model "
         "marked against BEFORE's: + added, - removed, ~ changed",
@@ -199,7 +198,7 @@ class _Failed(Exception):
 
 
 def _snippet_tree(
-    snippet: Path,
+    snippet: str,
     model: str | None,
     model_flag: str,
     args: argparse.Namespace,
@@ -237,17 +236,17 @@ def _snippet_tree(
         max_memory=args.max_memory,
         tp_plan=args.tp_plan,
     )
-    namespace = {"__name__": "__main__", "__file__": str(snippet)}
+    namespace = {"__name__": "__main__", "__file__": snippet}
     # As `python SNIPPET.py` would: modules next to the snippet are importable, and `sys.argv` is
     # `[SNIPPET]`, the path as given (a snippet that parses arguments must not see modelvis's own).
-    folder = str(snippet.resolve().parent)
+    folder = str(Path(snippet).resolve().parent)
     sys.path.insert(0, folder)
     own_argv = sys.argv
-    sys.argv = [str(snippet)]
+    sys.argv = [snippet]
     try:
         # What the snippet prints goes to stderr, so the figure alone reaches stdout.
         with redirect_stdout(sys.stderr):
-            run_snippet(code, namespace, filename=str(snippet), device=args.device)
+            run_snippet(code, namespace, filename=snippet, device=args.device)
         if model:
             try:
                 module = evaluate_module(model, namespace, filename=model_flag)
@@ -280,15 +279,15 @@ def _split_pairs(args: argparse.Namespace) -> list[argparse.Namespace]:
     if args.output is not None:
         if len(args.snippet) > 1:
             raise ModelvisError("-o OUT goes with one SNIPPET; give several figures as SNIPPET:OUT pairs")
-        return [argparse.Namespace(**{**vars(args), "snippet": Path(args.snippet[0])})]
+        return [argparse.Namespace(**{**vars(args), "snippet": args.snippet[0]})]
     figures = []
     for text in args.snippet:
         snippet, colon, output = text.rpartition(":")
         if not colon or not snippet or not output or Path(text).exists():
             if len(args.snippet) > 1:
                 raise ModelvisError(f"{text}: give each of several figures as SNIPPET:OUT")
-            return [argparse.Namespace(**{**vars(args), "snippet": Path(text)})]
-        figures.append(argparse.Namespace(**{**vars(args), "snippet": Path(snippet), "output": Path(output)}))
+            return [argparse.Namespace(**{**vars(args), "snippet": text})]
+        figures.append(argparse.Namespace(**{**vars(args), "snippet": snippet, "output": Path(output)}))
     return figures
 
 
@@ -352,7 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _one_figure(args: argparse.Namespace) -> int:
-    """Draw one figure (``args.snippet`` a path): print it, write it, or check it against ``args.output``."""
+    """Draw one figure (``args.snippet`` a path, as given): print it, write it, or check it against ``args.output``."""
     if args.check and args.output is None:
         print("modelvis: --check needs -o OUT, the committed file to compare with", file=sys.stderr)
         return EXIT_ERROR
