@@ -49,7 +49,8 @@ TARGET_ASSETS_GZIPPED = 6_000
 PAGE_FIGURES = 10
 
 #: What makes a viewer fetch something: a CSS ``url(...)`` or ``@import``, an ``href``/``src`` not within the file.
-_EXTERNAL = re.compile(r"""(?:url\(|@import\s|(?:href|src)\s*=)\s*['"]?(?P<target>[^'")\s]+)""")
+#: (``href=`` not followed by another ``=``: a script's ``link.href===location.href`` compares, it fetches nothing.)
+_EXTERNAL = re.compile(r"""(?:url\(|@import\s|(?:href|src)\s*=(?!=))\s*['"]?(?P<target>[^'")\s]+)""")
 
 
 def external_requests(svg: str) -> list[str]:
