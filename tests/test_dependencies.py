@@ -203,6 +203,27 @@ def test_a_distribution_reinstalled_at_the_same_version_with_other_files_runs_it
     assert "weight:[7, 2]" in html and "weight:[2, 2]" not in html
 
 
+def test_the_repository_s_package_with_setuptools_egg_info_in_its_source_tree_counts_by_its_files(
+    tmp_path: Path,
+) -> None:
+    # The in-repo layout: conf.py puts ../src on sys.path, where `pip install -e .`, `python -m build` or
+    # `setup.py egg_info` left src/mylib.egg-info. That metadata describes the source tree, not an installed copy:
+    # counted by its version, the library's figures would never change until its version string did.
+    src = tmp_path / "src"
+    write(src / "mylib" / "__init__.py", MODULE)
+    write(src / "mylib.egg-info" / "PKG-INFO", "Metadata-Version: 2.1\nName: mylib\nVersion: 0.1\n")
+    write(src / "mylib.egg-info" / "top_level.txt", "mylib\n")
+    conf = f"import sys\nsys.path.insert(0, {str(src)!r})\n"
+    docs = sphinx_project(tmp_path, conf=conf)
+    (docs / "mylib.py").unlink()
+    sphinx(docs, tmp_path / "out")
+    assert "first_layer" in (tmp_path / "out" / "index.html").read_text()
+    write(src / "mylib" / "__init__.py", GAINED)
+    again = sphinx(docs, tmp_path / "out")  # incremental: the page noted the package's file
+    assert "gained_layer" in (tmp_path / "out" / "index.html").read_text()
+    assert ran(again) == [f"index.rst:6: ran: {src / 'mylib' / '__init__.py'} changed"]
+
+
 def test_two_pages_in_two_folders_each_show_their_own_module(tmp_path: Path) -> None:
     page = PAGE.replace("import mylib\n   model = mylib.Net()", "from model_def import Net\n   model = Net()")
     docs = sphinx_project(tmp_path, "Home\n====\n\n.. toctree::\n\n   a/page\n   b/page\n")
