@@ -19,6 +19,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -354,6 +355,45 @@ def test_mkdocs_serve_watches_the_module_and_shows_the_new_model(tmp_path: Path)
         server.terminate()
         server.wait(timeout=30)
     assert "index.md:4 ... " in log.read_text()
+
+
+def test_mkdocs_serve_runs_an_unchanged_page_again_when_a_distribution_it_imported_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `mkdocs serve` reuses a page whose Markdown and local files are unchanged; a rebuild started by an edit of
+    # another page must still see that a distribution the page's figure imported was upgraded meanwhile.
+    pytest.importorskip("mkdocs")
+    from mkdocs.commands.build import build
+    from mkdocs.config import load_config
+
+    monkeypatch.setenv("NO_MKDOCS_2_WARNING", "1")
+    site = tmp_path / "site-packages"
+    fake_distribution(site, "1.0")
+    monkeypatch.syspath_prepend(str(site))
+    project = mkdocs_project(tmp_path / "project")
+    write(
+        project / "docs" / "index.md",
+        MKDOCS_PAGE.replace("mylib\nmodel = mylib.Net()", "fakemod\nmodel = fakemod.model()"),
+    )
+    write(project / "docs" / "other.md", "# Other\n\nSome text.\n")
+
+    def served() -> tuple[Any, str]:
+        config = load_config(str(project / "mkdocs.yml"), site_dir=str(project / "site"))
+        build(config)
+        return config.plugins["modelvis"], (project / "site" / "index.html").read_text()
+
+    plugin, first = served()
+    assert "weight:[2, 2]" in first
+    plugin.on_startup(command="serve", dirty=False)
+    try:
+        served()  # the server's first build: the page is remembered
+        fake_distribution(site, "2.0")
+        write(site / "fakemod.py", "from torch import nn\n\n\ndef model():\n    return nn.Linear(2, 5)\n")
+        write(project / "docs" / "other.md", "# Other\n\nEdited text.\n")  # what starts the rebuild
+        _, again = served()
+        assert "weight:[5, 2]" in again and "weight:[2, 2]" not in again
+    finally:
+        plugin.on_shutdown()
 
 
 def sized(module: str) -> str:
