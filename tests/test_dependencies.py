@@ -19,6 +19,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -203,6 +204,27 @@ def test_a_distribution_reinstalled_at_the_same_version_with_other_files_runs_it
     assert "weight:[7, 2]" in html and "weight:[2, 2]" not in html
 
 
+def test_the_repository_s_package_with_setuptools_egg_info_in_its_source_tree_counts_by_its_files(
+    tmp_path: Path,
+) -> None:
+    # The in-repo layout: conf.py puts ../src on sys.path, where `pip install -e .`, `python -m build` or
+    # `setup.py egg_info` left src/mylib.egg-info. That metadata describes the source tree, not an installed copy:
+    # counted by its version, the library's figures would never change until its version string did.
+    src = tmp_path / "src"
+    write(src / "mylib" / "__init__.py", MODULE)
+    write(src / "mylib.egg-info" / "PKG-INFO", "Metadata-Version: 2.1\nName: mylib\nVersion: 0.1\n")
+    write(src / "mylib.egg-info" / "top_level.txt", "mylib\n")
+    conf = f"import sys\nsys.path.insert(0, {str(src)!r})\n"
+    docs = sphinx_project(tmp_path, conf=conf)
+    (docs / "mylib.py").unlink()
+    sphinx(docs, tmp_path / "out")
+    assert "first_layer" in (tmp_path / "out" / "index.html").read_text()
+    write(src / "mylib" / "__init__.py", GAINED)
+    again = sphinx(docs, tmp_path / "out")  # incremental: the page noted the package's file
+    assert "gained_layer" in (tmp_path / "out" / "index.html").read_text()
+    assert ran(again) == [f"index.rst:6: ran: {src / 'mylib' / '__init__.py'} changed"]
+
+
 def test_two_pages_in_two_folders_each_show_their_own_module(tmp_path: Path) -> None:
     page = PAGE.replace("import mylib\n   model = mylib.Net()", "from model_def import Net\n   model = Net()")
     docs = sphinx_project(tmp_path, "Home\n====\n\n.. toctree::\n\n   a/page\n   b/page\n")
@@ -333,6 +355,45 @@ def test_mkdocs_serve_watches_the_module_and_shows_the_new_model(tmp_path: Path)
         server.terminate()
         server.wait(timeout=30)
     assert "index.md:4 ... " in log.read_text()
+
+
+def test_mkdocs_serve_runs_an_unchanged_page_again_when_a_distribution_it_imported_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `mkdocs serve` reuses a page whose Markdown and local files are unchanged; a rebuild started by an edit of
+    # another page must still see that a distribution the page's figure imported was upgraded meanwhile.
+    pytest.importorskip("mkdocs")
+    from mkdocs.commands.build import build
+    from mkdocs.config import load_config
+
+    monkeypatch.setenv("NO_MKDOCS_2_WARNING", "1")
+    site = tmp_path / "site-packages"
+    fake_distribution(site, "1.0")
+    monkeypatch.syspath_prepend(str(site))
+    project = mkdocs_project(tmp_path / "project")
+    write(
+        project / "docs" / "index.md",
+        MKDOCS_PAGE.replace("mylib\nmodel = mylib.Net()", "fakemod\nmodel = fakemod.model()"),
+    )
+    write(project / "docs" / "other.md", "# Other\n\nSome text.\n")
+
+    def served() -> tuple[Any, str]:
+        config = load_config(str(project / "mkdocs.yml"), site_dir=str(project / "site"))
+        build(config)
+        return config.plugins["modelvis"], (project / "site" / "index.html").read_text()
+
+    plugin, first = served()
+    assert "weight:[2, 2]" in first
+    plugin.on_startup(command="serve", dirty=False)
+    try:
+        served()  # the server's first build: the page is remembered
+        fake_distribution(site, "2.0")
+        write(site / "fakemod.py", "from torch import nn\n\n\ndef model():\n    return nn.Linear(2, 5)\n")
+        write(project / "docs" / "other.md", "# Other\n\nEdited text.\n")  # what starts the rebuild
+        _, again = served()
+        assert "weight:[5, 2]" in again and "weight:[2, 2]" not in again
+    finally:
+        plugin.on_shutdown()
 
 
 def sized(module: str) -> str:

@@ -7,7 +7,7 @@ page's earlier snippets depended on too):
   snippet, another module, the template before the fork). A module of an installed distribution (found by
   the ``.dist-info`` next to it on its ``sys.path`` entry, wherever that is) counts as *(distribution,
   version)*; any other module (a file next to the page, a package ``conf.py`` put on ``sys.path``, an editable
-  install's source tree) as *(path, size, mtime, digest)*;
+  install's source tree, even with the ``.egg-info`` setuptools leaves there) as *(path, size, mtime, digest)*;
 - every file opened for reading while the snippets ran (an audit hook on ``open``), outside the standard
   library and installed distributions, as a file too.
 
@@ -95,6 +95,14 @@ def installed_as(distribution: metadata.Distribution) -> str:
     return f"{version} (files {hashlib.sha256(record.encode()).hexdigest()[:12]})"
 
 
+def _site_folder(folder: str) -> bool:
+    """Whether ``folder`` (a real path) is where an installer puts distributions (a site-packages folder)."""
+    return os.path.join(folder, "") in _standard_library()[1] or os.path.basename(folder) in (
+        "site-packages",
+        "dist-packages",
+    )
+
+
 #: Per ``sys.path`` folder (real path): the top-level names its distributions install, and their (name,
 #: :func:`installed_as`).
 _DISTRIBUTIONS: dict[str, dict[str, list[tuple[str, str]]]] = {}
@@ -110,7 +118,12 @@ def _distributions_in(folder: str) -> dict[str, list[tuple[str, str]]]:
         found = list(metadata.distributions(path=[folder]))
     except Exception:  # an unreadable folder has no distributions we can tell
         found = []
+    # An .egg-info outside site-packages is what `setup.py egg_info` (run by `pip install -e .`, `python -m build`)
+    # left in a source tree: its modules are the sources themselves, counted by their contents, not its version.
+    source_tree = not _site_folder(folder)
     for distribution in found:
+        if source_tree and str(getattr(distribution, "_path", "")).endswith(".egg-info"):
+            continue
         try:
             name, version = distribution.metadata["Name"], installed_as(distribution)
             tops = (distribution.read_text("top_level.txt") or "").split()

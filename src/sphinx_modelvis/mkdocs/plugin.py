@@ -85,6 +85,7 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
         self._watched: set[str] = set()
         self._warnings: list[str] = []
         self._page_dependencies: set[str] = set()
+        self._page_conditions: dict[str, dict[str, Any]] = {}
         self._superfences = True
         self._extensions: tuple[list[Any], dict[str, Any]] = ([], {})
         self._markdown: Any = None
@@ -227,7 +228,13 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
             markdown, offset, source, self.settings, runner.page_key, self.cache_dir, self._superfences
         )
         remembered = self.pages.get(src_path) if self.serving else None
-        if remembered is not None and remembered.key == memo_key and unchanged(remembered.dependencies):
+        if (
+            remembered is not None
+            and remembered.key == memo_key
+            and unchanged(remembered.dependencies)
+            # what no file's time shows: a distribution's version, a declared variable or glob
+            and runner.checker.changed(remembered.conditions)[0] is None
+        ):
             self.dependencies.update(remembered.dependencies)
             for message in remembered.warnings:
                 log.warning(message)
@@ -244,6 +251,7 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
         anchors: dict[str, str] = {}
         self._warnings = []
         self._page_dependencies = set()
+        self._page_conditions = {}
         cursor = 0
         try:
             for number, fence in enumerate(fences):
@@ -268,7 +276,8 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
         self.dependencies.update(self._page_dependencies)
         if self.serving:
             states = file_states(self._page_dependencies)
-            self.pages[src_path] = PageResult(memo_key, result, figures, anchors, self._warnings, states)
+            page_result = PageResult(memo_key, result, figures, anchors, self._warnings, states, self._page_conditions)
+            self.pages[src_path] = page_result
         return result
 
     def _figure(self, fence: ModelvisFence, page: str, offset: int, session: PageSession) -> tuple[str, FigureOptions]:
@@ -281,6 +290,8 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
         snippet = Snippet(fence.code, page, fence.code_line + offset, expr_line=fence.start + 1 + offset)
         result = session.run(snippet, options)
         self._page_dependencies.update(result.dependencies)
+        for part, values in result.conditions.items():
+            self._page_conditions.setdefault(part, {}).update(values)
         if result.failure is not None:
             box = self._report(result.failure, page, snippet.line)
             if options.name:  # links to the figure still land where it should have been

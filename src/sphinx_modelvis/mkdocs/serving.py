@@ -7,6 +7,7 @@ import hashlib
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["KEEP_WARM_WHILE_SERVING", "PageResult", "file_states", "keep_warm_seconds", "page_digest", "unchanged"]
 
@@ -42,6 +43,9 @@ class PageResult:
     warnings: list[str]
     #: The local files its figures depended on, with their size and mtime then: one changed, the page runs again.
     dependencies: dict[str, tuple[int, int] | None]
+    #: What no file's time shows (distributions' versions, declared variables and globs), as a manifest's parts:
+    #: one changed, the page runs again.
+    conditions: dict[str, dict[str, Any]]
 
 
 def _state(path: str) -> tuple[int, int] | None:
