@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from sphinx_modelvis import build_tree
+from sphinx_modelvis.delta import is_delta_module
 from sphinx_modelvis.errors import NotAModule
 from sphinx_modelvis.folding import fold_siblings, summarize
 from sphinx_modelvis.rendering import render
@@ -91,6 +92,71 @@ def test_open_delta_marks_and_delta_predicate() -> None:
     assert summary.delta == 4 * 2 + 2 + 16
     by_name = build_tree(model, delta=lambda name, param: name == "1.fc.bias")
     assert summarize(by_name).delta == summary.delta + 4
+
+
+def test_open_delta_s_mark_is_read_wherever_nn_module_keeps_the_attribute() -> None:
+    # ``is_delta_module`` stands for ``getattr(module, "_is_delta", False)``; its shortcut must not miss a mark that
+    # nn.Module keeps in its parameters, buffers or children rather than in the instance's dict.
+    by_parameter, by_buffer, by_child, empty_child, unmarked = (nn.Linear(2, 2) for _ in range(5))
+    by_parameter.register_parameter("_is_delta", nn.Parameter(torch.ones(1)))
+    by_buffer.register_buffer("_is_delta", torch.ones(1))
+    by_child.add_module("_is_delta", nn.Linear(1, 1))
+    empty_child.add_module("_is_delta", nn.Sequential())  # an empty Sequential is falsy, as ``getattr`` says
+    plain_types: dict[type, bool] = {}
+    answers = [is_delta_module(module, plain_types) for module in (by_parameter, by_buffer, by_child, empty_child)]
+    assert answers == [True, True, True, False]
+    assert not is_delta_module(unmarked, plain_types)
+    # A class with its own mark is never taken for plain; both answers are remembered per class for the next module.
+    assert is_delta_module(MarkedByClass(2, 2), plain_types)
+    assert plain_types == {nn.Linear: True, MarkedByClass: False}
+
+
+class MarkedByClass(nn.Linear):
+    """An adapter class marked delta for all its instances."""
+
+    _is_delta = True
+
+
+class Forwarding(nn.Module):
+    """A wrapper that answers for the module it wraps, as PEFT's wrappers do (``__getattr__`` of its own)."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.scale = nn.Parameter(torch.ones(2))
+
+    def __getattr__(self, name: str) -> object:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self._modules["inner"], name)
+
+
+def test_a_wrapper_that_forwards_attributes_to_a_marked_module_is_delta() -> None:
+    inner = nn.Linear(2, 2)
+    inner._is_delta = True  # type: ignore[assignment]
+    # Its own ``scale`` is delta too: the wrapper answers ``_is_delta`` with the inner module's mark.
+    assert summarize(build_tree(nn.Sequential(nn.Linear(2, 2), Forwarding(inner)))).delta == 6 + 2
+    assert summarize(build_tree(Forwarding(inner))).delta == 6 + 2
+
+
+def test_peft_s_prompt_encoder_is_delta_and_a_child_named_so_elsewhere_is_not() -> None:
+    transformers = pytest.importorskip("transformers")
+    peft = pytest.importorskip("peft")
+    config = transformers.BertConfig(
+        vocab_size=16, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8
+    )
+    prompted = peft.get_peft_model(
+        transformers.BertModel(config), peft.PromptTuningConfig(task_type="FEATURE_EXTRACTION", num_virtual_tokens=2)
+    )
+    tree = build_tree(prompted)
+    encoder = next(child for child in tree.root.children if child.name == "prompt_encoder")
+    assert {param.state for node in encoder.walk() for param in node.params} == {"delta"}
+    assert summarize(tree).delta == sum(p.numel() for p in prompted.parameters() if p.requires_grad) == 2 * 8
+    # Only PEFT's model holds an adapter under that name (PEFT is imported here, so its finder is asked).
+    own = nn.Module()
+    own.prompt_encoder = nn.Linear(2, 2)
+    assert summarize(build_tree(own)).delta == 0
 
 
 def test_dominant_dtype_and_odd_dtypes() -> None:
