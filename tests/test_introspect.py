@@ -111,6 +111,15 @@ def test_open_delta_s_mark_is_read_wherever_nn_module_keeps_the_attribute() -> N
     assert plain_types == {nn.Linear: True, MarkedByClass: False}
 
 
+def test_a_child_marked_in_its_buffers_is_delta_in_the_tree_as_at_the_root() -> None:
+    # The tree builder asks each child what the root is asked: a mark nn.Module keeps as a buffer counts there too.
+    adapter = nn.Linear(2, 2)
+    adapter.register_buffer("_is_delta", torch.ones(1))
+    tree = build_tree(nn.Sequential(nn.Linear(2, 2), adapter))
+    states = {node.name: {param.name: param.state for param in node.params} for node in tree.root.children}
+    assert states == {"0": {"weight": "tunable", "bias": "tunable"}, "1": {"weight": "delta", "bias": "delta"}}
+
+
 class MarkedByClass(nn.Linear):
     """An adapter class marked delta for all its instances."""
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._gc import gc_paused
-from .delta import NO_ADAPTERS, AdapterFinder, is_delta_module, plain_module_type
+from .delta import NO_ADAPTERS, AdapterFinder, is_delta_module
 from .errors import NotAModule
 from .folding import subtree_totals
 from .precision import dtype_name, quantized_form
@@ -226,15 +226,7 @@ class _TreeBuilder:
             for key, child in reversed(module._modules.items()):
                 if child is None:
                     continue
-                if in_delta or key in adapters:
-                    child_delta = True
-                else:
-                    kind = type(child)
-                    plain = plain_types.get(kind)
-                    if plain is None:
-                        plain = plain_types[kind] = plain_module_type(kind)
-                    # What ``_is_delta`` answers, without its call for the usual module.
-                    child_delta = (not plain or "_is_delta" in child.__dict__) and is_delta_module(child, plain_types)
+                child_delta = in_delta or key in adapters or is_delta_module(child, plain_types)
                 push((child, place, key, child_delta))
 
     def _describe(
