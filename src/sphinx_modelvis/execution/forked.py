@@ -18,6 +18,11 @@ from .wire import Forked, ForkFailed, ForkRequest, WorkerExited, receive, send
 
 __all__ = ["ForkedWorkers", "fork_request"]
 
+#: What a forked worker runs, given its request and response pipes (it does not return).
+Serve = Callable[[int, int], object]
+#: The sockets of the forking process that a forked worker closes.
+Sockets = Iterable[socket.socket]
+
 
 def fork_request(connection: socket.socket, *, bare: bool = False) -> tuple[ForkRequest, list[int]] | None:
     """The fork request on ``connection`` and the worker's pipes and log it carries; ``None`` for anything else
@@ -47,13 +52,7 @@ class ForkedWorkers:
         #: Each worker's pid and the connection its exit status goes to, while its client listens.
         self.connections: dict[int, socket.socket] = {}
 
-    def fork(
-        self,
-        connection: socket.socket,
-        fds: list[int],
-        serve: Callable[[int, int], object],
-        own: Iterable[socket.socket],
-    ) -> int | None:
+    def fork(self, connection: socket.socket, fds: list[int], serve: Serve, own: Sockets) -> int | None:
         """Fork a worker for the client on ``connection``; the child drops this process's parts (the selector, the
         sockets ``own`` and every client's connection), takes the log of ``fds`` as its stdout and stderr and runs
         ``serve`` on the request and response pipes of ``fds`` (which the parent then closes); it never returns.
@@ -81,13 +80,7 @@ class ForkedWorkers:
         self.selector.register(connection, selectors.EVENT_READ)
         return pid
 
-    def _become_worker(
-        self,
-        connection: socket.socket,
-        fds: list[int],
-        serve: Callable[[int, int], object],
-        own: Iterable[socket.socket],
-    ) -> NoReturn:
+    def _become_worker(self, connection: socket.socket, fds: list[int], serve: Serve, own: Sockets) -> NoReturn:
         """In the forked child: drop the parent's parts, take the log as stdout and stderr, serve requests."""
         try:
             os.setsid()  # a group of its own: a timeout kills it and what it started, not its parent
