@@ -13,12 +13,12 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from bs4 import BeautifulSoup
 from conftest import Build, build_sphinx
+from processes import eventually
 from sphinx_html import figure_lines
 
 from sphinx_modelvis.execution.processes import alive
@@ -87,23 +87,9 @@ def _status_lines(build: Build, text: str) -> list[str]:
     return [line for line in build.status.splitlines() if text in line]
 
 
-#: How often a test polls for something another process does (every 0.05 s, so at most two minutes): a bound
-#: on a wait that would otherwise hang the suite, not a measure of speed.
-POLLS = 2400
-
-
-def _eventually(condition: Callable[[], bool]) -> bool:
-    """Whether ``condition`` holds within :data:`POLLS` polls."""
-    for _ in range(POLLS):
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def _gone(pid: int) -> bool:
     """Whether process ``pid`` ends (or is a zombie: exited, not yet reaped), polling."""
-    return _eventually(lambda: not alive(pid))
+    return eventually(lambda: not alive(pid))
 
 
 CHILD = (
@@ -153,7 +139,7 @@ def test_a_snippet_s_child_ends_when_the_build_is_interrupted(tmp_path: Path) ->
     build = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         pid_file = src / "child.pid"
-        started = _eventually(lambda: build.poll() is not None or (pid_file.exists() and bool(pid_file.read_text())))
+        started = eventually(lambda: build.poll() is not None or (pid_file.exists() and bool(pid_file.read_text())))
         assert started and build.poll() is None, build.communicate()
         pid = int(pid_file.read_text())
         assert alive(pid)

@@ -15,11 +15,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from processes import eventually
 
 from sphinx_modelvis.capture import TextBlock
 from sphinx_modelvis.config import FigureOptions, ModelvisConfig
@@ -34,17 +34,6 @@ from sphinx_modelvis.option_text import memory_size
 OPTIONS = FigureOptions(timeout=60.0)
 #: Seconds the template of a test's site is kept warm (it is ended at the end of the test).
 KEEP = 600.0
-#: How often a test polls for something another process does (every 0.05 s): a bound on a wait, not a speed.
-POLLS = 2400
-
-
-def eventually(condition: Callable[[], bool]) -> bool:
-    """Whether ``condition`` holds within :data:`POLLS` polls."""
-    for _ in range(POLLS):
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 class Build:

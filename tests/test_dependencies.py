@@ -11,17 +11,14 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap
-import time
-import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from processes import mkdocs_serve, served
 
 MODULE = """\
 from torch import nn
@@ -333,27 +330,13 @@ def test_mkdocs_serve_watches_the_module_and_shows_the_new_model(tmp_path: Path)
     write(project / "width.json", "2")
     write(project / "docs" / "index.md", MKDOCS_PAGE.replace("mylib.Net()", "mylib.Net(open('../width.json').read())"))
     write(project / "docs" / "mylib.py", sized(MODULE))
-    with socket.socket() as probe:  # a free loopback port
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    address = f"127.0.0.1:{port}"
     log = tmp_path / "serve.log"
-    with open(log, "w") as output:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "mkdocs", "serve", "--dev-addr", address],
-            cwd=project,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        assert "weight:[2, 2]" in served_page(address, lambda page: "first_layer" in page, server)
+    with mkdocs_serve(project, log) as (address, server):
+        assert "weight:[2, 2]" in served(address, lambda page: "first_layer" in page, server)
         write(project / "docs" / "mylib.py", sized(GAINED))
-        assert "weight:[3, 2]" in served_page(address, lambda page: "gained_layer" in page, server)
+        assert "weight:[3, 2]" in served(address, lambda page: "gained_layer" in page, server)
         write(project / "width.json", "7")
-        assert "weight:[7, 2]" in served_page(address, lambda page: "weight:[7, 2]" in page, server)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        assert "weight:[7, 2]" in served(address, lambda page: "weight:[7, 2]" in page, server)
     assert "index.md:4 ... " in log.read_text()
 
 
@@ -399,22 +382,6 @@ def test_mkdocs_serve_runs_an_unchanged_page_again_when_a_distribution_it_import
 def sized(module: str) -> str:
     """``module`` whose ``Net`` takes the width of its first layer."""
     return module.replace("(self)", "(self, width)").replace("nn.Linear(2, 2)", "nn.Linear(2, int(width))")
-
-
-def served_page(address: str, ready: Callable[[str], bool], server: subprocess.Popen[bytes]) -> str:
-    """The served index page once ``ready`` says so (polled, for at most two minutes)."""
-    deadline = time.monotonic() + 120
-    page = ""
-    while time.monotonic() < deadline and server.poll() is None:
-        try:
-            with urllib.request.urlopen(f"http://{address}/", timeout=10) as response:
-                page = response.read().decode("utf-8")
-        except OSError:
-            page = ""
-        if ready(page):
-            return page
-        time.sleep(0.5)
-    return page
 
 
 # -- declared dependencies --------------------------------------------------------------------------

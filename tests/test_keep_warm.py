@@ -17,22 +17,17 @@ import sys
 import sysconfig
 import tempfile
 import textwrap
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from bs4 import BeautifulSoup
+from processes import eventually, free_address, mkdocs_serve, served, stop
 from sphinx_html import figure_by_name, figure_lines
 
 from sphinx_modelvis.execution.link import TemplateLink
 from sphinx_modelvis.execution.processes import alive
 from sphinx_modelvis.execution.warm import warm_folder
-
-#: How often a test polls for something another process does (every 0.05 s, so at most two minutes): a bound on
-#: a wait that would otherwise hang the suite, not a measure of speed.
-POLLS = 2400
 
 #: A figure that says which template forked its worker, and what the code next to the page holds.
 PAGE = """\
@@ -48,15 +43,6 @@ Page
    print("local", mylib.VALUE)
 """
 CONF = 'extensions = ["sphinx_modelvis"]\nexclude_patterns = ["_build"]\nmodelvis_format = "html"\n'
-
-
-def eventually(condition: Callable[[], bool]) -> bool:
-    """Whether ``condition`` holds within :data:`POLLS` polls."""
-    for _ in range(POLLS):
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def write(path: Path, text: str) -> Path:
@@ -355,30 +341,6 @@ def test_an_upgraded_distribution_restarts_the_template_and_the_figure_shows_the
 # -- the author's servers ----------------------------------------------------------------------------------
 
 
-def free_address() -> str:
-    """A free loopback address for a server to listen on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{probe.getsockname()[1]}"
-
-
-def served(address: str, ready: Callable[[str], bool], server: subprocess.Popen[bytes]) -> str:
-    """The served index page once ``ready`` says so (polled a bounded number of times)."""
-    page = ""
-    for _ in range(POLLS):
-        if server.poll() is not None:
-            break
-        try:
-            with urllib.request.urlopen(f"http://{address}/", timeout=10) as response:
-                page = response.read().decode("utf-8")
-        except OSError:
-            page = ""
-        if ready(page):
-            return page
-        time.sleep(0.05)
-    return page
-
-
 def figure_text(page: str) -> dict[str, str]:
     """What the served page's figure shows (``key value`` lines), read from its ``<pre>``."""
     soup = BeautifulSoup(page, "html.parser")
@@ -387,16 +349,6 @@ def figure_text(page: str) -> dict[str, str]:
         return {}
     lines = [line.split(" ", 1) for line in figure_lines(figure) if " " in line]
     return {key: value for key, value in lines}
-
-
-def stop(server: subprocess.Popen[bytes]) -> None:
-    """Stop a server as an author does, with Ctrl-C (so it runs its shutdown)."""
-    server.send_signal(signal.SIGINT)
-    try:
-        server.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
 
 
 def test_sphinx_autobuild_keeps_the_template_by_default_and_a_rebuild_reuses_it(
@@ -449,21 +401,11 @@ def test_mkdocs_serve_keeps_the_template_across_rebuilds_and_ends_it_with_the_se
     pytest.importorskip("mkdocs")
     write(tmp_path / "mkdocs.yml", "site_name: warm\ntheme: mkdocs\nplugins:\n  - modelvis:\n      format: html\n")
     write(tmp_path / "docs" / "index.md", MKDOCS_PAGE)
-    address = free_address()
     log = tmp_path / "serve.log"
-    with open(log, "w") as output:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "mkdocs", "serve", "--dev-addr", address],
-            cwd=tmp_path,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    try:
+    with mkdocs_serve(tmp_path, log) as (address, server):
         first = figure_text(served(address, lambda page: "value first" in page, server))
         write(tmp_path / "docs" / "index.md", MKDOCS_PAGE.replace("'first'", "'edited'"))
         second = figure_text(served(address, lambda page: "value edited" in page, server))
-    finally:
-        stop(server)
     text = log.read_text()
     assert (first.get("value"), second.get("value")) == ("first", "edited"), text
     template = int(first["template"])
