@@ -25,6 +25,7 @@ from .cache import FigureCache, cache_folder, chain_key, folder_key, package_ver
 from .history import PageHistory, RunnerStats, Step
 from .link import TemplateLink, forking_supported
 from .manifest import DependencyChecker, declared_dependencies
+from .markup import markup_key, renderer_state
 from .results import FAILURE_KINDS, FAILURE_TITLES, FigureFailure, FigureResult, Snippet
 
 if TYPE_CHECKING:
@@ -253,6 +254,7 @@ class FigureRunner:
         self._steps: StepRunner | None = None
         self._pages: dict[str, PageSession] = {}
         self._serials = itertools.count(1)
+        self._renderer: str | None = None
 
     @property
     def steps(self) -> StepRunner:
@@ -324,6 +326,23 @@ class FigureRunner:
         """Put ``capture`` in the cache with its dependency manifest; a cache that cannot be written is warned
         about once, then left alone."""
         self._write(lambda cache: cache.put(key, capture, depends))
+
+    def page_markup(self, capture: str, options: Mapping[str, Any], draw: Callable[[], str]) -> str:
+        """A figure as drawn for a page: ``draw()``, or what it gave a build before for the same ``capture`` (JSON),
+        ``options`` (all of :data:`~sphinx_modelvis.execution.markup.PAGE_FIGURE_OPTIONS`) and renderer code,
+        kept in the cache."""
+        cache = self.cache
+        if cache is None:
+            return draw()
+        if self._renderer is None:  # once a build: its files' times, the versions
+            self._renderer = renderer_state()
+        key = markup_key(capture, options, self._renderer)
+        stored = cache.markup(key)
+        if stored is not None:
+            return stored
+        markup = draw()
+        self._write(lambda cache: cache.put_markup(key, markup))
+        return markup
 
     def remember(self, figure: str, record: Mapping[str, Any]) -> None:
         """Keep what ``figure`` ran with in the cache, to say why it runs again."""

@@ -18,6 +18,7 @@ from sphinx.util.docutils import SphinxTranslator
 
 from ..capture import Capture
 from ..rendering import Figure, build_figure, page_figure, paper_theme, render_figure
+from .build import runner_for
 
 __all__ = [
     "LATEX_MAX_LINES",
@@ -68,14 +69,18 @@ def visit_figure_html(self: SphinxTranslator, node: modelvis_figure) -> None:
     """The figure inline: an ``<svg>`` whose text is selectable and searchable, or rich's ``<pre>``."""
     fmt = node["format"]
     open_depth = node.get("open_depth", -1)
-    body = page_figure(
-        Capture.from_json(node["capture"]),
-        format=fmt,
-        theme=node["theme"],
-        width=node["columns"],
-        label=_label(node),
-        open_depth=None if open_depth < 0 else open_depth,
-        anchor=node.get("anchor") or None,  # a named figure's: each module line gets an id
+    options = {
+        "format": fmt,
+        "theme": node["theme"],
+        "width": node["columns"],
+        "label": _label(node),
+        "open_depth": None if open_depth < 0 else open_depth,
+        "anchor": node.get("anchor") or None,  # a named figure's: each module line gets an id
+    }
+    capture = node["capture"]
+    # Drawn once: a later build with the same capture, options and renderer takes the markup from the cache.
+    body = runner_for(self.builder.env).page_markup(
+        capture, options, lambda: page_figure(Capture.from_json(capture), **options)
     )
     classes = ["modelvis-figure", f"modelvis-{fmt}"]
     if node.get("align"):
