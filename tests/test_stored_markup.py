@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +82,14 @@ def test_an_unchanged_build_takes_each_figure_s_markup_from_the_cache(tmp_path: 
     marked = build_sphinx("interactive", src)
     assert marked.page("index").count("<!-- kept -->") == 1
     assert FigureCache(src / "_build" / ".modelvis-cache").usage().entries == figures, "markup is not an entry"
+
+
+def test_a_cache_that_cannot_keep_markup_draws_the_figures_without_a_warning(tmp_path: Path) -> None:
+    src = tmp_path / "interactive"
+    first = build_sphinx("interactive", src)
+    markup = src / "_build" / ".modelvis-cache" / "markup"
+    shutil.rmtree(markup)
+    markup.write_text("a file in the way")  # as a read-only cache: the entries read, nothing written
+    again = build_sphinx("interactive", src, warningiserror=True)
+    assert again.stats.executed == 0 and again.warnings == ""
+    assert again.page("index") == first.page("index")

@@ -9,6 +9,7 @@ names. The host parses options and emits output; everything between is here.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import os
@@ -341,7 +342,10 @@ class FigureRunner:
         if stored is not None:
             return stored
         markup = draw()
-        self._write(lambda cache: cache.put_markup(key, markup))
+        # Kept only to spare the next build drawing it: a cache that cannot be written (a read-only copy, a file
+        # in the way) costs that, and is no reason to warn (the figures themselves are all there).
+        with contextlib.suppress(OSError):
+            cache.put_markup(key, markup)
         return markup
 
     def remember(self, figure: str, record: Mapping[str, Any]) -> None:
