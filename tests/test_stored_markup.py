@@ -93,3 +93,43 @@ def test_a_cache_that_cannot_keep_markup_draws_the_figures_without_a_warning(tmp
     again = build_sphinx("interactive", src, warningiserror=True)
     assert again.stats.executed == 0 and again.warnings == ""
     assert again.page("index") == first.page("index")
+
+
+MKDOCS_PAGE = """\
+# Figures
+
+```{modelvis}
+from torch import nn
+
+model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+```
+
+```{modelvis}
+:format: svg
+
+layer = nn.Linear(3, 3)
+```
+"""
+
+
+def test_mkdocs_takes_each_figure_s_markup_from_the_cache(tmp_path: Path) -> None:
+    from mkdocs.commands.build import build
+    from mkdocs.config import load_config
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "index.md").write_text(MKDOCS_PAGE, encoding="utf-8")
+    (tmp_path / "mkdocs.yml").write_text("site_name: markup\nplugins:\n  - modelvis\n", encoding="utf-8")
+
+    def page() -> str:
+        build(load_config(str(tmp_path / "mkdocs.yml"), site_dir=str(tmp_path / "site")))
+        text = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+        return text.rsplit("<!--\nMkDocs version", 1)[0]  # without the build's date
+
+    first = page()
+    stored = sorted((tmp_path / ".modelvis-cache" / "markup").glob("*.markup"))
+    assert len(stored) == first.count('class="modelvis-figure') == 2
+    assert page() == first
+    data = json.loads(stored[0].read_text(encoding="utf-8"))
+    data["markup"] = data["markup"].replace("<", "<!-- kept -->\n<", 1)
+    stored[0].write_text(json.dumps(data), encoding="utf-8")
+    assert page().count("<!-- kept -->") == 1
