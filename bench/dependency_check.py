@@ -69,7 +69,22 @@ def write_projects() -> None:
         (static / f"page{page}.rst").write_text("".join(static_page), encoding="utf-8")
 
 
-def sphinx_build(project: str, *, fresh: bool = False) -> Run:
+def build_environment(probe: Path, *, bytecode: bool) -> dict[str, str]:
+    """The builds' environment; ``bytecode``: every module compiled once and its bytecode kept (under ``OUT``).
+
+    An installed sphinx-modelvis runs from bytecode (pip compiles a wheel's modules as it installs them), and so
+    does Sphinx from site-packages. A checkout on ``PYTHONPATH`` under ``PYTHONDONTWRITEBYTECODE=1`` (as on the
+    machine of the records) compiles the extension's modules from source in every build: 50-100 ms that only
+    the figures' side pays.
+    """
+    env = {**os.environ, "MODELVIS_BENCH_PROBE": str(probe)}
+    if bytecode:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(OUT / "pycache")  # both sides alike: Sphinx's modules too
+    return env
+
+
+def sphinx_build(project: str, *, fresh: bool = False, bytecode: bool = True) -> Run:
     """``sphinx-build -E -q -b html``; ``fresh``: empty output folder (and, for ``live``, figure cache) first."""
     outdir = OUT / "html" / project
     if fresh:
@@ -78,7 +93,7 @@ def sphinx_build(project: str, *, fresh: bool = False) -> Run:
     probe = OUT / "probe.json"
     probe.unlink(missing_ok=True)
     command = [sys.executable, "-m", "sphinx", "-E", "-q", "-b", "html", str(OUT / project), str(outdir)]
-    seconds, maxrss = run_process(command, env={**os.environ, "MODELVIS_BENCH_PROBE": str(probe)})
+    seconds, maxrss = run_process(command, env=build_environment(probe, bytecode=bytecode))
     figures = 0
     for page in range(PAGES):
         html = (outdir / f"page{page}.html").read_text(encoding="utf-8")
@@ -128,24 +143,35 @@ def log(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=5, help="warm -E builds of each side; median shown")
+    parser.add_argument(
+        "--no-bytecode",
+        dest="bytecode",
+        action="store_false",
+        help="run the builds with the environment as it is (PYTHONDONTWRITEBYTECODE kept): the extension's modules "
+        "compiled from source in each build when it runs from a checkout",
+    )
     args = parser.parse_args(argv)
+    bytecode = args.bytecode
     shutil.rmtree(OUT, ignore_errors=True)
     write_projects()
-    first = sphinx_build("live", fresh=True)
+    # The figures run without the bytecode folder: the workers would record its .pyc files as files the snippets
+    # read (48 in a manifest instead of 21), which is not this bench's site.
+    first = sphinx_build("live", fresh=True, bytecode=False)
     log(f"first live build (runs the {FIGURES} figures): {first.seconds:.2f} s")
     extract_images()
-    sphinx_build("static", fresh=True)  # untimed: writes the static output folder
+    sphinx_build("static", fresh=True, bytecode=bytecode)  # untimed: writes the static output folder (and bytecode)
+    sphinx_build("live", bytecode=bytecode)  # untimed: the extension's bytecode written
     warm: list[Run] = []
     static: list[Run] = []
     for index in range(args.repeat):
-        warm.append(sphinx_build("live"))
-        static.append(sphinx_build("static"))
+        warm.append(sphinx_build("live", bytecode=bytecode))
+        static.append(sphinx_build("static", bytecode=bytecode))
         log(f"round {index + 1}: live -E {warm[-1].seconds:.2f} s, static -E {static[-1].seconds:.2f} s")
     touched: list[Run] = []
     for _ in range(args.repeat):
         for module in (OUT / "live" / "mylib").glob("*.py"):
             module.touch()  # new mtimes, same contents: each file is digested once, the entries rewritten
-        touched.append(sphinx_build("live"))
+        touched.append(sphinx_build("live", bytecode=bytecode))
     cold, shared, files = manifest_check_seconds(rounds=20)
     problems = {
         "warm": check(warm, figures=FIGURES, worker=False),

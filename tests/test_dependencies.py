@@ -45,6 +45,9 @@ import sys
 from sphinx.cmd.build import main
 status = main(sys.argv[1:])
 print("modelvis-test: torch imported:", "torch" in sys.modules)
+worker = ("client", "steps", "template", "processes", "wire", "checkpoints", "worker", "snippet")
+loaded = sorted(name for name in sys.modules if name in {f"sphinx_modelvis.execution.{part}" for part in worker})
+print("modelvis-test: worker modules imported:", ", ".join(loaded) or "none")
 sys.exit(status)
 """
 
@@ -265,6 +268,7 @@ def test_nothing_changed_every_figure_is_a_hit_and_no_worker_starts(tmp_path: Pa
     assert summary(again) == "modelvis: 2 figure(s) from the cache, 0 ran, 0 failed"
     assert "worker process" not in again
     assert "modelvis-test: torch imported: False" in again
+    assert "modelvis-test: worker modules imported: none" in again, "the worker machinery is imported when used"
     entries = [json.loads(path.read_text()) for path in (docs / "_build" / ".modelvis-cache").glob("*/*.json")]
     assert sorted(sorted(entry["depends"]["files"]) for entry in entries) == [["mylib.py"], ["mylib.py", "spec.json"]]
     assert all(entry["depends"]["distributions"]["torch"] for entry in entries)

@@ -49,7 +49,7 @@ def test_pages_are_forked_from_one_template_that_imported_what_snippets_import()
     try:
         first = report(runner, "a.md", "from torch import nn\n" + REPORT)
         second = report(runner, "b.md")  # imports nothing itself
-        template = runner._client.template
+        template = runner.template
         assert template is not None
         assert first[1] == second[1] == template.pid() != os.getpid(), "both forked by the template"
         assert first[0] != second[0], "each page has a worker of its own"
@@ -79,7 +79,7 @@ def test_a_template_that_cannot_start_leaves_workers_started_as_new_processes(tm
     messages: list[str] = []
     runner = FigureRunner(ModelvisConfig(), cache_dir=None, progress=messages.append)
     try:
-        template = runner._client.template
+        template = runner.template
         assert template is not None
         blocker = tmp_path / "not-a-folder"
         blocker.write_text("in the way")
@@ -98,7 +98,7 @@ def test_a_template_that_died_is_started_again() -> None:
         os.kill(first_template, 9)
         assert gone(first_template)
         _, second_template, _ = report(runner, "b.md")
-        template = runner._client.template
+        template = runner.template
         assert template is not None
         assert second_template == template.pid() != first_template, "forked by a new template"
     finally:
@@ -113,7 +113,7 @@ def test_the_template_ends_with_the_build_that_started_it(tmp_path: Path) -> Non
         "from sphinx_modelvis.execution.session import FigureRunner, Snippet\n"
         "runner = FigureRunner(ModelvisConfig(), cache_dir=None)\n"
         "runner.page('p').run(Snippet('print(1)\\n', 'p', 1), FigureOptions())\n"
-        "print(runner._client.template.pid(), runner._client.template.folder, flush=True)\n"
+        "print(runner.template.pid(), runner.template.folder, flush=True)\n"
         "os._exit(0)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)

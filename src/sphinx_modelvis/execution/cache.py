@@ -1,7 +1,8 @@
 """The figure cache: one folder of captures named by a hash of everything that shaped them, written atomically.
 
 An entry keeps its capture and its dependency manifest (see :mod:`~sphinx_modelvis.execution.manifest`);
-``figures/*.run`` keep, per figure of a page, what it last ran with, so a build can say why a figure ran again.
+``figures/*.run`` keep, per figure of a page, what it last ran with, so a build can say why a figure ran again;
+``markup/*.markup`` keep figures as drawn for a page (see :mod:`~sphinx_modelvis.execution.markup`).
 """
 
 from __future__ import annotations
@@ -173,7 +174,7 @@ class FigureCache:
         except OSError:  # no cache yet
             return
         for folder in folders:
-            if not (len(folder.name) == 2 or folder.name == "figures"):
+            if not (len(folder.name) == 2 or folder.name in ("figures", "markup")):
                 continue  # not ours
             with contextlib.suppress(OSError), os.scandir(folder.path) as items:
                 yield from (item for item in items if item.is_file(follow_symlinks=False))
@@ -228,6 +229,27 @@ class FigureCache:
     def remember_run(self, figure: str, record: Mapping[str, Any]) -> None:
         """Keep what the figure ``figure`` ran with, for the next build's explanation."""
         self._write(self._figure_path(figure), dict(record))
+
+    def markup(self, key: str) -> str | None:
+        """The page markup stored under ``key`` (see :mod:`~sphinx_modelvis.execution.markup`), or ``None``; a
+        hit records its use, like :meth:`touch`."""
+        path = self._markup_path(key)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data["format"] != CACHE_FORMAT or data["key"] != key or not isinstance(data["markup"], str):
+                return None
+        except Exception:  # none yet, unreadable or foreign: drawn again, and stored again
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(path)
+        return str(data["markup"])
+
+    def put_markup(self, key: str, markup: str) -> Path:
+        """Store a figure's page markup under ``key``, atomically; returns the file."""
+        return self._write(self._markup_path(key), {"format": CACHE_FORMAT, "key": key, "markup": markup})
+
+    def _markup_path(self, key: str) -> Path:
+        return self.directory / "markup" / f"{key}.markup"
 
     def _figure_path(self, figure: str) -> Path:
         name = hashlib.sha256(figure.encode("utf-8", "surrogatepass")).hexdigest()

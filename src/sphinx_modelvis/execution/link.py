@@ -22,17 +22,21 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from .processes import alive, python_environment
 from .warm import changed_parts, fingerprint, private_folder, read_fingerprint, warm_folder
-from .wire import ForkRequest, send
 
-__all__ = ["SOCKET_NAME", "TemplateLink"]
+__all__ = ["SOCKET_NAME", "TemplateLink", "forking_supported"]
 
 SOCKET_NAME = "template.sock"
 #: How long the first process waits for a template it started to listen.
 LISTEN_TIMEOUT = 30.0
 #: How long a build waits for a template it asked to end before it kills it, in seconds.
 END_WAIT = 5.0
+
+
+def forking_supported() -> bool:
+    """Whether workers can be forked from a template here (POSIX with fd passing; not macOS, where forking
+    a process that has loaded system frameworks is unsafe)."""
+    return hasattr(os, "fork") and hasattr(socket, "send_fds") and sys.platform != "darwin"
 
 
 class TemplateLink:
@@ -162,6 +166,8 @@ class TemplateLink:
     def _start(self) -> subprocess.Popen[bytes]:
         with contextlib.suppress(FileNotFoundError):
             (self.folder / "template.pid").unlink()
+        from .processes import python_environment  # here: a build whose figures are all cached never starts one
+
         with open(self.folder / "template.log", "ab") as log:
             arguments = [str(self.folder), str(self.owner), f"{self.keep_warm:g}"]
             process = subprocess.Popen(
@@ -204,6 +210,8 @@ class TemplateLink:
         sock = self._try_connect()
         if sock is None:
             return
+        from .wire import ForkRequest, send
+
         with sock, contextlib.suppress(OSError):
             send(sock, ForkRequest(tuple(sys.path), tuple(statements), tuple(modules)))
 
@@ -235,6 +243,8 @@ class TemplateLink:
         """Ask template ``pid`` to end, and wait (a bounded time) until it has, killing it if it does not."""
         if pid is None or pid <= 0:
             return
+        from .processes import alive
+
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGTERM)
         for _poll in range(int(END_WAIT / 0.02)):

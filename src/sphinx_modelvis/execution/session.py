@@ -9,12 +9,13 @@ names. The host parses options and emits output; everything between is here.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..capture import Capture
 from ..compare import compare_named, figure_key
@@ -22,11 +23,15 @@ from ..config import FigureOptions, ModelvisConfig
 from ..errors import ModelvisError
 from ..option_text import dependency_list
 from .cache import FigureCache, cache_folder, chain_key, folder_key, package_versions, page_key
-from .client import WorkerClient
+from .history import PageHistory, RunnerStats, Step
+from .link import TemplateLink, forking_supported
 from .manifest import DependencyChecker, declared_dependencies
+from .markup import markup_key, renderer_state
 from .results import FAILURE_KINDS, FAILURE_TITLES, FigureFailure, FigureResult, Snippet
-from .steps import PageHistory, RunnerStats, Step, StepRunner
-from .template import TemplateLink, forking_supported
+
+if TYPE_CHECKING:
+    from .client import WorkerClient
+    from .steps import StepRunner
 
 __all__ = [
     "FAILURE_KINDS",
@@ -77,10 +82,11 @@ class PageSession:
             self.history = PageHistory(self.page, self.cwd, (self.serial, generation), start=self._start)
             self._key = self._start
         previous = self._key
-        self._key = chain_key(previous, snippet.code, options.execution_key())
+        execution = options.execution_key()
+        self._key = chain_key(previous, snippet.code, execution)
         self.history.steps.append(Step(snippet, options))
         self._figures += 1
-        inputs = _Inputs(self._start, previous, _digest_text(snippet.code), _digest_text(repr(options.execution_key())))
+        inputs = _Inputs(self._start, previous, _digest_text(snippet.code), _digest_text(repr(execution)))
         result = self._figure(snippet, options, self._key, inputs)
         if result.capture is None:
             return result
@@ -236,39 +242,63 @@ class FigureRunner:
                 report=lambda line: self.progress(line),
                 warm_owner=warm_owner,
             )
-        self._client = WorkerClient(python=python, template=template, jobs=jobs, build_pid=build_pid)
-        #: Runs the snippets that the cache does not answer for, in the worker.
+        # Made before Sphinx forks its readers (-j), so that they all share one template; it starts nothing yet.
+        self._template = template
+        self._python = python
+        self._jobs = jobs
+        self._build_pid = build_pid
+        #: Receives the lines said while a snippet runs (its start, ``still running``): ``progress`` by default.
         self.live: Callable[[str], None] = live or (lambda message: self.progress(message))
-        self.steps = StepRunner(
-            self._client,
-            config,
-            stats=RunnerStats(),
-            progress=lambda line: self.progress(line),
-            live=lambda line: self.live(line),
-            checker=self.checker,
-            declared=self.declared,
-        )
+        self._stats = RunnerStats()
+        #: The worker client and the step runner, made when a figure first runs (see :attr:`steps`).
+        self._client: WorkerClient | None = None
+        self._steps: StepRunner | None = None
         self._pages: dict[str, PageSession] = {}
         self._serials = itertools.count(1)
+        self._renderer: str | None = None
+
+    @property
+    def steps(self) -> StepRunner:
+        """Runs the snippets that the cache does not answer for, in the worker: made when first needed, so that a
+        build whose figures all come from the cache imports none of the worker machinery."""
+        if self._steps is None:
+            from .client import WorkerClient
+            from .steps import StepRunner
+
+            self._client = WorkerClient(
+                python=self._python, template=self._template, jobs=self._jobs, build_pid=self._build_pid
+            )
+            self._steps = StepRunner(
+                self._client,
+                self.config,
+                stats=self._stats,
+                progress=lambda line: self.progress(line),
+                live=lambda line: self.live(line),
+                checker=self.checker,
+                declared=self.declared,
+            )
+        return self._steps
 
     @property
     def stats(self) -> RunnerStats:
         """The counts of this runner's figures (a host may give it its own object to fill)."""
-        return self.steps.stats
+        return self._stats
 
     @stats.setter
     def stats(self, stats: RunnerStats) -> None:
-        self.steps.stats = stats
+        self._stats = stats
+        if self._steps is not None:
+            self._steps.stats = stats
 
     @property
     def template(self) -> TemplateLink | None:
         """The link to the template process workers are forked from (``None``: each is a new process)."""
-        return self._client.template
+        return self._template
 
     @property
     def worker_pid(self) -> int | None:
         """The worker's process id while one is running in this process."""
-        return self._client.pid
+        return None if self._client is None else self._client.pid
 
     def page(self, page: str, *, cwd: str | os.PathLike[str] | None = None) -> PageSession:
         """The session of ``page``: the open one, or a new namespace (``cwd``: the snippets' working directory)."""
@@ -287,14 +317,36 @@ class FigureRunner:
         the next page's namespace.
         """
         session = self._pages.pop(page, None)
-        client = self._client
-        if session is not None and client.forks and client.namespace == session.history.namespace:
+        client = self._client  # None: no figure ran in this process, no worker to end
+        if session is None or client is None:
+            return
+        if client.forks and client.namespace == session.history.namespace:
             client.close()
 
     def store(self, key: str, capture: Capture, depends: Mapping[str, Any] | None = None) -> None:
         """Put ``capture`` in the cache with its dependency manifest; a cache that cannot be written is warned
         about once, then left alone."""
         self._write(lambda cache: cache.put(key, capture, depends))
+
+    def page_markup(self, capture: str, options: Mapping[str, Any], draw: Callable[[], str]) -> str:
+        """A figure as drawn for a page: ``draw()``, or what it gave a build before for the same ``capture`` (JSON),
+        ``options`` (all of :data:`~sphinx_modelvis.execution.markup.PAGE_FIGURE_OPTIONS`) and renderer code,
+        kept in the cache."""
+        cache = self.cache
+        if cache is None:
+            return draw()
+        if self._renderer is None:  # once a build: its files' times, the versions
+            self._renderer = renderer_state()
+        key = markup_key(capture, options, self._renderer)
+        stored = cache.markup(key)
+        if stored is not None:
+            return stored
+        markup = draw()
+        # Kept only to spare the next build drawing it: a cache that cannot be written (a read-only copy, a file
+        # in the way) costs that, and is no reason to warn (the figures themselves are all there).
+        with contextlib.suppress(OSError):
+            cache.put_markup(key, markup)
+        return markup
 
     def remember(self, figure: str, record: Mapping[str, Any]) -> None:
         """Keep what ``figure`` ran with in the cache, to say why it runs again."""
@@ -328,10 +380,12 @@ class FigureRunner:
     def close(self) -> None:
         """Stop the worker and the template process, if any (a kept one is left for the next build, told what
         this build's workers imported)."""
-        self._client.close()
-        self.steps.finish()
-        template = self._client.template
+        client = self._client
+        if client is not None and self._steps is not None:
+            client.close()
+            self._steps.finish()
+        template = self._template
         if template is not None:
-            if template.kept and self._client.forks:
-                template.prepare(self._client.preload_statements, self._client.preload_modules)
+            if template.kept and client is not None and client.forks:
+                template.prepare(client.preload_statements, client.preload_modules)
             template.stop()

@@ -25,6 +25,7 @@ from .cache import chain_key, format_size
 from .checkpoint_memory import MemoryKeeper, memory_bound
 from .checkpoints import Checkpoints, checkpoint_name
 from .client import Waiting, WorkerClient, WorkerCrashed, WorkerTimeout, frames_in
+from .history import PageHistory, RunnerStats, Step
 from .manifest import DependencyChecker, declared_dependencies
 from .preload import preload_statements
 from .results import FigureFailure, Snippet
@@ -35,22 +36,6 @@ __all__ = ["PageHistory", "Ran", "RunnerStats", "Step", "StepRunner"]
 PRE_CODE_FILENAME = "<pre_code>"
 #: A worker start that waited this long for its template, in seconds, says so in the log.
 WAIT_NOTED = 0.05
-
-
-@dataclass(slots=True)
-class RunnerStats:
-    """Counts over a runner's life (in this process): worker starts, snippets run, replayed, cache hits, failures.
-
-    ``start_seconds`` holds how long each worker start took (a fork from the template takes milliseconds,
-    once the template has imported what the snippets import).
-    """
-
-    worker_starts: int = 0
-    executed: int = 0
-    replayed: int = 0
-    cached: int = 0
-    failed: int = 0
-    start_seconds: list[float] = field(default_factory=list)
 
 
 def _run_request(snippet: Snippet, options: FigureOptions, *, replay: bool, checkpoint: str = "") -> RunRequest:
@@ -79,30 +64,6 @@ class Ran:
     seconds: float
     files: dict[str, list[Any]] = field(default_factory=dict)
     distributions: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class Step:
-    """One figure of a page: its snippet and its options."""
-
-    snippet: Snippet
-    options: FigureOptions
-
-
-@dataclass(slots=True)
-class PageHistory:
-    """One namespace of a page: its name for the worker client, its folder, and the steps it holds, in page order.
-
-    Every step a figure of the page added is here (cached ones too: a later figure needs their effects), except
-    one whose run timed out or crashed the worker. ``start`` is where the page's key chain starts (the
-    cache's: site settings, versions, ``pre_code``, folder); continued over the steps, it names their checkpoints.
-    """
-
-    page: str
-    cwd: str | None
-    namespace: tuple[int, int]
-    steps: list[Step] = field(default_factory=list)
-    start: str = ""
 
 
 class StepRunner:

@@ -40,7 +40,7 @@ from typing import Any
 from .checkpoints import end_checkpoints
 from .dependencies import warm_distributions, warm_modules
 from .forked import ForkedWorkers, fork_request
-from .link import SOCKET_NAME, TemplateLink
+from .link import SOCKET_NAME, TemplateLink, forking_supported
 from .processes import alive
 from .wire import ForkRequest
 
@@ -50,12 +50,6 @@ __all__ = ["TemplateLink", "forking_supported", "main"]
 OWNER_POLL = 1.0
 #: How long an ending template waits for its workers to exit before it kills them, in seconds.
 WORKER_GRACE = 2.0
-
-
-def forking_supported() -> bool:
-    """Whether workers can be forked from a template here (POSIX with fd passing; not macOS, where forking
-    a process that has loaded system frameworks is unsafe)."""
-    return hasattr(os, "fork") and hasattr(socket, "send_fds") and sys.platform != "darwin"
 
 
 # -- the template process --------------------------------------------------------------------------

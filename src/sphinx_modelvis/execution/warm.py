@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .._version import __version__
 
-__all__ = ["UnsafeFolder", "changed_parts", "fingerprint", "private_folder", "warm_folder"]
+__all__ = ["UnsafeFolder", "changed_parts", "fingerprint", "package_state", "private_folder", "warm_folder"]
 
 #: A Unix socket's path holds at most 107 bytes (108 with its terminating NUL) on Linux.
 SOCKET_PATH_LIMIT = 107
@@ -100,7 +100,7 @@ def _distributions() -> tuple[dict[str, str], dict[str, str]]:
     return versions, installs
 
 
-def _package_state() -> str:
+def package_state() -> str:
     """This package's version and its files' sizes and times: an edited sphinx-modelvis (an editable install
     being worked on) is a new template too, since the template has imported the worker's code."""
     sha = hashlib.sha256(__version__.encode())
@@ -126,7 +126,7 @@ def fingerprint(python: str, pre_code: str) -> dict[str, object]:
     versions, installs = _distributions()
     return {
         "python": f"{os.path.realpath(python)} {sys.version.split()[0]}",
-        "sphinx-modelvis": _package_state(),
+        "sphinx-modelvis": package_state(),
         "pre_code": _digest(pre_code),
         "import path": [entry for entry in sys.path if entry],
         "working folder": os.getcwd(),

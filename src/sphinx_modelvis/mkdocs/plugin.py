@@ -305,15 +305,17 @@ class ModelvisPlugin(BasePlugin[ModelvisPluginConfig]):  # type: ignore[valid-ty
             message = f"modelvis: {page}:{snippet.expr_line}: {warning}"
             log.warning(message)
             self._warnings.append(message)
-        drawing = page_figure(
-            result.capture,
-            format=options.format,
-            theme=options.theme,
-            width=options.columns,
-            label=figure_label(options),
-            open_depth=options.open_depth,
-            anchor=KeyRoles.anchor(options),
-        )
+        drawn: dict[str, Any] = {
+            "format": options.format,
+            "theme": options.theme,
+            "width": options.columns,
+            "label": figure_label(options),
+            "open_depth": options.open_depth,
+            "anchor": KeyRoles.anchor(options),
+        }
+        capture = result.capture
+        # Drawn once: a later build with the same capture, options and renderer takes the markup from the cache.
+        drawing = session.runner.page_markup(capture.to_json(), drawn, lambda: page_figure(capture, **drawn))
         return wrap_figure(drawing, options), options
 
     def _code_html(self, code: str) -> str:

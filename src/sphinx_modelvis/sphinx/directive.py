@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import cast
 
 from docutils import nodes
 from sphinx.util import logging
@@ -11,7 +12,7 @@ from sphinx.util.docutils import SphinxDirective
 
 from ..config import OPTION_SPEC, FigureOptions, resolve_figure_options
 from ..errors import ConfigError
-from ..execution.session import FigureFailure, Snippet
+from ..execution.results import FigureFailure, Snippet
 from ..keys import anchor_prefix
 from ..targets import target_warnings
 from .build import ModelvisBuildError, failed_pages, note_conditions, runner_for
@@ -43,8 +44,13 @@ class ModelvisDirective(SphinxDirective):
         snippet = Snippet(code, self._display_name(source), line, expr_line=self.lineno)
         cwd = os.path.dirname(source) if os.path.isfile(source) else str(self.env.srcdir)
         result = runner.page(self.env.docname, cwd=cwd).run(snippet, options)
-        for path in result.dependencies:  # an incremental build reads the page again when one of them changes
-            self.env.note_dependency(path)
+        # An incremental build reads the page again when one of them changes. The page's figures mostly share
+        # theirs (the page's earlier snippets' are every later figure's too): each is noted once a page.
+        noted = cast("set[str]", self.env.temp_data.setdefault("modelvis_noted", set()))
+        for path in result.dependencies:
+            if path not in noted:
+                noted.add(path)
+                self.env.note_dependency(path)
         note_conditions(self.env, result.conditions)  # and when a distribution's version or a variable changes
 
         output: nodes.Element

@@ -9,7 +9,7 @@ import struct
 import tempfile
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from docutils import nodes
 from sphinx.application import Sphinx
@@ -17,7 +17,10 @@ from sphinx.transforms.post_transforms import SphinxPostTransform
 from sphinx.util.docutils import SphinxTranslator
 
 from ..capture import Capture
-from ..rendering import Figure, build_figure, page_figure, paper_theme, render_figure
+from .build import runner_for
+
+if TYPE_CHECKING:
+    from ..rendering import Figure
 
 __all__ = [
     "LATEX_MAX_LINES",
@@ -54,6 +57,9 @@ class modelvis_summary(nodes.TextElement):
 
 def node_figure(node: modelvis_figure) -> Figure:
     """The figure a node describes, laid out for paper or text (``auto`` colors: light)."""
+    # The renderer is imported when a figure is drawn: an HTML build whose figures' markup is cached draws none.
+    from ..rendering import build_figure, paper_theme
+
     return build_figure(Capture.from_json(node["capture"]), theme=paper_theme(node["theme"]), width=node["columns"])
 
 
@@ -68,15 +74,23 @@ def visit_figure_html(self: SphinxTranslator, node: modelvis_figure) -> None:
     """The figure inline: an ``<svg>`` whose text is selectable and searchable, or rich's ``<pre>``."""
     fmt = node["format"]
     open_depth = node.get("open_depth", -1)
-    body = page_figure(
-        Capture.from_json(node["capture"]),
-        format=fmt,
-        theme=node["theme"],
-        width=node["columns"],
-        label=_label(node),
-        open_depth=None if open_depth < 0 else open_depth,
-        anchor=node.get("anchor") or None,  # a named figure's: each module line gets an id
-    )
+    options = {
+        "format": fmt,
+        "theme": node["theme"],
+        "width": node["columns"],
+        "label": _label(node),
+        "open_depth": None if open_depth < 0 else open_depth,
+        "anchor": node.get("anchor") or None,  # a named figure's: each module line gets an id
+    }
+    capture = node["capture"]
+
+    def draw() -> str:
+        from ..rendering import page_figure
+
+        return page_figure(Capture.from_json(capture), **options)
+
+    # Drawn once: a later build with the same capture, options and renderer takes the markup from the cache.
+    body = runner_for(self.builder.env).page_markup(capture, options, draw)
     classes = ["modelvis-figure", f"modelvis-{fmt}"]
     if node.get("align"):
         classes.append(f"align-{node['align']}")
@@ -139,6 +153,8 @@ def write_image(directory: Path, data: bytes, *, prefix: str = "modelvis", suffi
 
 def visit_figure_latex(self: Any, node: modelvis_figure) -> None:
     """A PNG drawn with Pillow, written under the image folder and included with ``\\sphinxincludegraphics``."""
+    from ..rendering import render_figure
+
     png = render_figure(node_figure(node), "png", max_lines=LATEX_MAX_LINES, hint=LATEX_HINT)
     assert isinstance(png, bytes)
     name = write_image(Path(self.builder.outdir) / self.builder.imagedir, with_resolution(png, PNG_DPI))
@@ -179,6 +195,8 @@ class FigureAsText(SphinxPostTransform):
     formats = ("text", "man", "texinfo")
 
     def run(self, **kwargs: Any) -> None:
+        from ..rendering import render_figure
+
         for node in list(self.document.findall(modelvis_figure)):
             text = render_figure(node_figure(node), "text")
             assert isinstance(text, str)
