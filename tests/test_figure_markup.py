@@ -9,6 +9,7 @@ from importlib import resources
 from pathlib import Path
 
 from bs4 import BeautifulSoup
+from conftest import build_sphinx
 from sphinx_html import figure_lines, roles_of
 from torch import nn
 
@@ -17,7 +18,7 @@ from sphinx_modelvis.capture import Capture, TextBlock, TreeBlock
 from sphinx_modelvis.compare import compare_trees
 from sphinx_modelvis.rendering import page_figure
 from sphinx_modelvis.rendering.interactive import figure_assets
-from sphinx_modelvis.sphinx import page_assets
+from sphinx_modelvis.sphinx import ASSET_NAMES, assets_made_from, page_assets
 from sphinx_modelvis.theme import DARK, LIGHT
 
 
@@ -113,6 +114,31 @@ def test_a_page_ships_its_readable_files_minified_within_the_gzipped_budget() ->
     assert len(served) < 0.7 * len(script)
     # Template literals reach the browser as written (rJSmin keeps them).
     assert "`${parent.path}.${name}`" in served
+
+
+def test_a_build_makes_the_page_files_once_for_what_they_are_made_from(tmp_path: Path) -> None:
+    first = build_sphinx("interactive", tmp_path / "src")
+    made = Path(first.app.doctreedir) / "modelvis-static"
+    static = first.outdir / "_static"
+    assert tuple(page_assets()) == ASSET_NAMES
+    assert {name: (static / name).read_text(encoding="utf-8") for name in ASSET_NAMES} == page_assets()
+    stamp = Path(first.app.doctreedir) / "modelvis-static.made-from"
+    assert stamp.read_text(encoding="utf-8") == assets_made_from() and sorted(made.iterdir()) == sorted(
+        made / name for name in ASSET_NAMES
+    ), "the stamp stays out of _static"
+    # While what they are made from stands, the next build takes the files as they are (no renderer, no minifier).
+    (made / "modelvis-figure.js").write_text("/* as left */", encoding="utf-8")
+    second = build_sphinx("interactive", tmp_path / "src")
+    assert (second.outdir / "_static" / "modelvis-figure.js").read_text(encoding="utf-8") == "/* as left */"
+    # Made again when the package or a minifier changed (another stamp), or when a file is gone.
+    stamp.write_text("sphinx-modelvis 0.0.1 (another)", encoding="utf-8")
+    third = build_sphinx("interactive", tmp_path / "src")
+    assert (third.outdir / "_static" / "modelvis-figure.js").read_text(encoding="utf-8") == page_assets()[
+        "modelvis-figure.js"
+    ]
+    (made / "modelvis.css").unlink()
+    fourth = build_sphinx("interactive", tmp_path / "src")
+    assert (fourth.outdir / "_static" / "modelvis.css").read_text(encoding="utf-8") == page_assets()["modelvis.css"]
 
 
 def test_the_guides_say_how_much_a_page_ships() -> None:
