@@ -486,6 +486,31 @@ def test_a_large_file_is_kept_by_its_size_and_mtime_alone(tmp_path: Path, monkey
     assert DependencyChecker(tmp_path).changed(manifest) == ("weights.bin changed", False)
 
 
+def test_bytecode_under_a_pycache_prefix_is_no_dependency(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # PYTHONPYCACHEPREFIX puts the .pyc files of a module next to the page in a folder of its own, not __pycache__:
+    # they are the module's, read again from its source after a fresh checkout, never an input of the figure.
+    from sphinx_modelvis.execution.dependencies import DependencyTracker
+
+    write(tmp_path / "site" / "compiled.py", "VALUE = 1\n")
+    monkeypatch.setattr(sys, "pycache_prefix", str(tmp_path / "bytecode"))
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    import compiled
+
+    sys.modules.pop("compiled")
+    assert list((tmp_path / "bytecode").rglob("compiled*.pyc")), "the bytecode is there to be read"
+    tracker = DependencyTracker()
+    tracker.start()
+    try:
+        with tracker.running():
+            import compiled  # noqa: F401  (read from the bytecode)
+        files, _distributions = tracker.dependencies()
+    finally:
+        sys.modules.pop("compiled", None)
+    assert str(tmp_path / "site" / "compiled.py") in files
+    assert not [path for path in files if path.startswith(str(tmp_path / "bytecode"))], "no bytecode"
+
+
 def test_the_worker_records_namespace_packages_local_modules_and_files_read(tmp_path: Path) -> None:
     from sphinx_modelvis.execution.dependencies import DependencyTracker
 

@@ -275,7 +275,7 @@ class DependencyTracker:
                     distributions.update(value)
             for path in self.opened - self.written:
                 real = os.path.realpath(path)
-                if real.startswith(_SYSTEM) or os.sep + "__pycache__" + os.sep in real or real.startswith(_OWN):
+                if real.startswith(_SYSTEM) or real.startswith(_OWN) or _bytecode(real):
                     continue
                 if _in_standard_library(real) or _installed(real) or _owners(real, roots) or not os.path.isfile(real):
                     continue
@@ -298,3 +298,14 @@ class DependencyTracker:
                 return
             self._states[(path, info.st_size, info.st_mtime_ns)] = known
         files[path] = known
+
+
+def _bytecode(path: str) -> bool:
+    """Whether ``path`` is a module's bytecode (in ``__pycache__``, or under ``PYTHONPYCACHEPREFIX``): the module
+    counts by its source, and a fresh checkout has no bytecode until its first import."""
+    prefix = sys.pycache_prefix
+    return (
+        os.sep + "__pycache__" + os.sep in path
+        or path.endswith((".pyc", ".pyo"))
+        or (prefix is not None and path.startswith(os.path.realpath(prefix) + os.sep))
+    )
