@@ -26,13 +26,12 @@ import argparse
 import gc
 import json
 import math
-import os
 import statistics
-import subprocess
 import sys
 import time
 from typing import Any
 
+from forward_view import run_child
 from machine import describe
 
 #: The cases: name -> (label, model family, sequence length).
@@ -129,20 +128,6 @@ def child(case: str, repeat: int) -> dict[str, Any]:
 # --- the parent side: no torch ---------------------------------------------------------------------------------
 
 
-def run_child(case: str, repeat: int, timeout: float) -> dict[str, Any]:
-    """This script with ``--child CASE REPEAT``: its last stdout line, as JSON (or the failure)."""
-    command = [sys.executable, os.path.abspath(__file__), "--child", case, str(repeat)]
-    try:
-        done = subprocess.run(command, stdout=subprocess.PIPE, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        return {"failed": f"did not finish within {timeout:.0f} s"}
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        return {"failed": f"child process exited with {done.returncode}"}
-    result: dict[str, Any] = json.loads(lines[-1])
-    return result
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="timed rounds after the warm-up (default 3)")
@@ -153,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(child(args.child[0], int(args.child[1]))))
         return 0
 
-    results = {case: run_child(case, args.repeat, args.timeout) for case in CASES}
+    results = {case: run_child(["--child", case, str(args.repeat)], args.timeout, __file__) for case in CASES}
     print("# FLOPs in the forward view against torchinfo's mult-adds\n")
     print("\n".join(describe(("torch", "transformers", "torchinfo"))))
     print("\n## Totals of one pass (FLOPs; torchinfo: mult-adds × 2)\n")

@@ -252,9 +252,10 @@ def child_rss(case: str, side: str) -> dict[str, Any]:
 # --- the parent side: no torch ---------------------------------------------------------------------------------
 
 
-def run_child(arguments: list[str], timeout: float) -> dict[str, Any]:
-    """This script with ``--child ...``: its last stdout line, as JSON (or the failure)."""
-    command = [sys.executable, os.path.abspath(__file__), *arguments]
+def run_child(arguments: list[str], timeout: float, script: str = __file__) -> dict[str, Any]:
+    """``script`` (this one by default) with ``arguments`` (its ``--child ...``): its last stdout line, as JSON
+    (or the failure)."""
+    command = [sys.executable, os.path.abspath(script), *arguments]
     try:
         done = subprocess.run(
             command, stdout=subprocess.PIPE, stderr=None, text=True, timeout=timeout, stdin=subprocess.DEVNULL

@@ -66,17 +66,10 @@ def _t5() -> Any:
 
 @case("llama-70b", "Llama 2 70B config, bf16")
 def _llama() -> Any:
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from models import llama_70b_config
+    from transformers import LlamaForCausalLM
 
-    config = LlamaConfig(
-        hidden_size=8192,
-        intermediate_size=28672,
-        num_hidden_layers=80,
-        num_attention_heads=64,
-        num_key_value_heads=8,
-        vocab_size=32000,
-    )
-    return LlamaForCausalLM._from_config(config, dtype=torch.bfloat16)
+    return LlamaForCausalLM._from_config(llama_70b_config(vocab_size=32000), dtype=torch.bfloat16)
 
 
 def gib(size: float) -> str:

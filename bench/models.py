@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -73,20 +74,26 @@ def bert_base() -> nn.Module:
     return BertForMaskedLM(BertConfig())
 
 
-def llama_70b() -> nn.Module:
-    """Llama 3 70B's shape (80 layers, hidden size 8192) on the meta device: shapes only, no memory."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+def llama_70b_config(vocab_size: int = 128256) -> Any:
+    """Llama 3 70B's configuration (80 layers, hidden size 8192); ``vocab_size=32000``: Llama 2 70B's."""
+    from transformers import LlamaConfig
 
-    config = LlamaConfig(
+    return LlamaConfig(
         hidden_size=8192,
         intermediate_size=28672,
         num_hidden_layers=80,
         num_attention_heads=64,
         num_key_value_heads=8,
-        vocab_size=128256,
+        vocab_size=vocab_size,
     )
+
+
+def llama_70b() -> nn.Module:
+    """Llama 3 70B's shape on the meta device: shapes only, no memory."""
+    from transformers import LlamaForCausalLM
+
     with torch.device("meta"):
-        return LlamaForCausalLM(config)
+        return LlamaForCausalLM(llama_70b_config())
 
 
 def _on_meta(build: Callable[[], nn.Module]) -> Callable[[], nn.Module]:

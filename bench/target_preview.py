@@ -29,21 +29,12 @@ from machine import describe
 def _models() -> dict[str, tuple[str, Any, Any]]:
     import torch
     import transformers
+    from models import llama_70b
     from peft import LoraConfig
 
-    llama = transformers.LlamaConfig(
-        hidden_size=8192,
-        intermediate_size=28672,
-        num_hidden_layers=80,
-        num_attention_heads=64,
-        num_key_value_heads=8,
-        vocab_size=128256,
-        max_position_embeddings=131072,
-        tie_word_embeddings=False,
-    )
+    big = llama_70b()  # on the meta device
     with torch.device("meta"):
         bert = transformers.BertForMaskedLM(transformers.BertConfig())
-        big = transformers.LlamaForCausalLM(llama)
     return {
         "bert-base-meta": ("BERT-base, LoRA on query, value", bert, LoraConfig(r=8, target_modules=["query", "value"])),
         "llama-70b-meta": ("Llama 3 70B config, LoRA all-linear", big, LoraConfig(r=16, target_modules="all-linear")),

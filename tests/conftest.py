@@ -94,6 +94,20 @@ def build_sphinx(
     return Build(app, strip_escape_sequences(status.getvalue()), strip_escape_sequences(warning.getvalue()), app.outdir)
 
 
+def build_mkdocs_page(folder: Path, markdown: str) -> Any:
+    """A one-page MkDocs site in ``folder`` (``docs/index.md`` holds ``markdown``; the plugin with its defaults),
+    built with a real MkDocs: its page, parsed."""
+    from bs4 import BeautifulSoup
+    from mkdocs.commands.build import build
+    from mkdocs.config import load_config
+
+    (folder / "docs").mkdir(parents=True, exist_ok=True)
+    (folder / "docs" / "index.md").write_text(markdown, encoding="utf-8")
+    (folder / "mkdocs.yml").write_text(f"site_name: {folder.name}\nplugins:\n  - modelvis\n", encoding="utf-8")
+    build(load_config(str(folder / "mkdocs.yml")))
+    return BeautifulSoup((folder / "site" / "index.html").read_text(encoding="utf-8"), "html.parser")
+
+
 #: ``build(root, builder="html", *, src=None, **options)``: :func:`build_sphinx` into ``src``, by default a fresh
 #: folder under the test's ``tmp_path`` named after the root.
 BuildFunction = Callable[..., Build]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import Build, build_sphinx
+from conftest import Build, build_mkdocs_page, build_sphinx
 from PIL import Image
 from sphinx_html import figure_by_name, figure_lines, svg_lines
 from torch import nn
@@ -79,18 +79,12 @@ def test_the_cache_key_holds_flops_only_when_set() -> None:
 
 def test_flops_in_mkdocs(tmp_path: Path) -> None:
     pytest.importorskip("mkdocs")
-    from bs4 import BeautifulSoup
-    from mkdocs.commands.build import build
-    from mkdocs.config import load_config
 
-    (tmp_path / "docs").mkdir()
-    (tmp_path / "docs" / "index.md").write_text(
+    soup = build_mkdocs_page(
+        tmp_path,
         "# FLOPs\n\n```{modelvis} net\n:inputs: torch.ones(5, 4)\n:flops:\n\nimport torch\nfrom torch import nn\n"
-        "net = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 2))\n```\n"
+        "net = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 2))\n```\n",
     )
-    (tmp_path / "mkdocs.yml").write_text("site_name: flops\nplugins:\n  - modelvis\n")
-    build(load_config(str(tmp_path / "mkdocs.yml")))
-    soup = BeautifulSoup((tmp_path / "site" / "index.html").read_text(), "html.parser")
     lines = figure_lines(soup.select_one("div.modelvis-figure"))
     assert lines[1] == "    0 (Linear) weight:[8, 4] bias:[8] → [5, 8] 320 FLOPs"
     assert lines[-1] == "flops: 480 FLOPs in the pass"

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import Build, build_sphinx
+from conftest import Build, build_mkdocs_page, build_sphinx
 from PIL import Image
 from sphinx_html import figure_by_name, figure_lines, svg_lines
 from torch import nn
@@ -73,18 +73,12 @@ def test_a_measured_figure_comes_back_from_the_cache(built: Build) -> None:
 
 def test_memory_in_mkdocs(tmp_path: Path) -> None:
     pytest.importorskip("mkdocs")
-    from bs4 import BeautifulSoup
-    from mkdocs.commands.build import build
-    from mkdocs.config import load_config
 
-    (tmp_path / "docs").mkdir()
-    (tmp_path / "docs" / "index.md").write_text(
+    soup = build_mkdocs_page(
+        tmp_path,
         "# Memory\n\n```{modelvis} net\n:memory: training\n:optimizer: adafactor\n\nfrom torch import nn\n"
-        "net = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 2))\n```\n"
+        "net = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 2))\n```\n",
     )
-    (tmp_path / "mkdocs.yml").write_text("site_name: memory\nplugins:\n  - modelvis\n")
-    build(load_config(str(tmp_path / "mkdocs.yml")))
-    soup = BeautifulSoup((tmp_path / "site" / "index.html").read_text(), "html.parser")
     lines = figure_lines(soup.select_one("div.modelvis-figure"))
     # Adafactor: a [8, 4] weight keeps 8 + 4 fp32 second moments (48 B), a bias of 8 a full one (32 B).
     assert lines[1] == "    0 (Linear) weight:[8, 4] bias:[8] 160 B + 160 B grads + 80 B states = 400 B"

@@ -11,9 +11,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("mkdocs")
-from bs4 import BeautifulSoup
-from mkdocs.commands.build import build
-from mkdocs.config import load_config
+from conftest import build_mkdocs_page
 from sphinx_html import figure_lines
 from test_cli import TWICE, TWICE_CHANGES, TWICE_COMPARED
 
@@ -39,12 +37,8 @@ net[0].requires_grad_(False)
 
 
 def test_compare_in_mkdocs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    (tmp_path / "docs").mkdir()
-    (tmp_path / "docs" / "index.md").write_text(PAGE)
-    (tmp_path / "mkdocs.yml").write_text("site_name: compared\nplugins:\n  - modelvis\n")
     with caplog.at_level(logging.WARNING, logger="mkdocs.plugins.modelvis"):
-        build(load_config(str(tmp_path / "mkdocs.yml")))
-    soup = BeautifulSoup((tmp_path / "site" / "index.html").read_text(), "html.parser")
+        soup = build_mkdocs_page(tmp_path, PAGE)
     figures = soup.select("div.modelvis-figure")
     assert len(figures) == 2
     lines = figure_lines(figures[1])
@@ -59,28 +53,22 @@ def test_compare_in_mkdocs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> 
 
 
 def test_forward_view_in_mkdocs(tmp_path: Path) -> None:
-    (tmp_path / "docs").mkdir()
-    (tmp_path / "docs" / "index.md").write_text(
+    soup = build_mkdocs_page(
+        tmp_path,
         "# Forward\n\n```{modelvis} net\n:inputs: torch.ones(3, 4)\n\nimport torch\nfrom torch import nn\n"
-        "net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))\n```\n"
+        "net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))\n```\n",
     )
-    (tmp_path / "mkdocs.yml").write_text("site_name: forward\nplugins:\n  - modelvis\n")
-    build(load_config(str(tmp_path / "mkdocs.yml")))
-    soup = BeautifulSoup((tmp_path / "site" / "index.html").read_text(), "html.parser")
     lines = figure_lines(soup.select_one("div.modelvis-figure"))
     assert lines[1] == "    0 (Linear) weight:[8, 4] bias:[8] → [3, 8]"
     assert lines[-1] == "forward: [3, 4] -> [3, 2]"
 
 
 def test_a_comparison_with_inputs_keeps_the_forward_view_in_mkdocs(tmp_path: Path) -> None:
-    (tmp_path / "docs").mkdir()
-    (tmp_path / "docs" / "index.md").write_text(
+    soup = build_mkdocs_page(
+        tmp_path,
         f"# Traced\n\n```{{modelvis}}\n:name: before\n\n{TWICE}```\n\n"
-        f"```{{modelvis}} net\n:compare: before\n:inputs: torch.ones(3, 4)\n\n{TWICE_CHANGES}```\n"
+        f"```{{modelvis}} net\n:compare: before\n:inputs: torch.ones(3, 4)\n\n{TWICE_CHANGES}```\n",
     )
-    (tmp_path / "mkdocs.yml").write_text("site_name: traced\nplugins:\n  - modelvis\n")
-    build(load_config(str(tmp_path / "mkdocs.yml")))
-    soup = BeautifulSoup((tmp_path / "site" / "index.html").read_text(), "html.parser")
     lines = figure_lines(soup.select("div.modelvis-figure")[1])
     assert lines[:4] == [re.sub("[├└]── ", "    ", line) for line in TWICE_COMPARED], "tree guides read as spaces"
     assert lines[-2].startswith("changes: +6 added") and lines[-1] == "forward: [3, 4] -> [3, 2]"

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import torch
 from accelerate.utils import get_balanced_memory, get_max_memory, infer_auto_device_map
+from test_models import LLAMA_70B
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from sphinx_modelvis import Visualization
@@ -119,14 +120,7 @@ def test_llama_70b_on_four_40_gib_devices_as_from_pretrained_places_it() -> None
     where accelerate's counts the mean leaf): for the tutorial's case, both give the same map."""
     from transformers.integrations.accelerate import _get_device_map
 
-    config = LlamaConfig(
-        hidden_size=8192,
-        intermediate_size=28672,
-        num_hidden_layers=80,
-        num_attention_heads=64,
-        num_key_value_heads=8,
-        vocab_size=32000,
-    )
+    config = LlamaConfig(**{**LLAMA_70B, "vocab_size": 32000})  # Llama 2 70B's vocabulary, as the tutorial's
     with torch.device("meta"):
         model = LlamaForCausalLM._from_config(config, dtype=torch.bfloat16)
     memory = {device: "40GiB" for device in range(4)}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import Build, build_sphinx
+from conftest import Build, build_mkdocs_page, build_sphinx
 from PIL import Image
 from sphinx_html import figure_by_name, figure_lines, svg_lines
 from transformers import LlamaConfig, LlamaForCausalLM
@@ -76,19 +76,13 @@ def test_a_placed_figure_comes_back_from_the_cache(built: Build) -> None:
 
 def test_placement_in_mkdocs(tmp_path: Path) -> None:
     pytest.importorskip("mkdocs")
-    from bs4 import BeautifulSoup
-    from mkdocs.commands.build import build
-    from mkdocs.config import load_config
 
-    (tmp_path / "docs").mkdir()
     code = LLAMA.replace("with torch.device('meta'):\n    model", "model")
-    (tmp_path / "docs" / "index.md").write_text(
+    soup = build_mkdocs_page(
+        tmp_path,
         "# Placement\n\n```{modelvis} model\n:device: meta\n:max-depth: 3\n:device-map: sequential\n"
-        f':max-memory: {{0: "100KiB", 1: "100KiB", 2: "1MiB"}}\n\n{code}```\n'
+        f':max-memory: {{0: "100KiB", 1: "100KiB", 2: "1MiB"}}\n\n{code}```\n',
     )
-    (tmp_path / "mkdocs.yml").write_text("site_name: placement\nplugins:\n  - modelvis\n")
-    build(load_config(str(tmp_path / "mkdocs.yml")))
-    soup = BeautifulSoup((tmp_path / "site" / "index.html").read_text(), "html.parser")
     lines = [line.strip() for line in figure_lines(soup.select_one("div.modelvis-figure"))]
     assert lines[0] == "root @0-2"
     assert any(line.startswith("placement: device_map='sequential'") for line in lines)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Build, build_sphinx
+from conftest import Build, build_mkdocs_page, build_sphinx
 from sphinx_html import figure_by_name, figure_lines
 from torch import nn
 
@@ -390,12 +390,10 @@ def test_mkdocs_warns_and_strict_fails(tmp_path: Path) -> None:
     from mkdocs.config import load_config
     from mkdocs.exceptions import Abort
 
-    (tmp_path / "docs").mkdir()
-    (tmp_path / "docs" / "index.md").write_text(
+    page = (
         "# Targets\n\n```{modelvis} net\n:targets: ['0', 'missing']\n\nfrom torch import nn\n"
         "net = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))\n```\n"
     )
-    (tmp_path / "mkdocs.yml").write_text("site_name: targets\nplugins:\n  - modelvis\n")
     records: list[str] = []
 
     class Keep(logging.Handler):
@@ -405,13 +403,10 @@ def test_mkdocs_warns_and_strict_fails(tmp_path: Path) -> None:
     handler = Keep(logging.WARNING)
     logging.getLogger("mkdocs").addHandler(handler)
     try:
-        build(load_config(str(tmp_path / "mkdocs.yml")))
+        soup = build_mkdocs_page(tmp_path, page)
         assert any("index.md:3: :targets: the name 'missing' matched no module" in message for message in records), (
             records
         )
-        from bs4 import BeautifulSoup
-
-        soup = BeautifulSoup((tmp_path / "site" / "index.html").read_text(), "html.parser")
         assert figure_lines(soup.select_one("div.modelvis-figure"))[1].startswith("◆     0 (Linear)")
         with pytest.raises(Abort, match="strict mode"):
             build(load_config(str(tmp_path / "mkdocs.yml"), strict=True))
