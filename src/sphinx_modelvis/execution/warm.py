@@ -101,10 +101,13 @@ def _distributions() -> tuple[dict[str, str], dict[str, str]]:
 
 
 def package_state() -> str:
-    """This package's version and its files' sizes and times: an edited sphinx-modelvis (an editable install
-    being worked on) is a new template too, since the template has imported the worker's code."""
+    """This package's version and its code and static files' sizes and times: an edited sphinx-modelvis (an
+    editable install being worked on) is a new template too, since the template has imported the worker's code;
+    the same state names the figures' drawn markup and the page's files (the script and stylesheets)."""
     sha = hashlib.sha256(__version__.encode())
-    for path in sorted(_PACKAGE.rglob("*.py")):
+    for path in sorted(_PACKAGE.rglob("*")):
+        if path.suffix not in (".py", ".js", ".css"):
+            continue
         try:
             info = path.stat()
         except OSError:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import types
 import typing
@@ -69,19 +68,15 @@ ASSET_NAMES = ("modelvis.css", "modelvis-figure.css", "modelvis-figure.js")
 
 
 def assets_made_from() -> str:
-    """What the page's files are made from: the minifiers' versions and this package's code and static files
-    (sizes and times). While it stays, the files written last time stand, and a build skips importing the
-    renderer and minifying them again (tens of milliseconds of a build whose figures all come from the cache)."""
+    """What the page's files are made from: this package's code and static files, and the minifiers' versions.
+    While it stays, the files written last time stand, and a build skips importing the renderer and minifying them
+    again (tens of milliseconds of a build whose figures all come from the cache)."""
     import rcssmin
     import rjsmin
 
-    sha = hashlib.sha256(f"rjsmin {rjsmin.__version__}; rcssmin {rcssmin.__version__}\n".encode())
-    package = Path(__file__).resolve().parent.parent
-    for path in sorted(package.rglob("*")):
-        if path.suffix in (".py", ".js", ".css"):
-            info = path.stat()
-            sha.update(f"{path.relative_to(package)}:{info.st_size}:{info.st_mtime_ns}\n".encode())
-    return f"sphinx-modelvis {__version__} ({sha.hexdigest()})"
+    from ..execution.warm import package_state
+
+    return f"sphinx-modelvis {package_state()}; rjsmin {rjsmin.__version__}; rcssmin {rcssmin.__version__}"
 
 
 def _add_static_path(app: Sphinx) -> None:
